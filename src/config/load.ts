@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import { START_OPTIONS, type OptionSpec } from './schema.js';
+import { parseDatabaseUrl, type BackendTarget } from '../proxy/database-url.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface StartConfig {
+  source: BackendTarget;
+  target: BackendTarget;
+  listen: HostPort;
+  admin: HostPort;
+  usersFile?: string;
+  tls?: { cert: Buffer; key: Buffer };
+  state: string;
+  maxClients: number;
+  maxMessageBytes: number;
+  connectTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  readYourWritesMs: number;
+  readSplit: 'random' | 'session-hash';
+  logLevel: string;
+}
+
+export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+
+export function parseHostPort(v: string): HostPort | null {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/**
+ * Merges flags over PGCUTOVER_* environment variables over defaults, and validates every option, collecting
+ * one clear line per problem instead of stopping at the first.
+ */
+export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Loaded<StartConfig> {
+  const errors: string[] = [];
+  const raw = new Map<string, string | undefined>();
+  for (const o of START_OPTIONS) {
+    const f = flags[o.key];
+    const v = f !== undefined && f !== null ? String(f) : env[o.env] ?? o.default;
+    raw.set(o.key, v);
+    if (v === undefined || v === '') {
+      if (o.required) errors.push(`--${o.flag} (or ${o.env}) is required: ${o.doc}`);
+      continue;
+    }
+    const problem = validate(o, v);
+    if (problem) errors.push(`--${o.flag}: ${problem}`);
+  }
+  const get = (k: string) => raw.get(k);
+  let source: BackendTarget | undefined;
+  let target: BackendTarget | undefined;
+  const cto = Number(get('connectTimeoutMs'));
+  for (const role of ['source', 'target'] as const) {
+    const u = get(role);
+    if (!u) continue;
+    const r = parseDatabaseUrl(u, role);
+    if (!r.ok) for (const e of r.errors) errors.push(`--${role}: ${e}`);
+    else {
+      r.value.connectTimeoutMs = cto;
+      if (role === 'source') source = r.value;
+      else target = r.value;
+    }
+  }
+  let tls: StartConfig['tls'];
+  const cert = get('tlsCert');
+  const key = get('tlsKey');
+  if ((cert && !key) || (key && !cert)) errors.push('--tls-cert and --tls-key must be given together');
+  if (cert && key) {
+    try {
+      tls = { cert: readFileSync(cert), key: readFileSync(key) };
+    } catch (e) {
+      errors.push(`--tls-cert/--tls-key: ${(e as Error).message}`);
+    }
+  }
+  const listen = parseHostPort(get('listen')!);
+  const admin = parseHostPort(get('admin')!);
+  if (errors.length > 0 || !source || !target || !listen || !admin) return { ok: false, errors };
+  return {
+    ok: true,
+    value: {
+      source,
+      target,
+      listen,
+      admin,
+      usersFile: get('users'),
+      tls,
+      state: get('state')!.toUpperCase(),
+      maxClients: Number(get('maxClients')),
+      maxMessageBytes: Number(get('maxMessageBytes')),
+      connectTimeoutMs: cto,
+      shutdownTimeoutMs: Number(get('shutdownTimeoutMs')),
+      readYourWritesMs: Number(get('readYourWritesMs')),
+      readSplit: get('readSplit') as StartConfig['readSplit'],
+      logLevel: get('logLevel')!,
+    },
+  };
+}
+
+function validate(o: OptionSpec, v: string): string | null {
+  switch (o.type) {
+    case 'int': {
+      if (!/^\d+$/.test(v)) return `expected a whole number, got "${v}"`;
+      if (o.min !== undefined && Number(v) < o.min) return `must be at least ${o.min}, got ${v}`;
+      return null;
+    }
+    case 'hostport':
+      return parseHostPort(v) ? null : `expected host:port, got "${v}"`;
+    case 'enum': {
+      const up = o.key === 'state' ? v.toUpperCase() : v;
+      return o.choices!.includes(up) ? null : `expected one of ${o.choices!.join(', ')}, got "${v}"`;
+    }
+    case 'bool':
+      return /^(true|false|1|0|yes|no|on|off)$/i.test(v) ? null : `expected true or false, got "${v}"`;
+    case 'file':
+    case 'url':
+    case 'string':
+      return null;
+    default: {
+      const never: never = o.type;
+      throw new Error(`unknown option type ${String(never)}`);
+    }
+  }
+}

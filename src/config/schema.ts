@@ -1,0 +1,40 @@
+/**
+ * Every option of `pg-cutover start`, declared once: name, flag, environment variable, type, default and doc.
+ * The CLI builds its flags and --help from this table, and the README's option table is generated from it.
+ */
+export type OptionType = 'string' | 'url' | 'hostport' | 'int' | 'bool' | 'file' | 'enum';
+
+export interface OptionSpec {
+  readonly key: string;
+  readonly flag: string;
+  readonly env: string;
+  readonly type: OptionType;
+  readonly default?: string;
+  readonly required?: boolean;
+  readonly choices?: readonly string[];
+  readonly min?: number;
+  readonly doc: string;
+}
+
+const opt = (s: Omit<OptionSpec, 'env' | 'flag'> & { flag?: string }): OptionSpec => {
+  const flag = s.flag ?? s.key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  return { ...s, flag, env: 'PGCUTOVER_' + flag.replace(/-/g, '_').toUpperCase() };
+};
+
+export const START_OPTIONS: readonly OptionSpec[] = [
+  opt({ key: 'source', type: 'url', required: true, doc: 'Source (PostgreSQL 14) URL, postgres://user:pass@host:port/db?sslmode=disable|prefer|require; the proxy logs in to it with these credentials' }),
+  opt({ key: 'target', type: 'url', required: true, doc: 'Target (PostgreSQL 15 / Aurora) URL, same form as --source' }),
+  opt({ key: 'listen', type: 'hostport', default: '127.0.0.1:6432', doc: 'Address the proxy accepts PostgreSQL clients on' }),
+  opt({ key: 'admin', type: 'hostport', default: '127.0.0.1:9187', doc: 'Address of the admin HTTP API (health, state, metrics)' }),
+  opt({ key: 'users', type: 'file', doc: 'Client users file (JSON {"users":[{name,password,method}]} or PgBouncer userlist.txt "user" "password" ["method"]); default: the source URL\'s user and password, SCRAM-SHA-256' }),
+  opt({ key: 'tlsCert', type: 'file', doc: 'PEM certificate: clients that send SSLRequest get TLS (otherwise the proxy answers N)' }),
+  opt({ key: 'tlsKey', type: 'file', doc: 'PEM private key for --tls-cert' }),
+  opt({ key: 'state', type: 'enum', default: 'SOURCE_PRIMARY', choices: ['SOURCE_PRIMARY', 'READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES', 'WRITES_TO_AURORA', 'SOURCE_READ_ONLY', 'CUTOVER_COMPLETE', 'ROLLBACK'], doc: 'Cutover state at start when no shared store holds one' }),
+  opt({ key: 'maxClients', type: 'int', default: '2000', min: 1, doc: 'Most client connections at once; more get SQLSTATE 53300' }),
+  opt({ key: 'maxMessageBytes', type: 'int', default: String(64 * 1024 * 1024), min: 1024, doc: 'Largest frontend message accepted; a larger one gets SQLSTATE 08P01 and closes that connection' }),
+  opt({ key: 'connectTimeoutMs', type: 'int', default: '5000', min: 1, doc: 'Timeout for connecting and logging in to a backend' }),
+  opt({ key: 'shutdownTimeoutMs', type: 'int', default: '30000', min: 0, doc: 'On SIGTERM, how long open transactions may run before connections are closed' }),
+  opt({ key: 'readYourWritesMs', type: 'int', default: '0', min: 0, doc: 'After a write, send the session\'s reads to the write backend for this long (0 = off)' }),
+  opt({ key: 'readSplit', type: 'enum', default: 'random', choices: ['random', 'session-hash'], doc: 'How reads are split: weighted random per statement, or a stable hash of the session' }),
+  opt({ key: 'logLevel', type: 'enum', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], doc: 'Log level (logs are JSON lines on stderr)' }),
+];

@@ -1,0 +1,54 @@
+/**
+ * Whose fault is an error? Only errors the target caused may count towards the rollback breaker
+ * (shared/DESIGN.md "Circuit breakers"): a client's syntax error or unique violation would fail
+ * on any server and must never roll a migration back.
+ *
+ * SQLSTATE classes: https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+
+/** A SQLSTATE, or a failure that never produced one. */
+export type ErrorCause = string | 'connection' | 'timeout';
+
+/**
+ * Classes that say the server or the path to it failed, not the statement:
+ * 08 connection exception, 53 insufficient resources, 57 operator intervention (admin shutdown,
+ * crash shutdown, cannot connect now, query canceled), 58 system error (I/O), XX internal error.
+ */
+export const SERVER_FAULT_CLASSES: ReadonlySet<string> = new Set(['08', '53', '57', '58', 'XX']);
+
+/** 57014 query_canceled: also what a client's own CancelRequest produces. */
+const QUERY_CANCELED = '57014';
+
+export interface AttributionContext {
+  /** The backend that returned the error. Default 'target'. A source error is never the target's fault. */
+  readonly backend?: 'source' | 'target';
+  /** The client sent a CancelRequest for this query, so its 57014 is the client's doing. */
+  readonly clientCancelled?: boolean;
+  /**
+   * What the source gave for the same statement, when known (dark reads, shadow comparison):
+   * 'ok', or its SQLSTATE. An error the source would not give is the target's fault whatever its
+   * class; the same error on both sides is not.
+   */
+  readonly sourceResult?: 'ok' | string;
+}
+
+/**
+ * True when the error (or failure) is a server-side fault: connection failures, timeouts and
+ * the classes of `SERVER_FAULT_CLASSES`, except a 57014 the client asked for. Independent of the
+ * backend: used for both sides, so the source's rate can serve as the baseline.
+ */
+export function isServerFault(cause: ErrorCause, clientCancelled = false): boolean {
+  if (cause === 'connection' || cause === 'timeout') return true;
+  if (cause === QUERY_CANCELED && clientCancelled) return false;
+  return SERVER_FAULT_CLASSES.has(cause.slice(0, 2).toUpperCase());
+}
+
+/** Should this error count against the target? */
+export function isTargetFault(cause: ErrorCause, ctx: AttributionContext = {}): boolean {
+  if (ctx.backend === 'source') return false;
+  if (ctx.sourceResult !== undefined) {
+    if (ctx.sourceResult === cause) return false;
+    if (ctx.sourceResult === 'ok') return true;
+  }
+  return isServerFault(cause, ctx.clientCancelled === true);
+}

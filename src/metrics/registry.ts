@@ -1,0 +1,31 @@
+/**
+ * Prometheus metrics. Hot-path counters live in ProxyStats as plain numbers; prom-client reads them at scrape
+ * time through `collect`, so forwarding a query never touches a metric object.
+ */
+import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import type { ProxyStats } from '../proxy/stats.js';
+
+export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => void): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: 'pgcutover_process_' });
+  const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge) => void) =>
+    new Gauge({ name, help, labelNames, registers: [reg], collect() { read(this); } });
+  gauge('pgcutover_clients_active', 'Client connections currently open', [], (g) => g.set(stats.clientsActive));
+  gauge('pgcutover_clients_accepted_total', 'Client connections accepted', [], (g) => g.set(stats.clientsAccepted));
+  gauge('pgcutover_clients_rejected_total', 'Client connections refused (max clients)', [], (g) => g.set(stats.clientsRejected));
+  gauge('pgcutover_auth_failures_total', 'Client logins refused', [], (g) => g.set(stats.authFailures));
+  gauge('pgcutover_protocol_errors_total', 'Connections closed for protocol violations', [], (g) => g.set(stats.protocolErrors));
+  gauge('pgcutover_cancels_forwarded_total', 'Cancel requests forwarded to a backend', [], (g) => g.set(stats.cancelsForwarded));
+  const perRole = (name: string, help: string, pick: (s: ProxyStats) => { source: number; target: number }) =>
+    gauge(name, help, ['backend'], (g) => {
+      const v = pick(stats);
+      g.set({ backend: 'source' }, v.source);
+      g.set({ backend: 'target' }, v.target);
+    });
+  perRole('pgcutover_statements_total', 'Statements (Query, Sync, FunctionCall) sent per backend', (s) => s.statements);
+  perRole('pgcutover_backend_errors_total', 'ErrorResponses returned per backend', (s) => s.errors);
+  perRole('pgcutover_backend_faults_total', 'Errors the backend caused (lost connections, SQLSTATE 08/53/57/58/XX)', (s) => s.backendFaults);
+  perRole('pgcutover_backend_connect_failures_total', 'Failed backend logins', (s) => s.connectFailures);
+  extra?.(reg);
+  return reg;
+}

@@ -1,0 +1,120 @@
+/**
+ * Splits a byte stream into protocol frames (type byte + Int32 length + body) by reading the header only.
+ * Frames are handed out as views into the received chunk; only a frame that straddles two chunks is copied,
+ * once, into a buffer of its exact size (DESIGN.md, "Frame scan, not parse").
+ */
+
+/** Called once per complete frame: the frame occupies buf[start, end) including its 5-byte header. */
+export type FrameHandler = (type: number, buf: Buffer, start: number, end: number) => void;
+
+export interface FrameViolation {
+  readonly sqlstate: '08P01';
+  readonly message: string;
+}
+
+export class FrameReader {
+  private readonly hdr = Buffer.alloc(5);
+  private hdrFill = 0;
+  private pend: Buffer | null = null;
+  private pendFill = 0;
+
+  /**
+   * @param maxFrame largest accepted frame length (the Int32 length field, which counts itself).
+   * @param validTypes type bytes accepted; anything else is a protocol violation. null accepts all.
+   */
+  constructor(
+    private readonly maxFrame: number,
+    private readonly validTypes: ReadonlySet<number> | null,
+  ) {}
+
+  /** Bytes held for a frame not yet complete. */
+  get buffered(): number {
+    return this.hdrFill + this.pendFill;
+  }
+
+  private check(type: number, len: number): FrameViolation | null {
+    if (this.validTypes !== null && !this.validTypes.has(type)) {
+      return { sqlstate: '08P01', message: `invalid frontend message type ${type}` };
+    }
+    if (len < 4) return { sqlstate: '08P01', message: `invalid message length ${len}` };
+    if (len > this.maxFrame) {
+      return { sqlstate: '08P01', message: `message length ${len} exceeds the limit of ${this.maxFrame} bytes` };
+    }
+    return null;
+  }
+
+  /** Feeds one chunk; returns a violation (and stops) at the first bad header. */
+  feed(chunk: Buffer, onFrame: FrameHandler): FrameViolation | null {
+    const n = chunk.length;
+    let pos = 0;
+    if (this.hdrFill > 0) {
+      const take = Math.min(5 - this.hdrFill, n);
+      chunk.copy(this.hdr, this.hdrFill, 0, take);
+      this.hdrFill += take;
+      pos = take;
+      if (this.hdrFill < 5) return null;
+      const len = this.hdr.readInt32BE(1);
+      const bad = this.check(this.hdr[0], len);
+      if (bad) return bad;
+      this.hdrFill = 0;
+      this.pend = Buffer.allocUnsafe(1 + len);
+      this.hdr.copy(this.pend, 0, 0, 5);
+      this.pendFill = 5;
+    }
+    if (this.pend !== null) {
+      const want = this.pend.length - this.pendFill;
+      const take = Math.min(want, n - pos);
+      chunk.copy(this.pend, this.pendFill, pos, pos + take);
+      this.pendFill += take;
+      pos += take;
+      if (this.pendFill < this.pend.length) return null;
+      const whole = this.pend;
+      this.pend = null;
+      this.pendFill = 0;
+      onFrame(whole[0], whole, 0, whole.length);
+    }
+    while (pos < n) {
+      if (n - pos < 5) {
+        chunk.copy(this.hdr, 0, pos, n);
+        this.hdrFill = n - pos;
+        return null;
+      }
+      const type = chunk[pos];
+      const len = chunk.readInt32BE(pos + 1);
+      const bad = this.check(type, len);
+      if (bad) return bad;
+      const end = pos + 1 + len;
+      if (end <= n) {
+        onFrame(type, chunk, pos, end);
+        pos = end;
+      } else {
+        this.pend = Buffer.allocUnsafe(1 + len);
+        chunk.copy(this.pend, 0, pos, n);
+        this.pendFill = n - pos;
+        return null;
+      }
+    }
+    return null;
+  }
+}
+
+/**
+ * Reads the untyped startup-phase packets (Int32 length first, no type byte): StartupMessage, SSLRequest,
+ * GSSENCRequest, CancelRequest. Returns the packet and the rest of the chunk, or null when more bytes are needed.
+ */
+export class StartupReader {
+  private acc: Buffer = Buffer.alloc(0);
+  constructor(private readonly maxPacket: number) {}
+
+  feed(chunk: Buffer): { packet: Buffer; rest: Buffer } | FrameViolation | null {
+    this.acc = this.acc.length === 0 ? chunk : Buffer.concat([this.acc, chunk]);
+    if (this.acc.length < 4) return null;
+    const len = this.acc.readInt32BE(0);
+    if (len < 8 || len > this.maxPacket) return { sqlstate: '08P01', message: `invalid length of startup packet` };
+    if (this.acc.length < len) return null;
+    const packet = this.acc.subarray(0, len);
+    const rest = this.acc.subarray(len);
+    this.acc = Buffer.alloc(0);
+    return { packet, rest };
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The listening side of the proxy: accepts clients, runs login, hands them to ClientSession, routes
+ * CancelRequests by the proxy's own BackendKeyData, and drains on shutdown.
+ */
+import net from 'node:net';
+import { randomInt } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { log } from '../log.js';
+import * as enc from '../protocol/backend-encode.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import type { UserEntry } from './auth/users.js';
+import type { BackendTarget } from './database-url.js';
+import { login } from './login.js';
+import { ClientSession } from './client-session.js';
+import type { Role } from './backend-link.js';
+import { ProxyStats } from './stats.js';
+
+export interface ProxyOptions {
+  listen: { host: string; port: number };
+  backends: { source: BackendTarget; target: BackendTarget };
+  users: ReadonlyMap<string, UserEntry>;
+  tls?: { cert: Buffer; key: Buffer };
+  maxClients: number;
+  maxMessageBytes: number;
+  loginTimeoutMs?: number;
+  writeRole?: () => Role;
+}
+
+export class ProxyServer {
+  readonly stats = new ProxyStats();
+  private readonly server: net.Server;
+  private readonly sessions = new Map<number, ClientSession>();
+  /** Connections still in login (counted against maxClients, closed on shutdown). */
+  private readonly loggingIn = new Set<net.Socket>();
+  private readonly tls: SecureContext | null;
+  private nextId = 1;
+  private stopping = false;
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.tls = opts.tls ? createSecureContext({ cert: opts.tls.cert, key: opts.tls.key }) : null;
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+        this.server.removeListener('error', reject);
+        this.server.on('error', (e) => log.error({ err: e }, 'listener error'));
+        const a = this.server.address() as net.AddressInfo;
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  get clientCount(): number {
+    return this.sessions.size + this.loggingIn.size;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    if (this.stopping) {
+      socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.AdminShutdown, message: 'the proxy is shutting down' }));
+      return;
+    }
+    if (this.clientCount >= this.opts.maxClients) {
+      this.stats.clientsRejected++;
+      socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.TooManyConnections, message: `sorry, too many clients already (max_clients=${this.opts.maxClients})` }));
+      return;
+    }
+    this.stats.clientsAccepted++;
+    this.loggingIn.add(socket);
+    void this.runLogin(socket).finally(() => this.loggingIn.delete(socket));
+  }
+
+  private async runLogin(raw: net.Socket): Promise<void> {
+    const r = await login(raw, {
+      users: this.opts.users,
+      tls: this.tls,
+      maxMessageBytes: this.opts.maxMessageBytes,
+      timeoutMs: this.opts.loginTimeoutMs ?? 60_000,
+      onCancel: (pid, secret) => this.cancel(pid, secret),
+    });
+    switch (r.kind) {
+      case 'cancel':
+        return;
+      case 'fail':
+        if (r.sqlstate.startsWith('28')) this.stats.authFailures++;
+        else if (r.sqlstate === SqlState.ProtocolViolation) this.stats.protocolErrors++;
+        if (!r.quiet) {
+          log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
+          if (!r.socket.destroyed) r.socket.end(enc.errorResponse({ severity: 'FATAL', code: r.sqlstate, message: r.message }));
+        }
+        setTimeout(() => r.socket.destroy(), 1000).unref();
+        return;
+      case 'ok': {
+        if (this.stopping) {
+          r.socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.AdminShutdown, message: 'the proxy is shutting down' }));
+          return;
+        }
+        const id = this.nextId++;
+        let pid = randomInt(1, 0x7fffffff);
+        while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
+        const secret = randomInt(-0x80000000, 0x7fffffff);
+        const session = new ClientSession(id, r.socket, r.user, r.params, pid, secret, {
+          backends: this.opts.backends,
+          maxMessageBytes: this.opts.maxMessageBytes,
+          stats: this.stats,
+          writeRole: this.opts.writeRole ?? (() => 'source'),
+          onClosed: (s) => {
+            if (this.sessions.get(s.pid) === s) {
+              this.sessions.delete(s.pid);
+              this.stats.clientsActive--;
+            }
+          },
+        });
+        this.sessions.set(pid, session);
+        this.stats.clientsActive++;
+        await session.start(r.rest);
+        return;
+      }
+      default: {
+        const never: never = r;
+        throw new Error(`unknown login result ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** CancelRequest: the key is the proxy's own BackendKeyData; a wrong secret is ignored, as PostgreSQL does. */
+  private cancel(pid: number, secret: number): void {
+    const s = this.sessions.get(pid);
+    if (s && s.secret === secret) s.cancel();
+    else log.debug({ pid }, 'cancel request for unknown session ignored');
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, close idle sessions now and others when their transaction ends;
+   * after `timeoutMs` close whatever is left.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.loggingIn) s.destroy();
+    for (const s of this.sessions.values()) s.drain();
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const s of [...this.sessions.values()]) s.fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command');
+    await closed;
+  }
+}
