@@ -9,10 +9,17 @@ import { loadUsersFile, parseUsersEnv, type UserEntry } from './proxy/auth/users
 import { ProxyServer } from './proxy/server.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
+import { Router } from './proxy/router-glue.js';
+import { createClassifier, initClassifier } from './router/classify.js';
+import { parseState, STATE_POLICY, type CutoverState } from './control/states.js';
+import type { RoutePolicy } from './router/route.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
   registry: Registry;
+  /** The cutover state this sidecar routes by. */
+  state(): CutoverState;
+  setState(s: CutoverState, reason: string): void;
   listen: { host: string; port: number };
   admin: { host: string; port: number };
   stop(timeoutMs?: number): Promise<void>;
@@ -34,7 +41,24 @@ export function resolveUsers(cfg: StartConfig, env: NodeJS.ProcessEnv): { ok: tr
 export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = process.env, extraRoutes: Route[] = []): Promise<Started> {
   const users = resolveUsers(cfg, env);
   if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
+  const initial = parseState(cfg.state);
+  if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
+  let state: CutoverState = initial.state;
+  let policy: RoutePolicy = STATE_POLICY[state];
+  await initClassifier();
+  const router = new Router({
+    policy: () => policy,
+    classifier: createClassifier(),
+    readYourWritesMs: cfg.readYourWritesMs,
+    split: cfg.readSplit,
+  });
+  const setState = (s: CutoverState, reason: string) => {
+    log.info({ from: state, to: s, reason }, 'cutover state changed');
+    state = s;
+    policy = STATE_POLICY[s];
+  };
   const proxy = new ProxyServer({
+    router,
     listen: cfg.listen,
     backends: { source: cfg.source, target: cfg.target },
     users: users.value,
@@ -51,7 +75,19 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   }
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', handler: () => ({ status: 200, body: { status: 'ok', clients: proxy.clientCount } }) },
-    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: { state: cfg.state } }) },
+    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: { state, ...policy } }) },
+    {
+      method: 'POST',
+      path: '/transition',
+      mutates: true,
+      handler: ({ body }) => {
+        const b = body as { to?: unknown; reason?: unknown };
+        const to = parseState(b.to);
+        if (!to.ok) return { status: 400, body: { error: to.reason } };
+        setState(to.state, typeof b.reason === 'string' ? b.reason : 'operator');
+        return { status: 200, body: { state, ...policy } };
+      },
+    },
     {
       method: 'GET',
       path: '/metrics',
@@ -73,6 +109,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     value: {
       proxy,
       registry,
+      state: () => state,
+      setState,
       listen,
       admin: { host: cfg.admin.host, port: admin.port },
       stop(timeoutMs = cfg.shutdownTimeoutMs) {

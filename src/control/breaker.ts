@@ -25,24 +25,20 @@ export const BREAKER_ACTION: { readonly [B in BreakerName]: BreakerAction } = {
 export interface BreakerMemory {
   readonly status: BreakerStatus;
   readonly openedAt: number | null;
-  /** When the condition was last seen to clear while open; null while it holds. */
-  readonly clearSince: number | null;
 }
-export const CLOSED: BreakerMemory = { status: 'closed', openedAt: null, clearSince: null };
+export const CLOSED: BreakerMemory = { status: 'closed', openedAt: null };
 
 /**
- * One step of a breaker. `trip`: the condition has held long enough to open. `clear`: the
- * condition is false now. A latched breaker stays open until `reset`.
+ * One step of a breaker. `trip`: the condition has held long enough to open. `clearSince`: since
+ * when the condition has been false (null while it holds). A latched breaker stays open until
+ * `reset`; another closes once the condition has been clear for `closeAfterMs`.
  */
-export function stepBreaker(m: BreakerMemory, now: number, trip: boolean, clear: boolean, closeAfterMs: number, latch: boolean): BreakerMemory {
+export function stepBreaker(m: BreakerMemory, now: number, trip: boolean, clearSince: number | null, closeAfterMs: number, latch: boolean): BreakerMemory {
   switch (m.status) {
     case 'closed':
-      return trip ? { status: 'open', openedAt: now, clearSince: null } : m;
-    case 'open': {
-      if (latch || !clear) return m.clearSince === null ? m : { ...m, clearSince: null };
-      const clearSince = m.clearSince ?? now;
-      return now - clearSince >= closeAfterMs ? CLOSED : { ...m, clearSince };
-    }
+      return trip ? { status: 'open', openedAt: now } : m;
+    case 'open':
+      return !latch && clearSince !== null && now - clearSince >= closeAfterMs ? CLOSED : m;
     default: {
       const never: never = m.status;
       throw new Error(`unknown breaker status ${String(never)}`);
@@ -88,6 +84,7 @@ const BUCKETS = 60;
 interface Gauge {
   value: number | null;
   aboveSince: number | null;
+  belowSince: number | null;
 }
 
 export class BreakerSet {
@@ -103,9 +100,9 @@ export class BreakerSet {
   };
   private sustainedSince: number | null = null;
   private spikeSince: number | null = null;
-  private readonly lag: Gauge = { value: null, aboveSince: null };
-  private readonly cpu: Gauge = { value: null, aboveSince: null };
-  private replError: { message: string | null; since: number | null } = { message: null, since: null };
+  private readonly lag: Gauge = { value: null, aboveSince: null, belowSince: null };
+  private readonly cpu: Gauge = { value: null, aboveSince: null, belowSince: null };
+  private replError: { message: string | null; since: number | null; clearedAt: number | null } = { message: null, since: null, clearedAt: null };
   private last: readonly BreakerReading[] = [];
 
   constructor(opts: { now: () => number; config?: BreakerConfig }) {
@@ -138,8 +135,9 @@ export class BreakerSet {
 
   /** The replication task's error, or null when it has none. */
   observeReplicationError(message: string | null, now: number = this.clock()): void {
-    if (message === null) this.replError = { message: null, since: null };
-    else this.replError = { message, since: this.replError.since ?? now };
+    const e = this.replError;
+    if (message === null) this.replError = { message: null, since: null, clearedAt: e.clearedAt ?? now };
+    else this.replError = { message, since: e.since ?? now, clearedAt: null };
   }
 
   evaluate(now: number = this.clock()): BreakerEvaluation {
@@ -190,7 +188,7 @@ export class BreakerSet {
     const trip =
       (this.sustainedSince !== null && now - this.sustainedSince >= c.holdMs) ||
       (this.spikeSince !== null && now - this.spikeSince >= c.spikeHoldMs);
-    const m = (this.mem['error-rate'] = stepBreaker(this.mem['error-rate'], now, trip, !sustained && !spike, 0, true));
+    const m = (this.mem['error-rate'] = stepBreaker(this.mem['error-rate'], now, trip, null, 0, true));
     const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
     const measured =
       rate === null
@@ -225,7 +223,7 @@ export class BreakerSet {
     what: (v: number) => string,
   ): BreakerReading {
     const trip = g.aboveSince !== null && now - g.aboveSince >= holdMs;
-    const m = (this.mem[name] = stepBreaker(this.mem[name], now, trip, g.aboveSince === null, closeAfterMs, false));
+    const m = (this.mem[name] = stepBreaker(this.mem[name], now, trip, g.belowSince, closeAfterMs, false));
     const detail =
       g.value === null
         ? 'not measured yet'
@@ -241,7 +239,7 @@ export class BreakerSet {
       this.mem['replication-error'],
       now,
       e.since !== null,
-      e.since === null,
+      e.clearedAt,
       this.cfg.replicationError.closeAfterMs,
       false,
     ));
@@ -253,7 +251,9 @@ export class BreakerSet {
 function observeGauge(g: Gauge, value: number | null, threshold: number, now: number): void {
   if (value === null || Number.isNaN(value)) return;
   g.value = value;
-  g.aboveSince = value > threshold ? (g.aboveSince ?? now) : null;
+  const above = value > threshold;
+  g.aboveSince = above ? (g.aboveSince ?? now) : null;
+  g.belowSince = above ? null : (g.belowSince ?? now);
 }
 
 function reading(

@@ -187,8 +187,11 @@ export class RedisStore implements StateStore {
   health(): StoreHealth {
     const stale = this.now() - this.lastContact > this.leaseMs;
     const down = this.cmd.status !== 'ready';
-    const degraded = this.lastError !== null || stale || down || this.pending !== null;
-    const reason = this.lastError ?? (down ? `connection ${this.cmd.status}` : stale ? 'no contact within lease' : this.pending ? 'local rollback not yet written back' : undefined);
+    const unsent = this.pending !== null || this.buffered.length > 0;
+    const degraded = this.lastError !== null || stale || down || unsent;
+    const reason =
+      this.lastError ??
+      (down ? `connection ${this.cmd.status}` : stale ? 'no contact within lease' : unsent ? 'local changes not yet written back' : undefined);
     return { degraded, lastContactMs: this.lastContact, pendingLocal: this.pending !== null, ...(degraded && reason ? { reason } : {}) };
   }
 

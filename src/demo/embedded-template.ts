@@ -27,12 +27,13 @@ function initdbArgs(dataDir: string): string[] {
   return [`--pgdata=${dataDir}`, '--username=postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'];
 }
 
+/** Per OS user: a root-owned cache is not writable by a non-root user sharing /tmp, and vice versa. */
 export function templateRoot(): string {
-  return path.join(os.tmpdir(), 'pg-cutover-templates');
+  return path.join(os.tmpdir(), `pg-cutover-templates-${process.getuid?.() ?? 'u'}`);
 }
 
 function templateDir(bins: PgBinaries, who: RunAs): string {
-  return path.join(templateRoot(), `pg${bins.major}-${bins.version}-u${who.uid ?? process.getuid?.() ?? 'x'}-f${TEMPLATE_FORMAT}`);
+  return path.join(templateRoot(), `pg${bins.major}-${bins.version}-u${who.uid ?? 'self'}-f${TEMPLATE_FORMAT}`);
 }
 
 async function isReady(dir: string): Promise<boolean> {

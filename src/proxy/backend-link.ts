@@ -2,33 +2,58 @@
  * One logged-in backend connection owned by a client session: tracks the backend's transaction status and
  * how many ReadyForQuery messages are still owed (one per Query, Sync or FunctionCall sent), by scanning
  * the reply stream without decoding rows.
+ *
+ * Two paths: the fast one forwards each received chunk whole. The slow one, taken only while the proxy has
+ * injected statements of its own (session catch-up, re-Parse) whose replies must not reach the client, or
+ * while a read on the target is held back so it can be retried on the source, walks whole frames.
  */
 import type { Socket } from 'node:net';
 import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/backend-scan.js';
+import { FrameReader } from '../protocol/framer.js';
 import { sqlStateOf } from '../protocol/backend-encode.js';
 import type { BackendTarget } from './database-url.js';
+import type { Role } from '../router/route.js';
+import { AppliedState } from '../router/session-state.js';
+import { isServerFault } from './stats.js';
 
-export type Role = 'source' | 'target';
+export type { Role };
 
 export interface LinkEvents {
   /** Backend bytes to forward to the client. */
   onData(link: BackendLink, chunk: Buffer): void;
   /** ReadyForQuery seen (after onData of the chunk that held it). */
   onReady(link: BackendLink): void;
-  /** An ErrorResponse with this SQLSTATE passed through. */
+  /** An ErrorResponse with this SQLSTATE passed through to the client. */
   onError(link: BackendLink, sqlstate: string): void;
   /** The connection ended without our asking. */
   onLost(link: BackendLink, why: string): void;
+  /** A held-back reply failed for a reason of the server's: the unit should be retried elsewhere. */
+  onRetry(link: BackendLink, why: string): void;
 }
+
+/** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
+const HOLD_LIMIT = 256 * 1024;
 
 export class BackendLink {
   txStatus: TxStatus = TxStatus.Idle;
-  /** ReadyForQuery messages still owed by the backend. */
+  /** ReadyForQuery messages still owed by the backend (client's and injected). */
   pending = 0;
+  /** Extended-protocol messages were sent without their Sync yet (a unit is open here). */
+  inUnit = false;
   closing = false;
+  /** ReadyForQuery replies (with everything before them) to drop: they answer the proxy's own statements. */
+  swallow = 0;
+  /** Named prepared statements (protocol level) this backend has: name → text. */
+  readonly prepared = new Map<string, string>();
+  /** SQL session state (SET, PREPARE...) applied here. */
+  readonly session = new AppliedState();
+  private hold: Buffer[] | null = null;
+  private holdBytes = 0;
+  private holdFault: string | null = null;
   private readySeen = 0;
   private readonly scanner: BackendScanner;
+  private readonly frames = new FrameReader(0x7fffffff, null);
 
   constructor(
     readonly role: Role,
@@ -39,20 +64,10 @@ export class BackendLink {
     private readonly ev: LinkEvents,
   ) {
     this.scanner = new BackendScanner([Backend.ReadyForQuery, Backend.ErrorResponse], (type, buf, s, e) => {
-      if (type === Backend.ReadyForQuery) {
-        this.txStatus = buf[s] as TxStatus;
-        if (this.pending > 0) this.pending--;
-        this.readySeen++;
-      } else {
-        this.ev.onError(this, sqlStateOf(buf, s, e));
-      }
+      if (type === Backend.ReadyForQuery) this.ready(buf[s] as TxStatus);
+      else this.ev.onError(this, sqlStateOf(buf, s, e));
     });
-    socket.on('data', (chunk: Buffer) => {
-      this.readySeen = 0;
-      this.scanner.feed(chunk);
-      this.ev.onData(this, chunk);
-      if (this.readySeen > 0) this.ev.onReady(this);
-    });
+    socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     const lost = (why: string) => {
       if (this.closing) return;
       this.closing = true;
@@ -63,13 +78,87 @@ export class BackendLink {
     socket.resume();
   }
 
-  /** Idle: outside a transaction with no reply owed. */
+  private ready(status: TxStatus): void {
+    this.txStatus = status;
+    if (this.pending > 0) this.pending--;
+    this.readySeen++;
+  }
+
+  /** Idle: outside a transaction, no reply owed, no unit open. */
   get idle(): boolean {
-    return this.pending === 0 && this.txStatus === TxStatus.Idle;
+    return this.pending === 0 && this.txStatus === TxStatus.Idle && !this.inUnit;
+  }
+
+  /** Hold back this unit's reply until its ReadyForQuery, so a server-side failure can be retried elsewhere. */
+  holdReply(): void {
+    this.hold = [];
+    this.holdBytes = 0;
+    this.holdFault = null;
   }
 
   get address(): string {
     return `${this.target.host}:${this.target.port}`;
+  }
+
+  private onChunk(chunk: Buffer): void {
+    this.readySeen = 0;
+    if (this.swallow === 0 && this.hold === null && this.frames.buffered === 0 && this.scanner.atBoundary) {
+      this.scanner.feed(chunk);
+      this.ev.onData(this, chunk);
+    } else {
+      this.slowPath(chunk);
+    }
+    if (this.readySeen > 0) this.ev.onReady(this);
+  }
+
+  private slowPath(chunk: Buffer): void {
+    const out: Buffer[] = [];
+    const bad = this.frames.feed(chunk, (type, buf, start, end) => {
+      const view = buf.subarray(start, end);
+      if (this.swallow > 0) {
+        if (type === Backend.ReadyForQuery) {
+          this.swallow--;
+          this.ready(buf[start + 5] as TxStatus);
+          this.readySeen--; // the client's session saw nothing
+        }
+        return;
+      }
+      if (type === Backend.ErrorResponse) {
+        const code = sqlStateOf(buf, start + 5, end);
+        if (this.hold !== null && this.holdFault === null && isServerFault(code)) this.holdFault = code;
+        this.ev.onError(this, code);
+      }
+      if (type === Backend.ReadyForQuery) this.ready(buf[start + 5] as TxStatus);
+      if (this.hold !== null) {
+        this.hold.push(view);
+        this.holdBytes += view.length;
+        if (type === Backend.ReadyForQuery) {
+          const held = this.hold;
+          this.hold = null;
+          if (this.holdFault !== null) {
+            this.ev.onRetry(this, `SQLSTATE ${this.holdFault}`);
+            return;
+          }
+          for (const b of held) out.push(b);
+        } else if (this.holdBytes > HOLD_LIMIT && this.holdFault === null) {
+          for (const b of this.hold) out.push(b);
+          this.hold = null;
+        }
+        return;
+      }
+      out.push(view);
+    });
+    if (bad) {
+      this.ev.onLost(this, `bad frame from backend: ${bad.message}`);
+      return;
+    }
+    if (out.length === 1) this.ev.onData(this, out[0]);
+    else if (out.length > 1) this.ev.onData(this, Buffer.concat(out));
+  }
+
+  /** True while a held reply could still be retried (nothing of it reached the client). */
+  get retryable(): boolean {
+    return this.hold !== null;
   }
 
   /** Ends the backend session politely (Terminate); PostgreSQL rolls back any open transaction. */

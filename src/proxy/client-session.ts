@@ -1,9 +1,13 @@
 /**
- * A client connection after login: owns its backend connections and forwards frames between them.
- * Phases: connecting (logging in to the first backend) → ready → closing → closed.
+ * A client connection after login: owns up to two backend connections (source, target) and forwards frames.
+ * Phases: connecting (logging in to the first backend) → ready → closed.
+ *
  * Client → backend: frames are cut by the FrameReader and forwarded as byte ranges of the received chunk,
- * contiguous frames for the same backend in one write. Backend → client: each received chunk is forwarded
- * whole; only ReadyForQuery and ErrorResponse are read (BackendLink).
+ * contiguous frames for the same backend in one write. While a backend owes replies or holds an open
+ * transaction, every frame follows it (a transaction is never split). Otherwise the next unit (a Query, or
+ * extended messages up to Sync) is routed by the Router; in states where every statement goes to one backend
+ * the unit is forwarded without being classified.
+ * Backend → client: each received chunk is forwarded whole (BackendLink).
  */
 import type { Socket } from 'node:net';
 import { Frontend, FRONTEND_TYPES, TxStatus } from '../protocol/codes.js';
@@ -15,22 +19,22 @@ import { connectBackend, sendCancelRequest } from './backend-connect.js';
 import type { BackendTarget } from './database-url.js';
 import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
 import { isServerFault, type ProxyStats } from './stats.js';
+import { Router, type Frame } from './router-glue.js';
 
-export type SessionPhase = 'connecting' | 'ready' | 'closing' | 'closed';
+export type SessionPhase = 'connecting' | 'ready' | 'closed';
 
 export interface SessionDeps {
   backends: { source: BackendTarget; target: BackendTarget };
   maxMessageBytes: number;
   stats: ProxyStats;
-  /** Which backend the session's statements go to; the router replaces this. */
-  writeRole(): Role;
+  router: Router;
   onClosed(s: ClientSession): void;
 }
 
 export class ClientSession implements LinkEvents {
   phase: SessionPhase = 'connecting';
   draining = false;
-  private link: BackendLink | null = null;
+  readonly links: { source: BackendLink | null; target: BackendLink | null } = { source: null, target: null };
   private readonly frames: FrameReader;
   // The run of contiguous client bytes waiting to be written to `runLink`.
   private runBuf: Buffer | null = null;
@@ -38,6 +42,14 @@ export class ClientSession implements LinkEvents {
   private runEnd = 0;
   private runLink: BackendLink | null = null;
   private terminated = false;
+  /** Frames of a unit not yet routed (views into received chunks, which are never reused). */
+  private unit: Frame[] = [];
+  /** Frames waiting while a backend connects or another one finishes its replies. */
+  private held: Frame[] | null = null;
+  /** Frames of the last read unit sent to the target, kept until its reply arrives so it can be retried. */
+  private retryFrames: Frame[] | null = null;
+  private readonly startupParams: Record<string, string> = {};
+  readonly state;
 
   constructor(
     readonly id: number,
@@ -49,50 +61,164 @@ export class ClientSession implements LinkEvents {
     private readonly deps: SessionDeps,
   ) {
     this.frames = new FrameReader(deps.maxMessageBytes, FRONTEND_TYPES);
+    for (const [k, v] of Object.entries(params)) if (k !== 'user') this.startupParams[k] = v;
+    this.state = deps.router.newSession(`${id}:${user}:${params.application_name ?? ''}`);
   }
 
-  /** Connects the backend, greets the client (ParameterStatus, BackendKeyData, ReadyForQuery) and starts forwarding. */
+  /** Connects the writer, greets the client (ParameterStatus, BackendKeyData, ReadyForQuery), starts forwarding. */
   async start(rest: Buffer): Promise<void> {
-    const role = this.deps.writeRole();
-    const target = this.deps.backends[role];
-    const startupParams: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.params)) if (k !== 'user') startupParams[k] = v;
-    const r = await connectBackend(target, startupParams);
-    if (this.phase !== 'connecting') {
-      if (r.ok) r.value.socket.destroy();
-      return;
-    }
-    if (!r.ok) {
-      this.deps.stats.connectFailures[role]++;
-      return this.fatal(r.error.sqlstate, r.error.message);
-    }
-    const b = r.value;
-    this.link = new BackendLink(role, target, b.socket, b.pid, b.secret, this);
+    const role = this.deps.router.policy().writesTo;
+    const r = await this.openLink(role);
+    if (this.phase !== 'connecting') return;
+    if (!r.ok) return this.fatal(r.sqlstate, r.message);
     this.phase = 'ready';
     this.socket.cork();
-    this.socket.write(b.parameterStatus);
+    this.socket.write(r.parameterStatus);
     this.socket.write(enc.backendKeyData(this.pid, this.secret));
     this.socket.write(enc.readyForQuery(TxStatus.Idle));
-    if (b.leftover.length > 0) this.socket.write(b.leftover);
     this.socket.uncork();
     this.socket.on('data', (c: Buffer) => this.onClientData(c));
-    this.socket.on('close', () => this.onClientGone());
-    this.socket.on('error', () => this.onClientGone());
+    this.socket.on('close', () => this.close());
+    this.socket.on('error', () => this.close());
     if (rest.length > 0) this.onClientData(rest);
     this.socket.resume();
     if (this.draining) this.maybeFinishDrain();
   }
 
+  private async openLink(role: Role): Promise<{ ok: true; parameterStatus: Buffer } | { ok: false; sqlstate: string; message: string }> {
+    const target = this.deps.backends[role];
+    const r = await connectBackend(target, this.startupParams);
+    if (this.phase === 'closed') {
+      if (r.ok) r.value.socket.destroy();
+      return { ok: false, sqlstate: SqlState.ConnectionFailure, message: 'session closed' };
+    }
+    if (!r.ok) {
+      this.deps.stats.connectFailures[role]++;
+      this.deps.router.backendFailed(role);
+      return { ok: false, sqlstate: r.error.sqlstate, message: r.error.message };
+    }
+    const b = r.value;
+    this.links[role] = new BackendLink(role, target, b.socket, b.pid, b.secret, this);
+    return { ok: true, parameterStatus: b.parameterStatus };
+  }
+
   private readonly onFrame = (type: number, buf: Buffer, start: number, end: number): void => {
     if (this.terminated) return;
-    const link = this.link!;
-    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) {
-      link.pending++;
-      this.deps.stats.statements[link.role]++;
-    } else if (type === Frontend.Terminate) {
-      // Not forwarded: the proxy ends the backend session itself (and would return it to a pool).
+    if (this.held !== null) {
+      this.held.push({ type, buf, start, end });
+      return;
+    }
+    if (type === Frontend.Terminate) {
+      // Not forwarded: the proxy ends its backend sessions itself.
       this.terminated = true;
       return;
+    }
+    const busy = this.busyLink();
+    if (busy !== null) return this.send(busy, type, buf, start, end);
+    if (this.unit.length === 0) {
+      // Fast path: in states where everything goes to one backend, forward without classifying.
+      const role = this.deps.router.uniform(this.state);
+      if (role !== null) {
+        const link = this.links[role];
+        if (link !== null && this.deps.router.ready(this.state, link)) {
+          this.deps.router.unitStart(this.state, link, false);
+          this.deps.router.watchPins(this.state, link, type, buf, start, end);
+          return this.send(link, type, buf, start, end);
+        }
+      }
+    }
+    this.unit.push({ type, buf, start, end });
+    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall || type === Frontend.Flush || this.unit.length > 256) {
+      const unit = this.unit;
+      this.unit = [];
+      this.dispatch(unit, this.deps.router.route(this.state, unit));
+    }
+  };
+
+  /** The link that owes replies or holds a transaction: everything goes there until it is idle again. */
+  private busyLink(): BackendLink | null {
+    const s = this.links.source;
+    if (s !== null && !s.idle) return s;
+    const t = this.links.target;
+    if (t !== null && !t.idle) return t;
+    return null;
+  }
+
+  /** Sends a routed unit, after connecting the backend and bringing its session state up to date. */
+  private dispatch(unit: Frame[], role: Role): void {
+    const link = this.links[role];
+    if (link === null) return this.connectThenDispatch(unit, role);
+    const catchUp = this.deps.router.catchUp(this.state, link, unit);
+    if (catchUp !== null) {
+      this.flushRun();
+      link.pending += catchUp.replies;
+      link.swallow += catchUp.replies;
+      link.socket.write(catchUp.bytes);
+    }
+    const isRead = role === 'target' && role !== this.deps.router.policy().writesTo;
+    if (isRead) {
+      this.retryFrames = unit;
+      link.holdReply();
+    }
+    for (const f of unit) this.send(link, f.type, f.buf, f.start, f.end);
+    this.flushRun();
+  }
+
+  private connectThenDispatch(unit: Frame[], role: Role): void {
+    this.flushRun();
+    this.held = [];
+    this.socket.pause();
+    void this.openLink(role).then((r) => {
+      if (this.phase === 'closed') return;
+      if (!r.ok) {
+        if (role === 'target' && this.deps.router.policy().writesTo !== 'target') {
+          // A read that the target cannot serve goes to the source; the client sees nothing (DESIGN.md).
+          this.deps.stats.targetFallbacks++;
+          this.resumeWith(unit, 'source');
+          return;
+        }
+        log.warn({ session: this.id, backend: role, err: r.message }, 'backend connect failed');
+        return this.fatal(r.sqlstate, r.message);
+      }
+      this.resumeWith(unit, role);
+    });
+  }
+
+  private resumeWith(unit: Frame[], role: Role): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.dispatch(unit, role);
+    for (const f of held) this.onFrame(f.type, f.buf, f.start, f.end);
+    this.flushRun();
+    if (this.held === null && this.phase === 'ready') this.socket.resume();
+  }
+
+  private send(link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+    switch (type) {
+      case Frontend.Query:
+      case Frontend.FunctionCall:
+        link.pending++;
+        this.deps.stats.statements[link.role]++;
+        this.deps.router.sent(this.state, link, type, buf, start, end);
+        break;
+      case Frontend.Sync:
+        link.pending++;
+        link.inUnit = false;
+        this.deps.stats.statements[link.role]++;
+        break;
+      case Frontend.Parse:
+      case Frontend.Close:
+        link.inUnit = true;
+        this.deps.router.sent(this.state, link, type, buf, start, end);
+        break;
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Flush:
+        link.inUnit = true;
+        break;
+      default:
+        break;
     }
     if (this.runLink === link && this.runBuf === buf && this.runEnd === start) {
       this.runEnd = end;
@@ -103,7 +229,7 @@ export class ClientSession implements LinkEvents {
     this.runBuf = buf;
     this.runStart = start;
     this.runEnd = end;
-  };
+  }
 
   private flushRun(): void {
     const link = this.runLink;
@@ -115,7 +241,7 @@ export class ClientSession implements LinkEvents {
     if (!link.socket.write(view)) {
       this.socket.pause();
       link.socket.once('drain', () => {
-        if (this.phase === 'ready') this.socket.resume();
+        if (this.phase === 'ready' && this.held === null) this.socket.resume();
       });
     }
   }
@@ -142,7 +268,11 @@ export class ClientSession implements LinkEvents {
   }
 
   onReady(link: BackendLink): void {
-    if (this.draining && link.idle) this.maybeFinishDrain();
+    if (link.idle) {
+      this.retryFrames = null;
+      this.deps.router.unitDone(this.state, link);
+      if (this.draining) this.maybeFinishDrain();
+    }
   }
 
   onError(link: BackendLink, sqlstate: string): void {
@@ -150,10 +280,27 @@ export class ClientSession implements LinkEvents {
     if (isServerFault(sqlstate)) this.deps.stats.backendFaults[link.role]++;
   }
 
+  onRetry(link: BackendLink, why: string): void {
+    const frames = this.retryFrames;
+    this.retryFrames = null;
+    this.deps.stats.targetFallbacks++;
+    this.deps.router.backendFailed(link.role);
+    log.debug({ session: this.id, why }, 'read failed on the target; retrying on the source');
+    if (frames !== null) this.dispatch(frames, 'source');
+  }
+
   onLost(link: BackendLink, why: string): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    this.links[link.role] = null;
+    if (this.phase === 'closed') return;
     this.deps.stats.backendFaults[link.role]++;
+    this.deps.router.backendFailed(link.role);
+    if (link.retryable && this.retryFrames !== null && link.txStatus === TxStatus.Idle) {
+      log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
+      return this.onRetry(link, why);
+    }
+    const wasIdle = link.pending === 0 && link.txStatus === TxStatus.Idle && !link.inUnit;
     log.warn({ session: this.id, backend: link.role, why }, 'backend connection lost');
+    if (wasIdle && this.links.source !== null) return; // nothing was running there: reconnect on next use
     this.fatal(SqlState.ConnectionFailure, `connection to ${link.role} backend ${link.address} lost: ${why}`);
   }
 
@@ -164,7 +311,7 @@ export class ClientSession implements LinkEvents {
   }
 
   private maybeFinishDrain(): void {
-    if (this.phase === 'ready' && (this.link === null || this.link.idle)) {
+    if (this.phase === 'ready' && this.busyLink() === null) {
       this.fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     } else if (this.phase === 'connecting') {
       this.fatal(SqlState.AdminShutdown, 'the proxy is shutting down');
@@ -173,21 +320,18 @@ export class ClientSession implements LinkEvents {
 
   /** Forwards a CancelRequest to the backend running this session's query. */
   cancel(): void {
-    const l = this.link;
-    if (l && l.pending > 0) {
-      this.deps.stats.cancelsForwarded++;
-      void sendCancelRequest(l.target, l.pid, l.secret);
+    for (const l of [this.links.source, this.links.target]) {
+      if (l && l.pending > 0) {
+        this.deps.stats.cancelsForwarded++;
+        void sendCancelRequest(l.target, l.pid, l.secret);
+      }
     }
   }
 
   /** Sends a FATAL ErrorResponse and closes the session. */
   fatal(sqlstate: string, message: string): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    if (this.phase === 'closed') return;
     if (!this.socket.destroyed) this.socket.write(enc.errorResponse({ severity: 'FATAL', code: sqlstate, message }));
-    this.close();
-  }
-
-  private onClientGone(): void {
     this.close();
   }
 
@@ -198,8 +342,8 @@ export class ClientSession implements LinkEvents {
   close(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
-    const l = this.link;
-    if (l) {
+    for (const l of [this.links.source, this.links.target]) {
+      if (l === null) continue;
       if (l.pending > 0 && !l.closing) void sendCancelRequest(l.target, l.pid, l.secret);
       l.close();
     }

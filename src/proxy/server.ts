@@ -12,7 +12,7 @@ import type { UserEntry } from './auth/users.js';
 import type { BackendTarget } from './database-url.js';
 import { login } from './login.js';
 import { ClientSession } from './client-session.js';
-import type { Role } from './backend-link.js';
+import type { Router } from './router-glue.js';
 import { ProxyStats } from './stats.js';
 
 export interface ProxyOptions {
@@ -23,7 +23,7 @@ export interface ProxyOptions {
   maxClients: number;
   maxMessageBytes: number;
   loginTimeoutMs?: number;
-  writeRole?: () => Role;
+  router: Router;
 }
 
 export class ProxyServer {
@@ -107,7 +107,7 @@ export class ProxyServer {
           backends: this.opts.backends,
           maxMessageBytes: this.opts.maxMessageBytes,
           stats: this.stats,
-          writeRole: this.opts.writeRole ?? (() => 'source'),
+          router: this.opts.router,
           onClosed: (s) => {
             if (this.sessions.get(s.pid) === s) {
               this.sessions.delete(s.pid);

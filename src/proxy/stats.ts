@@ -9,6 +9,8 @@ export class ProxyStats {
   authFailures = 0;
   protocolErrors = 0;
   cancelsForwarded = 0;
+  /** Reads the target could not serve, retried on the source without the client seeing an error. */
+  targetFallbacks = 0;
   readonly statements = { source: 0, target: 0 };
   readonly errors = { source: 0, target: 0 };
   /** Errors the backend itself caused (connection loss, SQLSTATE classes 08, 53, 57, 58, XX). */

@@ -121,8 +121,9 @@ t.test('minimum stable time per stage, on a fake clock', async (t) => {
     t.match(decideTransition(snap(state), req(to), okCtx(T0 + need)), { ok: true }, `${state}: on time`);
   }
   // SHADOW_WRITES waits for gate 3, not a clock; SOURCE_PRIMARY for gate 2.
-  t.match(decideTransition(snap('SHADOW_WRITES'), req('WRITES_TO_AURORA'), okCtx(T0 + 1)), { ok: true });
-  t.match(decideTransition(snap('SOURCE_PRIMARY'), req('READS_10PCT_AURORA'), okCtx(T0 + 1)), { ok: true });
+  const justGated = okCtx(T0 + 1, { gates: { 2: { passed: true, at: T0 + 1 }, 3: { passed: true, at: T0 + 1 } } });
+  t.match(decideTransition(snap('SHADOW_WRITES'), req('WRITES_TO_AURORA'), justGated), { ok: true });
+  t.match(decideTransition(snap('SOURCE_PRIMARY'), req('READS_10PCT_AURORA'), justGated), { ok: true });
 
   const demo = scaleControlConfig(DEFAULT_CONTROL_CONFIG, 1 / 3600).cutover;
   t.equal(demo.minStableForMs.READS_10PCT_AURORA, 24_000, 'scaled for a demo: 24h becomes 24s');

