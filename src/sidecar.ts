@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import { log } from './log.js';
 import type { StartConfig } from './config/load.js';
 import { loadUsersFile, parseUsersEnv, type UserEntry } from './proxy/auth/users.js';
+import { warmScramSecrets } from './proxy/auth/scram-secrets.js';
 import { ProxyServer } from './proxy/server.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
@@ -41,6 +42,8 @@ export function resolveUsers(cfg: StartConfig, env: NodeJS.ProcessEnv): { ok: tr
 export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = process.env, extraRoutes: Route[] = []): Promise<Started> {
   const users = resolveUsers(cfg, env);
   if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
+  // Derive SCRAM keys now: a first login must cost the same for every user, known or not.
+  warmScramSecrets(users.value.values());
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
   let state: CutoverState = initial.state;

@@ -62,7 +62,8 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
     const r = parseDatabaseUrl(u, role);
     if (!r.ok) for (const e of r.errors) errors.push(`--${role}: ${e}`);
     else {
-      r.value.connectTimeoutMs = cto;
+      // A connect_timeout in the URL wins over --connect-timeout-ms.
+      if (!/[?&]connect_timeout=/.test(u)) r.value.connectTimeoutMs = cto;
       if (role === 'source') source = r.value;
       else target = r.value;
     }

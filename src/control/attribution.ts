@@ -46,6 +46,7 @@ export function isServerFault(cause: ErrorCause, clientCancelled = false): boole
 /** Should this error count against the target? */
 export function isTargetFault(cause: ErrorCause, ctx: AttributionContext = {}): boolean {
   if (ctx.backend === 'source') return false;
+  if (cause === QUERY_CANCELED && ctx.clientCancelled) return false;
   if (ctx.sourceResult !== undefined) {
     if (ctx.sourceResult === cause) return false;
     if (ctx.sourceResult === 'ok') return true;

@@ -14,6 +14,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { log } from '../log.js';
 import { parseAuditEntry, type AuditEntry } from './audit.js';
 import { initialSnapshot, type CutoverSnapshot } from './cutover-machine.js';
+import { redactUrl, whenReady } from './redis-connect.js';
 import { CAS_LUA, RESTORE_LUA, type ScriptReply, type StoreCommands } from './redis-scripts.js';
 import { Subscribers, casPrecondition, parseSnapshot, type CasResult, type StateStore, type StoreHealth } from './store.js';
 
@@ -104,7 +105,7 @@ export class RedisStore implements StateStore {
   static async open(opts: RedisStoreOptions): Promise<RedisStore> {
     const store = new RedisStore(opts);
     try {
-      await Promise.all([store.cmd.connect(), store.sub.connect()]);
+      await Promise.all([store.cmd, store.sub].map((c) => whenReady(c, opts.connectTimeoutMs ?? 5000)));
       await store.sub.subscribe(store.keys.channel);
       const created = { kind: 'transition', by: store.by, at: store.known.since, to: store.known.state, version: store.known.version, reason: 'state key created' };
       await store.restore(store.known, created);
@@ -328,8 +329,4 @@ export class RedisStore implements StateStore {
     if (this.lastError === null) log.warn({ err: message }, 'Redis state store unreachable; keeping the last known state');
     this.lastError = message;
   }
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

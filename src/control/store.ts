@@ -38,7 +38,7 @@ export interface StateStore {
   get(): Promise<CutoverSnapshot>;
   /** Set `next` if the stored version is still `expectedVersion`; record `audit` with it. Never rejects. */
   compareAndSet(expectedVersion: number, next: CutoverSnapshot, audit: AuditEntry): Promise<CasResult>;
-  /** Called with every newer snapshot (own CAS, other sidecars, poll, reconcile). Returns unsubscribe. */
+  /** Called with every snapshot this sidecar switches to (own CAS, other sidecars, poll, reconcile after an outage). Returns unsubscribe. */
   subscribe(cb: (s: CutoverSnapshot) => void): () => void;
   /** The last `limit` audit entries, oldest first. Rejects when the store is unreachable. */
   audit(limit?: number): Promise<AuditEntry[]>;

@@ -130,6 +130,8 @@ export function connectBackend(
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
       socket.removeListener('close', onClose);
+      // The TLS socket reports failures from now on; keep the raw one from ever throwing an unheard 'error'.
+      socket.on('error', () => undefined);
       let secure: tls.TLSSocket;
       try {
         secure = tls.connect(tlsOptions(target, socket));

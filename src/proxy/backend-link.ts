@@ -28,6 +28,8 @@ export interface LinkEvents {
   onError(link: BackendLink, sqlstate: string): void;
   /** The connection ended without our asking. */
   onLost(link: BackendLink, why: string): void;
+  /** May an unsolicited message (notification, notice, parameter status) from this idle link go to the client now? */
+  mayInterject(link: BackendLink): boolean;
   /** A held-back reply failed for a reason of the server's: the unit should be retried elsewhere. */
   onRetry(link: BackendLink, why: string): void;
 }
@@ -102,7 +104,13 @@ export class BackendLink {
 
   private onChunk(chunk: Buffer): void {
     this.readySeen = 0;
-    if (this.swallow === 0 && this.hold === null && this.frames.buffered === 0 && this.scanner.atBoundary) {
+    // A frame split across chunks is finished by the reader that started it: the scanner (fast path) or the
+    // FrameReader (other paths). Handing the rest of a scanned frame to the FrameReader would read row bytes as
+    // a header (seen as a hang on any reply larger than one chunk).
+    const midScan = !this.scanner.atBoundary;
+    if (!midScan && this.pending === 0 && !this.inUnit && this.swallow === 0 && this.hold === null) {
+      this.unsolicited(chunk);
+    } else if (midScan || (this.swallow === 0 && this.hold === null && this.frames.buffered === 0)) {
       this.scanner.feed(chunk);
       this.ev.onData(this, chunk);
     } else {
@@ -110,6 +118,30 @@ export class BackendLink {
     }
     if (this.readySeen > 0) this.ev.onReady(this);
   }
+
+  /**
+   * Bytes from a backend that owes no reply: asynchronous NotificationResponse, NoticeResponse and
+   * ParameterStatus go to the client when no other backend is mid-reply; an ErrorResponse here is the server
+   * ending the session (shutdown, terminate, idle timeout): it is kept for the loss report, not forwarded,
+   * so a reader going away unseen does not kill the client's session.
+   */
+  private unsolicited(chunk: Buffer): void {
+    const out: Buffer[] = [];
+    const bad = this.frames.feed(chunk, (type, buf, start, end) => {
+      if (type === Backend.ErrorResponse) {
+        this.lastError = buf.toString('utf8', start + 5, end).replace(/\0/g, ' ').trim();
+        return;
+      }
+      if (type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) {
+        if (this.ev.mayInterject(this)) out.push(buf.subarray(start, end));
+      }
+    });
+    if (bad) return this.ev.onLost(this, `bad frame from backend: ${bad.message}`);
+    if (out.length > 0) this.ev.onData(this, out.length === 1 ? out[0] : Buffer.concat(out));
+  }
+
+  /** Fields of the last ErrorResponse received while idle (the server's reason for closing). */
+  lastError = '';
 
   private slowPath(chunk: Buffer): void {
     const out: Buffer[] = [];

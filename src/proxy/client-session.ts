@@ -289,8 +289,13 @@ export class ClientSession implements LinkEvents {
     if (frames !== null) this.dispatch(frames, 'source');
   }
 
+  mayInterject(link: BackendLink): boolean {
+    const other = link.role === 'source' ? this.links.target : this.links.source;
+    return other === null || other.idle;
+  }
+
   onLost(link: BackendLink, why: string): void {
-    this.links[link.role] = null;
+    if (this.links[link.role] === link) this.links[link.role] = null;
     if (this.phase === 'closed') return;
     this.deps.stats.backendFaults[link.role]++;
     this.deps.router.backendFailed(link.role);
@@ -298,10 +303,12 @@ export class ClientSession implements LinkEvents {
       log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
       return this.onRetry(link, why);
     }
-    const wasIdle = link.pending === 0 && link.txStatus === TxStatus.Idle && !link.inUnit;
-    log.warn({ session: this.id, backend: link.role, why }, 'backend connection lost');
-    if (wasIdle && this.links.source !== null) return; // nothing was running there: reconnect on next use
-    this.fatal(SqlState.ConnectionFailure, `connection to ${link.role} backend ${link.address} lost: ${why}`);
+    const reason = link.lastError ? `${why} (${link.lastError})` : why;
+    log.warn({ session: this.id, backend: link.role, why: reason }, 'backend connection lost');
+    // A reader that goes away while idle is reconnected on next use; the writer's loss ends the session,
+    // as it would for a client connected to it directly.
+    if (link.idle && link.role !== this.deps.router.policy().writesTo) return;
+    this.fatal(SqlState.ConnectionFailure, `connection to ${link.role} backend ${link.address} lost: ${reason}`);
   }
 
   /** Shutdown: close now if nothing is in flight, else when the open transaction ends. */

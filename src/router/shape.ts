@@ -4,8 +4,8 @@
  *
  * One left-to-right pass over char codes, following the PostgreSQL lexer (src/backend/parser/scan.l)
  * closely enough that a literal boundary here is a literal boundary there:
- *  - masked: numbers (`42`, `1.5`, `.5`, `1e-3`), `'...'` (with `''`), `E'...'` (with backslash
- *    escapes), `B'...'`, `X'...'`, `N'...'`, `U&'...'`, `$$...$$` and `$tag$...$tag$`;
+ *  - masked: numbers (`42`, `1.5`, `.5`, `1e-3`), `'...'` and `N'...'` and `U&'...'` (with `''`),
+ *    `E'...'` (with backslash escapes), `B'...'` and `X'...'` (no escapes), `$$...$$`, `$tag$...$tag$`;
  *  - kept verbatim: keywords, identifiers (`t1`, `a$b`), `"quoted identifiers"`, parameters (`$1`),
  *    operators, whitespace, and comments that carry a routing hint (`pg-cutover:`);
  *  - other comments become one space: they are whitespace to the server, and tracing comments
@@ -53,6 +53,12 @@ function endOfString(sql: string, i: number): number {
     } else i++;
   }
   return n;
+}
+
+/** End of a B'...' or X'...' body starting at `i`. */
+function endOfBitString(sql: string, i: number): number {
+  const q = sql.indexOf("'", i);
+  return q < 0 ? sql.length : q + 1;
 }
 
 /** End of an E'...' string body starting at `i`: backslash escapes the next char, `''` too. */
@@ -165,7 +171,9 @@ export function shapeKey(sql: string): string {
       if (c1 === QUOTE) {
         // E'..' has backslash escapes; B'..', X'..', N'..' follow the standard quoting rules.
         if (c === 101 || c === 69) litEnd = endOfEString(sql, i + 2);
-        else if (c === 98 || c === 66 || c === 120 || c === 88 || c === 110 || c === 78) litEnd = endOfString(sql, i + 2);
+        else if (c === 110 || c === 78) litEnd = endOfString(sql, i + 2);
+        // Bit strings have no `''` escape (scan.l xb/xh): the first quote ends them.
+        else if (c === 98 || c === 66 || c === 120 || c === 88) litEnd = endOfBitString(sql, i + 2);
       } else if ((c === 117 || c === 85) && c1 === AMP) {
         const c2 = sql.charCodeAt(i + 2);
         if (c2 === QUOTE) litEnd = endOfString(sql, i + 3);
