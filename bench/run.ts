@@ -16,8 +16,8 @@ import {
 import { startPgbouncer } from './pgbouncer.js';
 import { measureIdleMemory, type IdleMemoryResult } from './memory.js';
 
-export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'] as const;
-export type Target = (typeof TARGETS)[number];
+const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'] as const;
+type Target = (typeof TARGETS)[number];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -209,6 +209,7 @@ async function main(): Promise<number> {
 
 async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
   const started = new Date();
+  const loadAtStart = os.loadavg()[0]!;
   say(`options: ${JSON.stringify(opts)}`);
   // Every idle client through a forwarding proxy holds its own backend
   // during the memory check; the margin covers psql and slow backend exits.
@@ -300,7 +301,8 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
   }
 
   const summary = summarize(runs, opts.workloads, opts.clients, targets);
-  const machine = { ...machineInfo(), postgres: serverVersion };
+  // Other processes on the machine are the main source of noise: say how busy it was.
+  const machine = { ...machineInfo(), postgres: serverVersion, loadAvgStart: loadAtStart, loadAvgEnd: os.loadavg()[0]! };
   process.stdout.write(report(summary, runs, memory, unavailable, started, machine, opts));
   const outDir = join(repoRoot, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
@@ -319,7 +321,8 @@ function report(
   const out: string[] = [
     `## Proxy benchmark ${started.toISOString().slice(0, 10)}`, '',
     `${machine.cpus} × ${machine.cpu}, ${machine.memGB} GB, Linux ${machine.kernel}, Node ${machine.node}, PostgreSQL ${machine.postgres}, ${machine.pgbouncer}.`,
-    `pgbench -T ${opts.duration}, ${opts.rounds} interleaved round(s), medians; scale ${opts.scale}.`, '',
+    `pgbench -T ${opts.duration}, ${opts.rounds} interleaved round(s), medians; scale ${opts.scale}. ` +
+      `1-minute load average ${f(Number(machine.loadAvgStart), 1)} at start, ${f(Number(machine.loadAvgEnd), 1)} at end (${machine.cpus} CPUs).`, '',
     markdownTable(rows),
   ];
   const has = (t: string): boolean => rows.some((r) => r.target === t && r.ok > 0);

@@ -22,6 +22,7 @@ export interface StartConfig {
   readYourWritesMs: number;
   readSplit: 'random' | 'session-hash';
   logLevel: string;
+  shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[] };
 }
 
 export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
@@ -99,6 +100,14 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       readYourWritesMs: Number(get('readYourWritesMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],
       logLevel: get('logLevel')!,
+      shadow: {
+        samplePct: Math.min(100, Number(get('shadowSamplePct'))),
+        poolSize: Number(get('shadowPoolSize')),
+        lagBudgetBytes: Number(get('shadowLagBudgetBytes')),
+        capMs: Number(get('shadowCapMs')),
+        lockTimeoutMs: Number(get('shadowLockTimeoutMs')),
+        maskColumns: get('shadowMaskColumns')!.split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
+      },
     },
   };
 }

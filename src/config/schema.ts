@@ -36,5 +36,11 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'shutdownTimeoutMs', type: 'int', default: '30000', min: 0, doc: 'On SIGTERM, how long open transactions may run before connections are closed' }),
   opt({ key: 'readYourWritesMs', type: 'int', default: '0', min: 0, doc: 'After a write, send the session\'s reads to the write backend for this long (0 = off)' }),
   opt({ key: 'readSplit', type: 'enum', default: 'random', choices: ['random', 'session-hash'], doc: 'How reads are split: weighted random per statement, or a stable hash of the session' }),
+  opt({ key: 'shadowSamplePct', type: 'int', default: '10', min: 0, doc: 'SHADOW_WRITES: percent of write transactions run in lock-step on the target and rolled back (0..100)' }),
+  opt({ key: 'shadowPoolSize', type: 'int', default: '4', min: 1, doc: 'SHADOW_WRITES: target connections for shadows; with none free a transaction is not shadowed' }),
+  opt({ key: 'shadowLagBudgetBytes', type: 'int', default: '65536', min: 0, doc: 'SHADOW_WRITES: replication lag above which shadow sampling backs off' }),
+  opt({ key: 'shadowCapMs', type: 'int', default: '2000', min: 10, doc: 'SHADOW_WRITES: a shadow transaction open longer is rolled back and counted as abandoned' }),
+  opt({ key: 'shadowLockTimeoutMs', type: 'int', default: '100', min: 1, doc: 'SHADOW_WRITES: lock_timeout of shadow sessions (keep well below deadlock_timeout)' }),
+  opt({ key: 'shadowMaskColumns', type: 'string', default: 'id', doc: 'SHADOW_WRITES: comma-separated column names left out of result comparison (timestamps and uuids are always masked)' }),
   opt({ key: 'logLevel', type: 'enum', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], doc: 'Log level (logs are JSON lines on stderr)' }),
 ];

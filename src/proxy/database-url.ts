@@ -123,3 +123,18 @@ export function redactUrl(url: string): string {
 export function targetAddress(t: Pick<BackendTarget, 'host' | 'port'>): string {
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
+
+/** node-postgres connection settings for the control plane's own connections to a backend. */
+export function pgClientConfig(t: BackendTarget, applicationName = 'pg-cutover'): import('pg').ClientConfig {
+  return {
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    password: t.password,
+    database: t.database,
+    // node-postgres has no 'prefer': the control plane uses TLS only where it is required.
+    ssl: t.tls === 'require' ? { rejectUnauthorized: t.tlsVerify !== undefined && t.tlsVerify !== 'none' } : false,
+    connectionTimeoutMillis: t.connectTimeoutMs || undefined,
+    application_name: applicationName,
+  };
+}

@@ -5,6 +5,7 @@
  * (session SETs replayed, named statements re-Parsed from their original bytes).
  */
 import { Frontend } from '../protocol/codes.js';
+import { closeStatementFrame, queryFrame, SYNC_FRAME } from '../protocol/frontend-encode.js';
 import { parseHead, queryText } from '../protocol/frontend-decode.js';
 import type { Classifier, Classification } from '../router/classify.js';
 import { routeUnit, sessionPoint, summarize, uniformRole, type Role, type RoutePolicy } from '../router/route.js';
@@ -44,7 +45,6 @@ export interface RouterOptions {
 /** Substrings of TEMP/TEMPORARY, LISTEN and pg_advisory_lock in either case. */
 const PIN_WORDS = ['emp', 'EMP', 'isten', 'ISTEN', 'dvisory', 'DVISORY'].map((w) => Buffer.from(w));
 
-const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
 export class Router {
   private targetDownUntil = 0;
@@ -155,7 +155,7 @@ export class Router {
       parses++;
     }
     if (parses > 0) {
-      parts.push(SYNC);
+      parts.push(SYNC_FRAME);
       replies++;
     }
     return parts.length === 0 ? null : { bytes: Buffer.concat(parts), replies };
@@ -257,25 +257,4 @@ function mayChangeSession(buf: Buffer, at: number, end: number): boolean {
   if (a === 0x64 && b === 0x65 && c === 0x61) return true; // dea(llocate)
   if (a === 0x64 && b === 0x69 && c === 0x73) return true; // dis(card)
   return false;
-}
-
-function queryFrame(sql: string): Buffer {
-  const n = Buffer.byteLength(sql);
-  const b = Buffer.allocUnsafe(6 + n);
-  b[0] = Frontend.Query;
-  b.writeInt32BE(5 + n, 1);
-  b.write(sql, 5, 'utf8');
-  b[5 + n] = 0;
-  return b;
-}
-
-function closeStatementFrame(name: string): Buffer {
-  const n = Buffer.byteLength(name);
-  const b = Buffer.allocUnsafe(7 + n);
-  b[0] = Frontend.Close;
-  b.writeInt32BE(6 + n, 1);
-  b[5] = 0x53; // 'S'
-  b.write(name, 6, 'utf8');
-  b[6 + n] = 0;
-  return b;
 }

@@ -13,6 +13,7 @@ import type { BackendTarget } from './database-url.js';
 import { login } from './login.js';
 import { ClientSession } from './client-session.js';
 import type { Router } from './router-glue.js';
+import type { Shadower } from '../shadow/shadower.js';
 import { ProxyStats } from './stats.js';
 
 export interface ProxyOptions {
@@ -24,6 +25,7 @@ export interface ProxyOptions {
   maxMessageBytes: number;
   loginTimeoutMs?: number;
   router: Router;
+  shadower?: () => Shadower | null;
 }
 
 export class ProxyServer {
@@ -108,6 +110,7 @@ export class ProxyServer {
           maxMessageBytes: this.opts.maxMessageBytes,
           stats: this.stats,
           router: this.opts.router,
+          shadower: this.opts.shadower ?? (() => null),
           onClosed: (s) => {
             if (this.sessions.get(s.pid) === s) {
               this.sessions.delete(s.pid);

@@ -11,6 +11,8 @@ export interface RoutePolicy {
   /** Reads sent to the target, 0..100. */
   readPercent: number;
   writesTo: Role;
+  /** Writes are shadowed on the target (SHADOW_WRITES). */
+  shadow?: boolean;
 }
 
 /** What the unit's statements add up to. */

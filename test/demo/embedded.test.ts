@@ -115,12 +115,13 @@ t.test('a server that cannot start rejects with an Error that carries its log', 
   t.match(String(err), /exited during start-up[\s\S]*shared_buffers/);
 });
 
-t.test('servers of a process that is SIGKILLed are reaped by the watchdog', async (t) => {
+async function runFixture(mode: 'hang' | 'exit') {
   const child = spawn(
     process.execPath,
     [
       `--import=${new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href}`,
-      fileURLToPath(new URL('./fixtures/start-and-hang.ts', import.meta.url)),
+      fileURLToPath(new URL('../helpers/embedded-owner-fixture.ts', import.meta.url)),
+      mode,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -131,12 +132,24 @@ t.test('servers of a process that is SIGKILLed are reaped by the watchdog', asyn
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (line) resolve(JSON.parse(line) as { pid: number; dataDir: string });
     });
-    child.once('exit', (code) => reject(new Error(`fixture exited early (${code}): ${out}`)));
+    child.once('exit', (code) => reject(new Error(`fixture exited before starting a server (${code}): ${out}`)));
   });
-  t.ok(alive(info.pid), 'postmaster running');
-  child.kill('SIGKILL');
-  const deadline = Date.now() + 8_000;
-  while (Date.now() < deadline && (alive(info.pid) || existsSync(info.dataDir))) await new Promise((r) => setTimeout(r, 100));
-  t.notOk(alive(info.pid), 'postmaster killed after its owner died');
-  t.notOk(existsSync(info.dataDir), 'its directory removed');
+  return { child, info };
+}
+
+async function gone(pid: number, dir: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && (alive(pid) || existsSync(dir))) await new Promise((r) => setTimeout(r, 100));
+}
+
+t.test('servers do not outlive the process that started them', async (t) => {
+  // Both fixtures at once: each pays a TypeScript-loader start-up and a server start.
+  const [exiting, hanging] = await Promise.all([runFixture('exit'), runFixture('hang')]);
+  t.ok(alive(hanging.info.pid), 'postmaster running');
+  hanging.child.kill('SIGKILL');
+  await Promise.all([gone(exiting.info.pid, exiting.info.dataDir, 5_000), gone(hanging.info.pid, hanging.info.dataDir, 8_000)]);
+  t.notOk(alive(exiting.info.pid), 'process.exit without stop(): postmaster gone (exit hook, or else the watchdog)');
+  t.notOk(existsSync(exiting.info.dataDir), 'process.exit without stop(): directory removed');
+  t.notOk(alive(hanging.info.pid), 'SIGKILLed owner: postmaster gone (the watchdog)');
+  t.notOk(existsSync(hanging.info.dataDir), 'SIGKILLed owner: directory removed');
 });

@@ -3,10 +3,11 @@
  * ON_ERROR_STOP on and off, \copy from a file and to stdout (COPY FROM STDIN / TO STDOUT on the wire).
  */
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { psql, startPg } from '../helpers/servers.js';
+import { PG_CLIENT_BIN, psql, startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 
 const source = await startPg(t, 14);
@@ -18,11 +19,16 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
 
-/** psql with a script file (-f), ON_ERROR_STOP as given, tuples only. */
-function script(name: string, sql: string, onErrorStop: boolean) {
+/** psql -f <script>, ON_ERROR_STOP as given, tuples only. */
+function script(name: string, sql: string, onErrorStop: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const f = join(dir, name);
   writeFileSync(f, sql);
-  return psql(url, `\\i ${f}`, { args: ['-v', `ON_ERROR_STOP=${onErrorStop ? 1 : 0}`] });
+  const args = [url, '-X', '-At', '-v', `ON_ERROR_STOP=${onErrorStop ? 1 : 0}`, '-f', f];
+  return new Promise((resolve) => {
+    execFile(join(PG_CLIENT_BIN, 'psql'), args, { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+    });
+  });
 }
 
 t.test('-c with one statement', async (t) => {

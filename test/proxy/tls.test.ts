@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { psql, startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
-import { int32, Wire } from './fixtures/wire.js';
+import { int32, until, Wire } from './fixtures/wire.js';
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);
@@ -77,7 +77,7 @@ t.test('without a certificate: require fails cleanly, prefer falls back to plain
   t.match(pref.stdout, /You are connected/);
   const c = new pg.Client({ connectionString: plainProxy.url(), ssl: { rejectUnauthorized: false } });
   await t.rejects(c.connect(), /does not support SSL/, 'node-postgres with ssl gets a clean refusal');
-  t.equal(plainProxy.proxy.clientCount, 0);
+  t.ok(await until(() => plainProxy.proxy.clientCount === 0, 2_000), 'the refused connections are gone');
 });
 
 t.test('SSLRequest answered with exactly one byte; bytes after it (CVE-2021-23214 style) are refused', async (t) => {
@@ -105,5 +105,5 @@ t.test('a client that sends garbage instead of a TLS handshake is dropped, other
   t.ok(await w.waitClosed(5_000), 'closed');
   const r = await psql(conn(tlsProxy.listen.port, 'sslmode=require'), 'select 1');
   t.equal(r.code, 0, r.stderr);
-  t.equal(tlsProxy.proxy.clientCount, 0, 'nothing left in login');
+  t.ok(await until(() => tlsProxy.proxy.clientCount === 0, 2_000), 'nothing left in login');
 });

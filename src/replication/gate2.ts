@@ -1,0 +1,282 @@
+/**
+ * Gate 2 (DESIGN.md "Gates"): exact row counts and checksums per table, chunked by primary-key
+ * range and run in parallel with bounded concurrency; tables without a primary key reported; CDC
+ * lag over the window and replication errors. Under live writes a chunk can differ only because
+ * the target has not applied it yet, so a differing chunk is checked again after the target has
+ * applied the source LSN read after the source's checksum, a few times; a difference that
+ * survives is narrowed to its rows, one that keeps moving is reported as unstable.
+ */
+import type pg from 'pg';
+import { connectControl, controlPool, type Db } from './control-conn.js';
+import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { CHECKSUM_SESSION_SETTINGS, chunkChecksum, planChunks, sameSum, tableKey, type ChunkSum } from './checksum.js';
+import { criterion, gateResult, mapLimit, type Criterion, type GateResult } from './gates.js';
+import { HEARTBEAT_TABLE } from './heartbeat.js';
+import { describeRange, tableLabel, type KeyRange, type TableKey } from './key-range.js';
+import { startLagSampler, type LagSamples } from './lag-sampler.js';
+import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';
+import { narrowDifferences, type RowDifference } from './narrow.js';
+import { applyWorker, publicationExists, subscriptionErrorCounts, subscriptionInfo } from './subscription.js';
+import { existingTables, publicationTables, resolveTables, type TableSelection } from './tables.js';
+import type { QualifiedName } from './sql.js';
+
+export interface Gate2Options {
+  /** Tables to check. Default: the publication's tables if it exists, else every user table. The heartbeat table is skipped. */
+  tables?: TableSelection;
+  publication?: string;
+  /** Native subscription on the target. null: none (e.g. DMS); rechecks then wait recheckDelayMs and lag/errors are not judged here. */
+  subscription?: string | null;
+  /** Rows per chunk. Default 10 000. */
+  chunkRows?: number;
+  /** Chunks checked at once (connections per side). Default 4. */
+  concurrency?: number;
+  /** Re-checks of a differing chunk. Default 3. */
+  rechecks?: number;
+  /** Longest wait for the target to apply a source LSN. Default 10 s. */
+  applyTimeoutMs?: number;
+  /** Without a subscription, the wait before a re-check. Default 1 s. */
+  recheckDelayMs?: number;
+  /** Default 10 s (DESIGN.md). */
+  maxLagSeconds?: number;
+  /** Lag is sampled for at least this long. Default 5 s. */
+  lagWindowMs?: number;
+  /** Differing rows reported per chunk. Default 20. */
+  maxRows?: number;
+  onProgress?: (p: Gate2Progress) => void;
+}
+
+export interface Gate2Progress {
+  readonly doneChunks: number;
+  readonly totalChunks: number;
+  readonly rows: number;
+  readonly elapsedMs: number;
+}
+
+export type ChunkVerdict =
+  | { readonly kind: 'equal'; readonly rechecks: number }
+  | { readonly kind: 'unstable' }
+  | { readonly kind: 'differs'; readonly rows: readonly RowDifference[]; readonly truncated: boolean };
+
+export interface ChunkResult {
+  readonly range: KeyRange;
+  readonly source: ChunkSum;
+  readonly target: ChunkSum;
+  readonly verdict: ChunkVerdict;
+}
+
+export interface TableComparison {
+  readonly table: string;
+  readonly key: TableKey;
+  readonly chunks: readonly ChunkResult[];
+  readonly sourceRows: number;
+  readonly targetRows: number;
+}
+
+export interface CompareContext {
+  readonly source: pg.Pool;
+  readonly target: pg.Pool;
+  readonly concurrency: number;
+  readonly chunkRows: number;
+  readonly rechecks: number;
+  readonly maxRows: number;
+  /** Make the target as current as the source is now; `src` is the source session to read the LSN on. */
+  readonly sync: (src: Db, tgt: Db) => Promise<boolean>;
+  readonly onChunk?: (rows: number) => void;
+}
+
+/** Native sync: read the source's LSN, wait until the subscription has applied it. */
+export function subscriptionSync(subscription: string, timeoutMs: number) {
+  return async (src: Db, tgt: Db): Promise<boolean> => (await waitForApplied(tgt, subscription, await currentWalLsn(src), { timeoutMs })).ok;
+}
+
+async function withClients<T>(ctx: CompareContext, fn: (s: pg.PoolClient, t: pg.PoolClient) => Promise<T>): Promise<T> {
+  const s = await ctx.source.connect();
+  let t: pg.PoolClient | undefined;
+  try {
+    t = await ctx.target.connect();
+    return await fn(s, t);
+  } finally {
+    s.release();
+    t?.release();
+  }
+}
+
+async function checkChunk(ctx: CompareContext, key: TableKey, range: KeyRange): Promise<ChunkResult> {
+  return withClients(ctx, async (s, t) => {
+    // First look: both sides at once (the common case is equal, and this halves its cost).
+    let [a, b] = await Promise.all([chunkChecksum(s, key, range), chunkChecksum(t, key, range)]);
+    if (sameSum(a, b)) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: 0 } };
+    const sourceSums = new Set<string>();
+    for (let i = 1; i <= ctx.rechecks; i++) {
+      a = await chunkChecksum(s, key, range);
+      sourceSums.add(`${a.rows}:${a.md5}`);
+      await ctx.sync(s, t);
+      b = await chunkChecksum(t, key, range);
+      if (sameSum(a, b)) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: i } };
+    }
+    // The source kept changing under us: we cannot tell lag from a real difference.
+    if (sourceSums.size > 1) return { range, source: a, target: b, verdict: { kind: 'unstable' } };
+    const n = await narrowDifferences(s, t, key, range, { sync: () => ctx.sync(s, t), maxRows: ctx.maxRows });
+    // Narrowing found nothing: the difference went away meanwhile (late apply), so it is equal now.
+    if (n.rows.length === 0 && !n.truncated) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: ctx.rechecks + 1 } };
+    return { range, source: a, target: b, verdict: { kind: 'differs', rows: n.rows, truncated: n.truncated } };
+  });
+}
+
+/** Plans chunks on the source, then checks every chunk of every table with bounded concurrency. */
+export async function compareTables(ctx: CompareContext, tables: readonly QualifiedName[], onPlanned?: (total: number) => void): Promise<TableComparison[]> {
+  const planner = await ctx.source.connect();
+  const plans: { key: TableKey; ranges: KeyRange[] }[] = [];
+  try {
+    for (const table of tables) {
+      const key = await tableKey(planner, table);
+      plans.push({ key, ranges: await planChunks(planner, key, ctx.chunkRows) });
+    }
+  } finally {
+    planner.release();
+  }
+  const work = plans.flatMap((p, ti) => p.ranges.map((range) => ({ ti, key: p.key, range })));
+  onPlanned?.(work.length);
+  const results = await mapLimit(work, ctx.concurrency, async (w) => {
+    const r = await checkChunk(ctx, w.key, w.range);
+    ctx.onChunk?.(r.source.rows);
+    return { ti: w.ti, r };
+  });
+  return plans.map((p, ti) => {
+    const chunks = results.filter((x) => x.ti === ti).map((x) => x.r);
+    return {
+      table: tableLabel(p.key),
+      key: p.key,
+      chunks,
+      sourceRows: chunks.reduce((n, c) => n + c.source.rows, 0),
+      targetRows: chunks.reduce((n, c) => n + c.target.rows, 0),
+    };
+  });
+}
+
+function showRow(d: RowDifference): string {
+  const clip = (s: string | undefined) => (s && s.length > 160 ? `${s.slice(0, 160)}…` : s);
+  switch (d.kind) {
+    case 'missing on target':
+      return `${d.key} missing on target`;
+    case 'extra on target':
+      return `${d.key} only on target`;
+    case 'differs':
+      return `${d.key} differs: source ${clip(d.source)} / target ${clip(d.target)}`;
+    default: {
+      const never: never = d.kind;
+      throw new Error(`unknown difference ${String(never)}`);
+    }
+  }
+}
+
+/** Criteria for one compared table: row count and checksum. */
+export function tableCriteria(c: TableComparison): Criterion[] {
+  const differs = c.chunks.filter((x) => x.verdict.kind === 'differs');
+  const unstable = c.chunks.filter((x) => x.verdict.kind === 'unstable');
+  const settled = c.chunks.filter((x) => x.verdict.kind === 'equal' && x.verdict.rechecks > 0).length;
+  const equal = c.chunks.length - differs.length - unstable.length;
+  const lines = [
+    ...differs.map((x) => {
+      const v = x.verdict as Extract<ChunkVerdict, { kind: 'differs' }>;
+      return `${describeRange(c.key, x.range)}: ${v.rows.map(showRow).join('; ')}${v.truncated ? '; … more' : ''}`;
+    }),
+    ...unstable.map((x) => `${describeRange(c.key, x.range)}: unstable (still changing after the re-checks), not verified`),
+  ];
+  if (settled) lines.push(`${settled} chunk(s) equal after waiting for replication`);
+  if (!c.key.columns) lines.push('no primary key: checksummed whole, ordered by row text');
+  return [
+    criterion(`rows ${c.table}`, `source ${c.sourceRows}, target ${c.targetRows}`, 'equal', c.sourceRows === c.targetRows, `count(*) over ${c.chunks.length} key range(s)`),
+    criterion(`checksum ${c.table}`, `${equal}/${c.chunks.length} chunks equal`, 'all chunks', differs.length === 0 && unstable.length === 0, lines.join('\n') || undefined),
+  ];
+}
+
+async function chooseTables(s: Db, t: Db, opts: Gate2Options): Promise<{ tables: QualifiedName[]; problems: Criterion[] }> {
+  const pub = opts.publication ?? DEFAULT_PUBLICATION;
+  let tables: QualifiedName[];
+  const problems: Criterion[] = [];
+  if (opts.tables) {
+    const r = await resolveTables(s, opts.tables);
+    tables = r.tables;
+    for (const m of r.missing) problems.push(criterion(`table ${m}`, 'missing on source', 'exists', false));
+  } else if (await publicationExists(s, pub)) {
+    tables = await publicationTables(s, pub);
+  } else {
+    tables = (await resolveTables(s, 'all')).tables;
+  }
+  tables = tables.filter((x) => !(x.schema === 'public' && x.name === HEARTBEAT_TABLE));
+  const there = new Set((await existingTables(t, tables)).map((x) => `${x.schema}.${x.name}`));
+  for (const x of tables.filter((x) => !there.has(`${x.schema}.${x.name}`))) {
+    problems.push(criterion(`rows ${tableLabel({ table: x, columns: null })}`, 'table missing on target', 'equal', false));
+  }
+  return { tables: tables.filter((x) => there.has(`${x.schema}.${x.name}`)), problems };
+}
+
+export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2Options = {}): Promise<GateResult> {
+  const started = Date.now();
+  const sub = opts.subscription === undefined ? DEFAULT_SUBSCRIPTION : opts.subscription;
+  const s = await connectControl(sourceUrl, { purpose: 'gate2' });
+  const t = await connectControl(targetUrl, { purpose: 'gate2' }).catch(async (err: unknown) => {
+    await s.end();
+    throw err;
+  });
+  const conc = Math.max(1, opts.concurrency ?? 4);
+  const pools = {
+    source: controlPool(sourceUrl, conc + 1, { purpose: 'checksum', settings: CHECKSUM_SESSION_SETTINGS }),
+    target: controlPool(targetUrl, conc, { purpose: 'checksum', settings: CHECKSUM_SESSION_SETTINGS }),
+  };
+  const c: Criterion[] = [];
+  try {
+    const native = sub !== null && (await subscriptionInfo(t, sub)) !== null;
+    const errorsBefore = native ? await subscriptionErrorCounts(t, sub) : null;
+    const sampler = native ? await startLagSampler(sourceUrl, targetUrl, sub, { minWindowMs: opts.lagWindowMs ?? 5000, timeoutMs: 15_000 }) : null;
+    let lag: LagSamples | null = null;
+    try {
+      const { tables, problems } = await chooseTables(s, t, opts);
+      c.push(...problems);
+      let total = 0;
+      let done = 0;
+      let rows = 0;
+      const sync = native
+        ? subscriptionSync(sub, opts.applyTimeoutMs ?? 10_000)
+        : async () => (await new Promise((r) => setTimeout(r, opts.recheckDelayMs ?? 1000)), true);
+      const compared = await compareTables({
+        ...pools,
+        concurrency: conc,
+        chunkRows: opts.chunkRows ?? 10_000,
+        rechecks: opts.rechecks ?? 3,
+        maxRows: opts.maxRows ?? 20,
+        sync,
+        onChunk: (n) => {
+          done++;
+          rows += n;
+          opts.onProgress?.({ doneChunks: done, totalChunks: total, rows, elapsedMs: Date.now() - started });
+        },
+      }, tables, (n) => (total = n));
+      const keyless = compared.filter((x) => !x.key.columns).map((x) => x.table);
+      c.push(criterion('tables without a primary key', keyless.length, 0, keyless.length === 0,
+        keyless.length ? `${keyless.join(', ')}: logical replication cannot carry their UPDATE/DELETE without a replica identity` : undefined));
+      for (const x of compared) c.push(...tableCriteria(x));
+    } finally {
+      lag = sampler ? await sampler.stop() : null;
+    }
+    if (native && lag) {
+      const max = Math.max(...lag.seconds);
+      c.push(criterion('replication lag max over the window (s)', Number(max.toFixed(3)), opts.maxLagSeconds ?? 10, max < (opts.maxLagSeconds ?? 10),
+        `${lag.seconds.length} samples (time for the target to apply the source's current LSN)${lag.timeouts ? `, ${lag.timeouts} timed out` : ''}`));
+      const after = await subscriptionErrorCounts(t, sub);
+      const info = await subscriptionInfo(t, sub);
+      const worker = await applyWorker(t, sub);
+      const fresh = errorsBefore && after ? after.apply - errorsBefore.apply + after.sync - errorsBefore.sync : 0;
+      const running = info?.enabled === true && worker.pid !== null;
+      c.push(criterion('replication errors during the check', fresh, 0, fresh === 0 && running,
+        [running ? `apply worker ${worker.pid} running` : `subscription ${sub} ${info?.enabled ? 'has no apply worker' : 'is disabled'}`,
+          after ? `cumulative: apply ${after.apply}, sync ${after.sync}` : ''].filter(Boolean).join('; ')));
+    } else {
+      c.push(criterion('replication lag and errors', null, 'native subscription', true, sub === null ? 'not judged here (no native subscription configured)' : `no subscription ${sub} on the target: not judged`));
+    }
+    return gateResult(2, c, started);
+  } finally {
+    await Promise.all([s.end(), t.end(), pools.source.end(), pools.target.end()].map((p) => p.catch(() => undefined)));
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Gate results (DESIGN.md "Gates"): every criterion with its measured value, threshold and
+ * verdict, and a plain-text table for the CLI. Pure.
+ */
+
+export interface Criterion {
+  readonly name: string;
+  readonly measured: string | number | boolean | null;
+  readonly threshold: string | number;
+  readonly passed: boolean;
+  readonly detail?: string;
+}
+
+export interface GateResult {
+  readonly gate: number;
+  readonly passed: boolean;
+  readonly criteria: readonly Criterion[];
+  /** When the gate ran (ms since the epoch) and how long it took. */
+  readonly at: number;
+  readonly ms: number;
+}
+
+export function criterion(name: string, measured: Criterion['measured'], threshold: Criterion['threshold'], passed: boolean, detail?: string): Criterion {
+  return detail ? { name, measured, threshold, passed, detail } : { name, measured, threshold, passed };
+}
+
+export function gateResult(gate: number, criteria: readonly Criterion[], startedAt: number, now = Date.now()): GateResult {
+  return { gate, passed: criteria.length > 0 && criteria.every((c) => c.passed), criteria, at: startedAt, ms: now - startedAt };
+}
+
+function cell(v: Criterion['measured']): string {
+  if (v === null) return '-';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(3).replace(/\.?0+$/, '');
+  return String(v);
+}
+
+/** A fixed-width table: criterion, measured, threshold, PASS/FAIL, then details indented below. */
+export function formatGate(g: GateResult, opts: { maxDetail?: number } = {}): string {
+  const rows = g.criteria.map((c) => [c.name, cell(c.measured), cell(c.threshold), c.passed ? 'PASS' : 'FAIL']);
+  const head = ['criterion', 'measured', 'threshold', 'result'];
+  const width = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
+  const line = (r: string[]) => r.map((x, i) => (i === r.length - 1 ? x : x.padEnd(width[i]!))).join('  ');
+  const out = [`Gate ${g.gate}: ${g.passed ? 'PASSED' : 'FAILED'} (${g.criteria.filter((c) => c.passed).length}/${g.criteria.length} criteria, ${(g.ms / 1000).toFixed(1)} s)`, line(head), line(width.map((w) => '-'.repeat(w)))];
+  const max = opts.maxDetail ?? 400;
+  g.criteria.forEach((c, i) => {
+    out.push(line(rows[i]!));
+    if (c.detail && (!c.passed || c.detail.length < 120)) {
+      const d = c.detail.length > max ? `${c.detail.slice(0, max)}…` : c.detail;
+      out.push(`    ${d.replace(/\n/g, '\n    ')}`);
+    }
+  });
+  return out.join('\n');
+}
+
+/** p-th percentile (0..100) of samples by nearest rank; null for no samples. */
+export function percentile(samples: readonly number[], p: number): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}

@@ -1,0 +1,89 @@
+/**
+ * Shadow writes in lock-step against a live logical replica: pgbench TPC-B through the proxy in
+ * SHADOW_WRITES matches, changes nothing on the target, and identity-key INSERT … RETURNING does not collide.
+ */
+import t from 'tap';
+import pg from 'pg';
+import { startPg, pgbench } from '../helpers/servers.js';
+import { startProxy } from '../helpers/proxy.js';
+import { query, replicate, tableChecksum, waitCaughtUp } from '../helpers/replication.js';
+
+const source = await startPg(t, 14, { logical: true });
+const target = await startPg(t, 15);
+const init = await pgbench(['-i', '-s', '1', '-q', source.url()]);
+if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+await query(source.url(), 'create table items (id bigint generated always as identity primary key, name text not null, created_at timestamptz not null default now())');
+await query(source.url(), "insert into items (name) select 'seed ' || g from generate_series(1, 500) g");
+await replicate(source, target);
+
+const proxy = await startProxy(t, source.url(), target.url(), { state: 'SHADOW_WRITES', shadowSamplePct: 100, shadowLagBudgetBytes: 64 * 1024 * 1024 });
+await proxy.shadower()!.sequencesReady;
+
+t.test('pgbench TPC-B in SHADOW_WRITES: shadows match and change nothing on the target', async (t) => {
+  for (const mode of ['prepared', 'simple']) {
+    const r = await pgbench(['-n', '-T', '4', '-c', '4', '-M', mode, proxy.url()]);
+    t.equal(r.code, 0, `pgbench -M ${mode} ran clean ${r.code ? r.stderr.slice(-300) : ''}`);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const st = proxy.shadower()!.stats;
+  t.ok(st.shadowed > 100, `shadowed ${st.shadowed} transactions`);
+  t.equal(st.unexplained, 0, `no unexplained mismatches (${JSON.stringify(st.mismatched)})`);
+  const rate = st.matched / Math.max(1, st.compared);
+  t.ok(rate >= 0.95, `match rate ${(rate * 100).toFixed(1)}% of ${st.compared} compared units`);
+  await waitCaughtUp(source);
+  for (const [table, key] of [['pgbench_accounts', 'aid'], ['pgbench_branches', 'bid'], ['pgbench_tellers', 'tid'], ['pgbench_history', 'tid, bid, aid, mtime, delta']]) {
+    t.equal(await tableChecksum(target.url(), table, key), await tableChecksum(source.url(), table, key), `${table}: target equals source`);
+  }
+});
+
+t.test('identity-key INSERT … RETURNING and UPDATE … RETURNING match without collisions', async (t) => {
+  const c = new pg.Client({ connectionString: proxy.url() });
+  await c.connect();
+  t.teardown(() => c.end());
+  const before = proxy.shadower()!.stats.compared;
+  for (let i = 0; i < 50; i++) {
+    const r = await c.query('insert into items (name) values ($1) returning id, name, created_at', [`row ${i}`]);
+    t.equal(r.rows[0].name, `row ${i}`);
+    await c.query("update items set name = name || '!' where id = $1 returning name", [r.rows[0].id]);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const st = proxy.shadower()!.stats;
+  t.ok(st.compared - before >= 90, `compared ${st.compared - before} units`);
+  t.equal(st.mismatched['error-on-target-only'], 0, 'no key collisions on the target');
+  t.equal(st.unexplained, 0, `no unexplained mismatches ${JSON.stringify(proxy.shadower()!.mismatches(0, 3).items)}`);
+  await waitCaughtUp(source);
+  t.equal(await tableChecksum(target.url(), 'items', 'id'), await tableChecksum(source.url(), 'items', 'id'), 'items: target equals source');
+});
+
+t.test('a difference only on the target is reported with its class and fingerprint', async (t) => {
+  // A CHECK constraint that exists only on the target makes a class of writes fail there.
+  await query(target.url(), "alter table items add constraint no_bad_names check (name not like 'bad%')");
+  const c = new pg.Client({ connectionString: proxy.url() });
+  await c.connect();
+  t.teardown(() => c.end());
+  for (let i = 0; i < 5; i++) await c.query("insert into items (name) values ('bad name ' || $1::text)", [i]);
+  await new Promise((r) => setTimeout(r, 300));
+  const res = await fetch(`${proxy.adminUrl}/shadow/mismatches?limit=10`);
+  const body = (await res.json()) as { items: { cls: string; fingerprint: string; shadow: { sqlstate?: string } }[] };
+  const hit = body.items.find((m) => m.cls === 'error-on-target-only');
+  t.ok(hit, 'error-on-target-only recorded');
+  t.equal(hit?.shadow.sqlstate, '23514', 'with the target\'s SQLSTATE');
+  t.match(hit?.fingerprint ?? '', /insert into items/i, 'and the statement fingerprint');
+  await query(target.url(), 'alter table items drop constraint no_bad_names');
+});
+
+t.test('an idle transaction\'s shadow is abandoned at the cap and does not hold the apply worker', async (t) => {
+  const p2 = await startProxy(t, source.url(), target.url(), { state: 'SHADOW_WRITES', shadowSamplePct: 100, shadowCapMs: 300, shadowLagBudgetBytes: 64 * 1024 * 1024 });
+  await p2.shadower()!.sequencesReady;
+  const c = new pg.Client({ connectionString: p2.url() });
+  await c.connect();
+  t.teardown(() => c.end());
+  await c.query('begin');
+  await c.query('update pgbench_branches set bbalance = bbalance + 1 where bid = 1');
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(p2.shadower()!.stats.abandoned, 1, 'abandoned at the cap');
+  await c.query('commit');
+  // The committed update replicates: the target's row lock from the shadow is gone.
+  await waitCaughtUp(source, 5000);
+  t.equal(await tableChecksum(target.url(), 'pgbench_branches', 'bid'), await tableChecksum(source.url(), 'pgbench_branches', 'bid'), 'replicated past the shadowed row');
+});
