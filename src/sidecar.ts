@@ -1,6 +1,6 @@
 /**
- * Composition root of one sidecar: the proxy listener, the admin API and the metrics registry, wired from a
- * validated StartConfig. Returns a handle the CLI and the demo use to stop it.
+ * Composition root of one sidecar: proxy listener, router, control plane (shared state, guards, breakers,
+ * rollback runner, Unleash), shadow service, admin API and metrics, wired from a validated StartConfig.
  */
 import type { Registry } from 'prom-client';
 import { log } from './log.js';
@@ -13,19 +13,31 @@ import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
 import { createClassifier, initClassifier } from './router/classify.js';
 import { parseState, STATE_POLICY, type CutoverState } from './control/states.js';
-import type { RoutePolicy } from './router/route.js';
 import { Shadower } from './shadow/shadower.js';
 import { DEFAULT_MASK } from './shadow/results.js';
-import { registerShadowMetrics, shadowSummary } from './metrics/shadow.js';
+import { registerShadowMetrics } from './metrics/shadow.js';
+import { Controller } from './control/controller.js';
+import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js';
+import { MemoryStore } from './control/memory-store.js';
+import { RedisStore } from './control/redis-store.js';
+import type { StateStore } from './control/store.js';
+import type { CutoverSnapshot } from './control/cutover-machine.js';
+import { startUnleashBinding, type UnleashBinding } from './control/unleash.js';
+import { adminRoutes } from './control/admin-routes.js';
+import { createGateRunner } from './control/gates.js';
+import { createRollbackHooks } from './control/rollback-hooks.js';
+import { registerControlMetrics } from './metrics/control.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
+  controller: Controller;
   registry: Registry;
-  /** The shadow-write service while the state is SHADOW_WRITES. */
-  shadower(): Shadower | null;
   /** The cutover state this sidecar routes by. */
   state(): CutoverState;
-  setState(s: CutoverState, reason: string): void;
+  /** Sets the state without guards (tests and demos); see Controller.override. */
+  setState(s: CutoverState, reason: string): Promise<boolean>;
+  /** The shadow-write service while the state is SHADOW_WRITES. */
+  shadower(): Shadower | null;
   listen: { host: string; port: number };
   admin: { host: string; port: number };
   stop(timeoutMs?: number): Promise<void>;
@@ -51,6 +63,11 @@ export function resolveUsers(cfg: StartConfig, env: NodeJS.ProcessEnv): { ok: tr
   return { ok: true, value: new Map([[u.user, { name: u.user, method: 'scram-sha-256', password: u.password }]]) };
 }
 
+async function openStore(cfg: StartConfig, initial: CutoverSnapshot): Promise<StateStore> {
+  if (!cfg.redis) return new MemoryStore({ initial });
+  return RedisStore.open({ url: cfg.redis, prefix: cfg.redisPrefix, initial, by: cfg.sidecarId });
+}
+
 export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = process.env, extraRoutes: Route[] = []): Promise<Started> {
   const users = resolveUsers(cfg, env);
   if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
@@ -58,22 +75,48 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   warmScramSecrets(users.value.values());
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
-  let state: CutoverState = initial.state;
-  let policy: RoutePolicy = STATE_POLICY[state];
   await initClassifier();
   const classifier = createClassifier();
+  const now = Date.now();
+  let store: StateStore;
+  try {
+    store = await openStore(cfg, { state: initial.state, version: 0, since: now, reason: 'initial state', readPercent: STATE_POLICY[initial.state].readPercent });
+  } catch (e) {
+    return { ok: false, errors: [`--redis: ${(e as Error).message}`] };
+  }
+
+  let controller: Controller | null = null;
   const router = new Router({
-    policy: () => policy,
+    policy: () => controller!.policy(),
     classifier,
     readYourWritesMs: cfg.readYourWritesMs,
     split: cfg.readSplit,
   });
   let shadower: Shadower | null = null;
-  const setState = (s: CutoverState, reason: string) => {
-    log.info({ from: state, to: s, reason }, 'cutover state changed');
-    state = s;
-    policy = STATE_POLICY[s];
-    if (policy.shadow && shadower === null) {
+  const proxy = new ProxyServer({
+    router,
+    shadower: () => shadower,
+    listen: cfg.listen,
+    backends: { source: cfg.source, target: cfg.target },
+    users: users.value,
+    tls: cfg.tls,
+    maxClients: cfg.maxClients,
+    maxMessageBytes: cfg.maxMessageBytes,
+  });
+  const ctl = new Controller({
+    store,
+    config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
+    stats: proxy.stats,
+    sidecarId: cfg.sidecarId,
+    runGate: createGateRunner(cfg, proxy, () => shadower),
+    rollback: createRollbackHooks(cfg, proxy),
+  });
+  controller = ctl;
+
+  // The shadow service lives exactly while the state shadows writes.
+  const shadowFor = (state: CutoverState) => {
+    const want = STATE_POLICY[state].shadow;
+    if (want && shadower === null) {
       shadower = new Shadower({
         source: cfg.source,
         target: cfg.target,
@@ -85,86 +128,79 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
         lockTimeoutMs: cfg.shadow.lockTimeoutMs,
         mask: { names: new Set(cfg.shadow.maskColumns), typeOids: DEFAULT_MASK.typeOids },
       });
-    } else if (!policy.shadow && shadower !== null) {
+    } else if (!want && shadower !== null) {
       const old = shadower;
       shadower = null;
       void old.close();
     }
   };
-  if (policy.shadow) setState(state, 'initial state');
-  const proxy = new ProxyServer({
-    router,
-    shadower: () => shadower,
-    listen: cfg.listen,
-    backends: { source: cfg.source, target: cfg.target },
-    users: users.value,
-    tls: cfg.tls,
-    maxClients: cfg.maxClients,
-    maxMessageBytes: cfg.maxMessageBytes,
+  shadowFor(ctl.snapshot().state);
+  ctl.onChange((s) => shadowFor(s.state));
+
+  let unleash: UnleashBinding | null = null;
+  if (cfg.unleashUrl) {
+    try {
+      unleash = await startUnleashBinding({
+        url: cfg.unleashUrl,
+        appName: 'pg-cutover',
+        instanceId: cfg.sidecarId,
+        apiToken: cfg.unleashToken,
+        onRequest: (req) => {
+          void ctl.transition({ to: req.to, reason: `unleash: ${req.reason}`, by: 'unleash' }).then((o) => {
+            if (!o.ok && o.code !== 'already-in-state') log.warn({ to: req.to, code: o.code, reason: o.reason }, 'unleash request refused');
+          });
+        },
+      });
+    } catch (e) {
+      await ctl.close();
+      return { ok: false, errors: [`--unleash-url: ${(e as Error).message}`] };
+    }
+  }
+
+  const registry = createRegistry(proxy.stats, (reg) => {
+    registerShadowMetrics(reg, () => shadower);
+    registerControlMetrics(reg, ctl, () => unleash);
   });
-  const registry = createRegistry(proxy.stats, (reg) => registerShadowMetrics(reg, () => shadower));
   let listen: { host: string; port: number };
   try {
     listen = await proxy.listen();
   } catch (e) {
+    await ctl.close();
+    await unleash?.close();
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [
-    { method: 'GET', path: '/healthz', handler: () => ({ status: 200, body: { status: 'ok', clients: proxy.clientCount } }) },
-    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: { state, ...policy } }) },
-    {
-      method: 'POST',
-      path: '/transition',
-      mutates: true,
-      handler: ({ body }) => {
-        const b = body as { to?: unknown; reason?: unknown };
-        const to = parseState(b.to);
-        if (!to.ok) return { status: 400, body: { error: to.reason } };
-        setState(to.state, typeof b.reason === 'string' ? b.reason : 'operator');
-        return { status: 200, body: { state, ...policy } };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/metrics',
-      handler: async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
-    },
-    {
-      method: 'GET',
-      path: '/shadow/mismatches',
-      handler: ({ query }) => {
-        const offset = Math.max(0, Number(query.get('offset') ?? 0) || 0);
-        const limit = Math.min(1000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
-        const sh = shadower;
-        if (sh === null) return { status: 200, body: { active: false, total: 0, offset, limit, items: [] } };
-        return { status: 200, body: { active: true, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } };
-      },
-    },
-    ...extraRoutes,
-  ];
+  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store }), ...extraRoutes];
   let admin;
   try {
-    admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, routes });
+    admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });
   } catch (e) {
     await proxy.shutdown(0);
+    await ctl.close();
+    await unleash?.close();
     return { ok: false, errors: [`--admin ${cfg.admin.host}:${cfg.admin.port}: ${(e as Error).message}`] };
   }
-  log.info({ listen, admin: admin.port, source: `${cfg.source.host}:${cfg.source.port}`, target: `${cfg.target.host}:${cfg.target.port}` }, 'pg-cutover sidecar started');
+  log.info(
+    { listen, admin: admin.port, state: ctl.snapshot().state, store: cfg.redis ? 'redis' : 'memory', source: `${cfg.source.host}:${cfg.source.port}`, target: `${cfg.target.host}:${cfg.target.port}` },
+    'pg-cutover sidecar started',
+  );
   let stopped: Promise<void> | null = null;
   return {
     ok: true,
     value: {
       proxy,
+      controller: ctl,
       registry,
-      state: () => state,
+      state: () => ctl.snapshot().state,
+      setState: (s, reason) => ctl.override(s, reason),
       shadower: () => shadower,
-      setState,
       listen,
       admin: { host: cfg.admin.host, port: admin.port },
       stop(timeoutMs = cfg.shutdownTimeoutMs) {
         stopped ??= (async () => {
           await proxy.shutdown(timeoutMs);
           await shadower?.close();
+          await unleash?.close();
+          await ctl.close();
           await admin.close();
           log.info('pg-cutover sidecar stopped');
         })();

@@ -88,10 +88,11 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       else code = await body(createAdminClient(target.value, { timeoutMs, fetch: io.fetch }), o, ...args);
       io.setExitCode(code);
     };
+  const printJson = (v: unknown) => io.out(JSON.stringify(v, null, 2) + '\n');
   /** Prints a failed call; returns its exit code. */
   const failed = (r: Exclude<AdminResult<unknown>, { ok: true }>, o: CommonOpts, what: string): number => {
     if (r.kind === 'unreachable') return fail(r.message, EXIT.usage);
-    if (o.json) io.out(JSON.stringify({ status: r.status, ...(typeof r.body === 'object' && r.body !== null ? r.body : { error: r.message }) }) + '\n');
+    if (o.json) printJson({ status: r.status, ...(typeof r.body === 'object' && r.body !== null ? r.body : { error: r.message }) });
     if (r.kind === 'server-error') return fail(`${what}: ${r.message}`, EXIT.usage);
     const code = typeof r.body.code === 'string' ? ` (${r.body.code})` : '';
     fail(`${what} refused${code}: ${r.message}`, EXIT.refused);
@@ -101,7 +102,6 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
     }
     return EXIT.refused;
   };
-  const printJson = (v: unknown) => io.out(JSON.stringify(v, null, 2) + '\n');
 
   prepare(program.command('status').description('Show the cutover state of the sidecar behind --admin'))
     .option('--watch', 'refresh every second until Ctrl-C')

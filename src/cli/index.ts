@@ -8,6 +8,7 @@ import { loadStartConfig } from '../config/load.js';
 import { startSidecar } from '../sidecar.js';
 import { log } from '../log.js';
 import { runDemo } from '../demo/run.js';
+import { registerAdminCommands } from './admin-commands.js';
 
 function addStartOptions(cmd: Command): Command {
   for (const o of START_OPTIONS) {
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
       await runDemo({ scale: Number(o.scale), listen: o.listen, admin: o.admin, json: Boolean(o.json) });
     });
 
+  registerAdminCommands(program);
   return program;
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { START_OPTIONS, type OptionSpec } from './schema.js';
 import { parseDatabaseUrl, type BackendTarget } from '../proxy/database-url.js';
 
@@ -22,6 +23,15 @@ export interface StartConfig {
   readYourWritesMs: number;
   readSplit: 'random' | 'session-hash';
   logLevel: string;
+  redis?: string;
+  redisPrefix: string;
+  sidecarId: string;
+  adminToken?: string;
+  timeScale: number;
+  unleashUrl?: string;
+  unleashToken?: string;
+  subscription?: string;
+  gate3MinShadowed: number;
   shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[] };
 }
 
@@ -80,6 +90,8 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       errors.push(`--tls-cert/--tls-key: ${(e as Error).message}`);
     }
   }
+  const ts = Number(get('timeScale'));
+  if (!(ts > 0 && ts <= 1000)) errors.push(`--time-scale: expected a number above 0, got "${get('timeScale')}"`);
   const listen = parseHostPort(get('listen')!);
   const admin = parseHostPort(get('admin')!);
   if (errors.length > 0 || !source || !target || !listen || !admin) return { ok: false, errors };
@@ -100,6 +112,15 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       readYourWritesMs: Number(get('readYourWritesMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],
       logLevel: get('logLevel')!,
+      redis: get('redis') || undefined,
+      redisPrefix: get('redisPrefix')!,
+      sidecarId: get('sidecarId') || `${hostname()}:${process.pid}`,
+      adminToken: get('adminToken') || undefined,
+      timeScale: Number(get('timeScale')),
+      unleashUrl: get('unleashUrl') || undefined,
+      unleashToken: get('unleashToken') || undefined,
+      subscription: get('subscription') || undefined,
+      gate3MinShadowed: Number(get('gate3MinShadowed')),
       shadow: {
         samplePct: Math.min(100, Number(get('shadowSamplePct'))),
         poolSize: Number(get('shadowPoolSize')),

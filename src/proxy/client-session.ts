@@ -32,6 +32,8 @@ export interface SessionDeps {
   router: Router;
   /** The shadow-write service while the state shadows writes, else null. */
   shadower(): Shadower | null;
+  /** Writes are being held (write switchover / rollback pause): park a write unit until `release`. */
+  writesHeld(s: ClientSession): boolean;
   onClosed(s: ClientSession): void;
 }
 
@@ -150,8 +152,26 @@ export class ClientSession implements LinkEvents {
     return null;
   }
 
+  /** A write unit parked while writes are held; re-routed when they are released. */
+  private parked: Frame[] | null = null;
+
+  /** Writes were released: route the parked unit by the (possibly new) state, then what queued behind it. */
+  releaseParked(): void {
+    const unit = this.parked;
+    if (unit === null || this.phase !== 'ready') return;
+    this.parked = null;
+    this.resumeWith(unit, this.deps.router.route(this.state, unit));
+  }
+
   /** Sends a routed unit, after connecting the backend and bringing its session state up to date. */
   private dispatch(unit: Frame[], role: Role): void {
+    if (this.state.unitWrite && this.deps.writesHeld(this)) {
+      this.flushRun();
+      this.parked = unit;
+      this.held ??= [];
+      this.socket.pause();
+      return;
+    }
     const link = this.links[role];
     if (link === null) return this.connectThenDispatch(unit, role);
     const catchUp = this.deps.router.catchUp(this.state, link, unit);
@@ -351,6 +371,19 @@ export class ClientSession implements LinkEvents {
     } else if (this.phase === 'connecting') {
       this.fatal(SqlState.AdminShutdown, 'the proxy is shutting down');
     }
+  }
+
+  /** A transaction or statement of this session is in flight on `role`. */
+  busyOn(role: Role): boolean {
+    const l = this.links[role];
+    return l !== null && !l.idle;
+  }
+
+  /** Cancels what runs on `role` and, inside a transaction, ends the session's connection there. */
+  cancelOn(role: Role): void {
+    const l = this.links[role];
+    if (l === null) return;
+    void sendCancelRequest(l.target, l.pid, l.secret);
   }
 
   /** Forwards a CancelRequest to the backend running this session's query. */

@@ -138,3 +138,9 @@ export function pgClientConfig(t: BackendTarget, applicationName = 'pg-cutover')
     application_name: applicationName,
   };
 }
+
+/** A postgres:// URL for a backend (the control plane's tools take URLs). */
+export function backendUrl(t: BackendTarget): string {
+  const auth = `${encodeURIComponent(t.user)}${t.password !== undefined ? ':' + encodeURIComponent(t.password) : ''}@`;
+  return `postgresql://${auth}${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}?sslmode=${t.tls}`;
+}

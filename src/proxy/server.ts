@@ -111,6 +111,11 @@ export class ProxyServer {
           stats: this.stats,
           router: this.opts.router,
           shadower: this.opts.shadower ?? (() => null),
+          writesHeld: (sess) => {
+            if (!this.holdingWrites) return false;
+            this.parkedSessions.add(sess);
+            return true;
+          },
           onClosed: (s) => {
             if (this.sessions.get(s.pid) === s) {
               this.sessions.delete(s.pid);
@@ -135,6 +140,45 @@ export class ProxyServer {
     const s = this.sessions.get(pid);
     if (s && s.secret === secret) s.cancel();
     else log.debug({ pid }, 'cancel request for unknown session ignored');
+  }
+
+  private holdingWrites = false;
+  private readonly parkedSessions = new Set<ClientSession>();
+
+  /**
+   * Write switchover / rollback pause (DESIGN.md step 1): new write units are parked, not failed; resolves
+   * once no session has a transaction in flight on `writer`, or rejects after `drainMs` (the caller releases).
+   */
+  async holdWrites(writer: 'source' | 'target', drainMs: number): Promise<void> {
+    this.holdingWrites = true;
+    const started = Date.now();
+    for (;;) {
+      const busy = [...this.sessions.values()].filter((s) => s.busyOn(writer)).length;
+      if (busy === 0) return;
+      if (Date.now() - started > drainMs) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Ends the hold: parked units are routed by the state in force now. */
+  releaseWrites(): void {
+    this.holdingWrites = false;
+    const parked = [...this.parkedSessions];
+    this.parkedSessions.clear();
+    for (const s of parked) s.releaseParked();
+  }
+
+  /**
+   * Waits until no session has a transaction or statement in flight on `role` (max `maxMs`), then cancels
+   * what is left (rollback step 2). Returns how long it waited and how many sessions were cancelled.
+   */
+  async drainRole(role: 'source' | 'target', maxMs: number): Promise<{ waitedMs: number; cancelled: number }> {
+    const started = Date.now();
+    const busy = () => [...this.sessions.values()].filter((s) => s.busyOn(role));
+    while (busy().length > 0 && Date.now() - started < maxMs) await new Promise((r) => setTimeout(r, 20));
+    const left = busy();
+    for (const s of left) s.cancelOn(role);
+    return { waitedMs: Date.now() - started, cancelled: left.length };
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { Db } from './control-conn.js';
 import { fromClause, keyOfRow, keySelect, orderBy, rangePredicate, ROW, type KeyRange, type TableKey } from './key-range.js';
-import type { QualifiedName } from './sql.js';
+import { quoteIdent, type QualifiedName } from './sql.js';
 
 /** Session settings that decide how values print as text; pinned for checksum sessions. */
 export const CHECKSUM_SESSION_SETTINGS: Readonly<Record<string, string>> = {
@@ -99,4 +99,41 @@ export async function keyAt(db: Db, key: TableKey, range: KeyRange, offset: numb
     [offset, ...pred.params],
   );
   return r.rows[0] ? keyOfRow(key, r.rows[0]) : null;
+}
+
+/** The largest key in a range (null when empty). */
+export async function maxKeyIn(db: Db, key: TableKey, range: KeyRange): Promise<readonly string[] | null> {
+  if (!key.columns) return null;
+  const pred = rangePredicate(key, range);
+  const desc = key.columns.map((c) => `${ROW}.${quoteIdent(c.name)} DESC`).join(', ');
+  const r: { rows: Record<string, unknown>[] } = await db.query(
+    `SELECT ${keySelect(key)} FROM ${fromClause(key)} WHERE ${pred.sql} ORDER BY ${desc} LIMIT 1`,
+    pred.params,
+  );
+  return r.rows[0] ? keyOfRow(key, r.rows[0]) : null;
+}
+
+/** Keys in a range, in key order, at most `limit`. */
+export async function keysIn(db: Db, key: TableKey, range: KeyRange, limit: number): Promise<(readonly string[])[]> {
+  if (!key.columns) return [];
+  const pred = rangePredicate(key, range, 2);
+  const r: { rows: Record<string, unknown>[] } = await db.query(
+    `SELECT ${keySelect(key)} FROM ${fromClause(key)} WHERE ${pred.sql} ORDER BY ${orderBy(key)} LIMIT $1`,
+    [limit, ...pred.params],
+  );
+  return r.rows.map((row) => keyOfRow(key, row));
+}
+
+/** Which of `keys` exist (as JSON of the key text tuple). */
+export async function presentKeys(db: Db, key: TableKey, keys: readonly (readonly string[])[]): Promise<Set<string>> {
+  const cols = key.columns;
+  if (!cols || keys.length === 0) return new Set();
+  const arrays = cols.map((_, i) => keys.map((k) => k[i]!));
+  const unnest = cols.map((c, i) => `$${i + 1}::text[]`).join(', ');
+  const join = cols.map((c, i) => `${ROW}.${quoteIdent(c.name)} = w.k${i}::${c.type}`).join(' AND ');
+  const r: { rows: Record<string, unknown>[] } = await db.query(
+    `SELECT ${keySelect(key)} FROM unnest(${unnest}) AS w(${cols.map((_, i) => `k${i}`).join(', ')}) JOIN ${fromClause(key)} ON ${join}`,
+    arrays,
+  );
+  return new Set(r.rows.map((row) => JSON.stringify(keyOfRow(key, row))));
 }

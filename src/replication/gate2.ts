@@ -6,16 +6,15 @@
  * applied the source LSN read after the source's checksum, a few times; a difference that
  * survives is narrowed to its rows, one that keeps moving is reported as unstable.
  */
-import type pg from 'pg';
 import { connectControl, controlPool, type Db } from './control-conn.js';
-import { currentWalLsn, waitForApplied } from './apply-wait.js';
-import { CHECKSUM_SESSION_SETTINGS, chunkChecksum, planChunks, sameSum, tableKey, type ChunkSum } from './checksum.js';
-import { criterion, gateResult, mapLimit, type Criterion, type GateResult } from './gates.js';
+import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
+import { compareTables, subscriptionSync, type ChunkVerdict, type TableComparison } from './chunk-check.js';
+import { criterion, gateResult, type Criterion, type GateResult } from './gates.js';
 import { HEARTBEAT_TABLE } from './heartbeat.js';
-import { describeRange, tableLabel, type KeyRange, type TableKey } from './key-range.js';
+import { describeRange, tableLabel } from './key-range.js';
 import { startLagSampler, type LagSamples } from './lag-sampler.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';
-import { narrowDifferences, type RowDifference } from './narrow.js';
+import type { RowDifference } from './narrow.js';
 import { applyWorker, publicationExists, subscriptionErrorCounts, subscriptionInfo } from './subscription.js';
 import { existingTables, publicationTables, resolveTables, type TableSelection } from './tables.js';
 import type { QualifiedName } from './sql.js';
@@ -30,7 +29,7 @@ export interface Gate2Options {
   chunkRows?: number;
   /** Chunks checked at once (connections per side). Default 4. */
   concurrency?: number;
-  /** Re-checks of a differing chunk. Default 3. */
+  /** Re-checks of a differing chunk. Default 5. */
   rechecks?: number;
   /** Longest wait for the target to apply a source LSN. Default 10 s. */
   applyTimeoutMs?: number;
@@ -50,108 +49,6 @@ export interface Gate2Progress {
   readonly totalChunks: number;
   readonly rows: number;
   readonly elapsedMs: number;
-}
-
-export type ChunkVerdict =
-  | { readonly kind: 'equal'; readonly rechecks: number }
-  | { readonly kind: 'unstable' }
-  | { readonly kind: 'differs'; readonly rows: readonly RowDifference[]; readonly truncated: boolean };
-
-export interface ChunkResult {
-  readonly range: KeyRange;
-  readonly source: ChunkSum;
-  readonly target: ChunkSum;
-  readonly verdict: ChunkVerdict;
-}
-
-export interface TableComparison {
-  readonly table: string;
-  readonly key: TableKey;
-  readonly chunks: readonly ChunkResult[];
-  readonly sourceRows: number;
-  readonly targetRows: number;
-}
-
-export interface CompareContext {
-  readonly source: pg.Pool;
-  readonly target: pg.Pool;
-  readonly concurrency: number;
-  readonly chunkRows: number;
-  readonly rechecks: number;
-  readonly maxRows: number;
-  /** Make the target as current as the source is now; `src` is the source session to read the LSN on. */
-  readonly sync: (src: Db, tgt: Db) => Promise<boolean>;
-  readonly onChunk?: (rows: number) => void;
-}
-
-/** Native sync: read the source's LSN, wait until the subscription has applied it. */
-export function subscriptionSync(subscription: string, timeoutMs: number) {
-  return async (src: Db, tgt: Db): Promise<boolean> => (await waitForApplied(tgt, subscription, await currentWalLsn(src), { timeoutMs })).ok;
-}
-
-async function withClients<T>(ctx: CompareContext, fn: (s: pg.PoolClient, t: pg.PoolClient) => Promise<T>): Promise<T> {
-  const s = await ctx.source.connect();
-  let t: pg.PoolClient | undefined;
-  try {
-    t = await ctx.target.connect();
-    return await fn(s, t);
-  } finally {
-    s.release();
-    t?.release();
-  }
-}
-
-async function checkChunk(ctx: CompareContext, key: TableKey, range: KeyRange): Promise<ChunkResult> {
-  return withClients(ctx, async (s, t) => {
-    // First look: both sides at once (the common case is equal, and this halves its cost).
-    let [a, b] = await Promise.all([chunkChecksum(s, key, range), chunkChecksum(t, key, range)]);
-    if (sameSum(a, b)) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: 0 } };
-    const sourceSums = new Set<string>();
-    for (let i = 1; i <= ctx.rechecks; i++) {
-      a = await chunkChecksum(s, key, range);
-      sourceSums.add(`${a.rows}:${a.md5}`);
-      await ctx.sync(s, t);
-      b = await chunkChecksum(t, key, range);
-      if (sameSum(a, b)) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: i } };
-    }
-    // The source kept changing under us: we cannot tell lag from a real difference.
-    if (sourceSums.size > 1) return { range, source: a, target: b, verdict: { kind: 'unstable' } };
-    const n = await narrowDifferences(s, t, key, range, { sync: () => ctx.sync(s, t), maxRows: ctx.maxRows });
-    // Narrowing found nothing: the difference went away meanwhile (late apply), so it is equal now.
-    if (n.rows.length === 0 && !n.truncated) return { range, source: a, target: b, verdict: { kind: 'equal', rechecks: ctx.rechecks + 1 } };
-    return { range, source: a, target: b, verdict: { kind: 'differs', rows: n.rows, truncated: n.truncated } };
-  });
-}
-
-/** Plans chunks on the source, then checks every chunk of every table with bounded concurrency. */
-export async function compareTables(ctx: CompareContext, tables: readonly QualifiedName[], onPlanned?: (total: number) => void): Promise<TableComparison[]> {
-  const planner = await ctx.source.connect();
-  const plans: { key: TableKey; ranges: KeyRange[] }[] = [];
-  try {
-    for (const table of tables) {
-      const key = await tableKey(planner, table);
-      plans.push({ key, ranges: await planChunks(planner, key, ctx.chunkRows) });
-    }
-  } finally {
-    planner.release();
-  }
-  const work = plans.flatMap((p, ti) => p.ranges.map((range) => ({ ti, key: p.key, range })));
-  onPlanned?.(work.length);
-  const results = await mapLimit(work, ctx.concurrency, async (w) => {
-    const r = await checkChunk(ctx, w.key, w.range);
-    ctx.onChunk?.(r.source.rows);
-    return { ti: w.ti, r };
-  });
-  return plans.map((p, ti) => {
-    const chunks = results.filter((x) => x.ti === ti).map((x) => x.r);
-    return {
-      table: tableLabel(p.key),
-      key: p.key,
-      chunks,
-      sourceRows: chunks.reduce((n, c) => n + c.source.rows, 0),
-      targetRows: chunks.reduce((n, c) => n + c.target.rows, 0),
-    };
-  });
 }
 
 function showRow(d: RowDifference): string {
@@ -244,7 +141,7 @@ export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2
         ...pools,
         concurrency: conc,
         chunkRows: opts.chunkRows ?? 10_000,
-        rechecks: opts.rechecks ?? 3,
+        rechecks: opts.rechecks ?? 5,
         maxRows: opts.maxRows ?? 20,
         sync,
         onChunk: (n) => {

@@ -1,0 +1,132 @@
+/**
+ * The admin API's routes (DESIGN.md, Interfaces): health, state, guarded transitions, rollback, gates,
+ * audit, metrics, shadow mismatches. Bad input gets a 4xx with a JSON reason and changes nothing.
+ */
+import type { Registry } from 'prom-client';
+import type { Route, Reply } from './admin-api.js';
+import type { Controller } from './controller.js';
+import type { ProxyServer } from '../proxy/server.js';
+import type { Shadower } from '../shadow/shadower.js';
+import type { UnleashBinding } from './unleash.js';
+import type { StateStore } from './store.js';
+import type { TransitionOutcome } from './transition.js';
+import { parseState } from './states.js';
+import { shadowSummary } from '../metrics/shadow.js';
+
+export interface AdminDeps {
+  controller: Controller;
+  proxy: ProxyServer;
+  registry: Registry;
+  store: StateStore;
+  shadower(): Shadower | null;
+  unleash(): UnleashBinding | null;
+}
+
+const STATUS: Record<string, number> = {
+  'unknown-state': 400,
+  'reason-required': 400,
+  invalid: 400,
+  'illegal-transition': 409,
+  'already-in-state': 409,
+  'guard-failed': 409,
+  conflict: 409,
+  unavailable: 503,
+};
+
+function outcome(o: TransitionOutcome): Reply {
+  if (o.ok) return { status: 200, body: { ...o.next, from: o.from.state, forced: o.forced, local: o.local } };
+  return { status: STATUS[o.code] ?? 409, body: { error: o.reason, code: o.code, reason: o.reason, state: o.current.state, guards: o.guards ?? [] } };
+}
+
+const str = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
+
+export function adminRoutes(d: AdminDeps): Route[] {
+  const stateBody = () => {
+    const s = d.controller.snapshot();
+    const p = d.controller.policy();
+    return { ...s, effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded };
+  };
+  return [
+    {
+      method: 'GET',
+      path: '/healthz',
+      handler: () => {
+        const h = d.controller.health();
+        const u = d.unleash();
+        return {
+          status: 200,
+          body: {
+            status: h.degraded ? 'degraded' : 'ok',
+            state: d.controller.snapshot().state,
+            clients: d.proxy.clientCount,
+            store: h.store,
+            unleash: u ? { healthy: u.healthy() } : null,
+            breakers: h.breakers.map((b) => ({ name: b.name, status: b.status, value: b.value, threshold: b.threshold })),
+          },
+        };
+      },
+    },
+    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: stateBody() }) },
+    {
+      method: 'POST',
+      path: '/transition',
+      mutates: true,
+      handler: async ({ body }) => {
+        const b = body as { to?: unknown; reason?: unknown; force?: unknown; by?: unknown };
+        if (!str(b.to)) return { status: 400, body: { error: 'body must be {"to": STATE, "reason"?: string, "force"?: boolean}' } };
+        const to = parseState(b.to);
+        if (!to.ok) return { status: 400, body: { error: to.reason, code: to.code } };
+        if (b.reason !== undefined && typeof b.reason !== 'string') return { status: 400, body: { error: '"reason" must be a string' } };
+        if (b.force !== undefined && typeof b.force !== 'boolean') return { status: 400, body: { error: '"force" must be true or false' } };
+        return outcome(await d.controller.transition({ to: to.state, reason: b.reason, force: b.force === true, by: `operator:${str(b.by) ? b.by : 'admin-api'}` }));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/rollback',
+      mutates: true,
+      handler: async ({ body }) => {
+        const b = body as { reason?: unknown; by?: unknown };
+        if (!str(b.reason)) return { status: 400, body: { error: 'a rollback needs {"reason": "..."}' } };
+        return outcome(await d.controller.rollback(b.reason, `operator:${str(b.by) ? b.by : 'admin-api'}`));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/gates/:n',
+      handler: async ({ params }) => {
+        const n = Number(params.n);
+        if (n !== 1 && n !== 2 && n !== 3) return { status: 400, body: { error: `no gate ${JSON.stringify(params.n)}: gates are 1, 2 and 3` } };
+        return { status: 200, body: await d.controller.gate(n) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/audit',
+      handler: async ({ query }) => {
+        const limit = Math.min(10_000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
+        try {
+          return { status: 200, body: { entries: await d.store.audit(limit) } };
+        } catch (e) {
+          return { status: 503, body: { error: `audit log unavailable: ${(e as Error).message}` } };
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handler: async () => ({ status: 200, body: await d.registry.metrics(), contentType: d.registry.contentType }),
+    },
+    {
+      method: 'GET',
+      path: '/shadow/mismatches',
+      handler: ({ query }) => {
+        const offset = Math.max(0, Number(query.get('offset') ?? 0) || 0);
+        const limit = Math.min(1000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
+        const sh = d.shadower();
+        if (sh === null) return { status: 200, body: { active: false, total: 0, offset, limit, items: [] } };
+        return { status: 200, body: { active: true, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } };
+      },
+    },
+  ];
+}

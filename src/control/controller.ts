@@ -1,0 +1,208 @@
+/**
+ * One sidecar's control plane: the shared state store, transitions through the state machine's guards,
+ * circuit breakers fed from the proxy's counters, gate results, and the rollback runner. The routing policy
+ * the hot path reads is derived from the store's last known snapshot and cached here.
+ */
+import { log } from '../log.js';
+import type { ProxyStats } from '../proxy/stats.js';
+import type { RoutePolicy } from '../router/route.js';
+import { BreakerSet, type BreakerReading } from './breaker.js';
+import type { ControlConfig } from './config.js';
+import { effectiveReadPercent, type CutoverSnapshot, type GateStatus } from './cutover-machine.js';
+import { STATE_POLICY, type CutoverState } from './states.js';
+import type { StateStore } from './store.js';
+import { requestTransition, type TransitionOutcome } from './transition.js';
+import { runRollback, type RollbackHooks } from './rollback-runner.js';
+
+export interface GateCriterion {
+  name: string;
+  measured: unknown;
+  threshold: unknown;
+  passed: boolean;
+  detail?: string;
+}
+
+export interface GateReport {
+  gate: 1 | 2 | 3;
+  passed: boolean;
+  at: number;
+  criteria: GateCriterion[];
+}
+
+export interface ControllerDeps {
+  store: StateStore;
+  config: ControlConfig;
+  stats: ProxyStats;
+  sidecarId: string;
+  runGate(n: 1 | 2 | 3): Promise<GateReport>;
+  rollback: RollbackHooks;
+  now?: () => number;
+  /** Breaker evaluation period (default 1000 ms). */
+  tickMs?: number;
+}
+
+export type Policy = RoutePolicy & { shadow: boolean; state: CutoverState };
+
+export class Controller {
+  readonly breakers: BreakerSet;
+  readonly gates: { 1?: GateStatus; 2?: GateStatus; 3?: GateStatus } = {};
+  readonly lastGateReports: { [n: number]: GateReport } = {};
+  private policyCache: Policy;
+  private readonly listeners: ((s: CutoverSnapshot, prev: CutoverSnapshot) => void)[] = [];
+  private readonly now: () => number;
+  private readonly timer: NodeJS.Timeout;
+  private last = { targetStatements: 0, targetFaults: 0, sourceStatements: 0, sourceFaults: 0 };
+  private snap: CutoverSnapshot;
+  private rollbackRunning: Promise<void> | null = null;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly d: ControllerDeps) {
+    this.now = d.now ?? Date.now;
+    this.breakers = new BreakerSet({ now: this.now, config: d.config.breakers });
+    this.snap = d.store.current();
+    this.policyCache = this.derive(this.snap);
+    this.unsubscribe = d.store.subscribe((s) => this.applySnapshot(s));
+    this.timer = setInterval(() => this.tick(), d.tickMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** What the hot path routes by: cached, recomputed on every new snapshot and during the rollback ramp. */
+  policy(): Policy {
+    return this.policyCache;
+  }
+
+  snapshot(): CutoverSnapshot {
+    return this.snap;
+  }
+
+  onChange(cb: (s: CutoverSnapshot, prev: CutoverSnapshot) => void): void {
+    this.listeners.push(cb);
+  }
+
+  private derive(s: CutoverSnapshot): Policy {
+    const p = STATE_POLICY[s.state];
+    const readPercent = s.state === 'ROLLBACK' ? effectiveReadPercent(s, this.now(), this.d.config.cutover.rollbackReadRampMs) : p.readPercent;
+    return { state: s.state, readPercent, writesTo: p.writesTo, shadow: p.shadow };
+  }
+
+  private applySnapshot(s: CutoverSnapshot): void {
+    const prev = this.snap;
+    if (s.version === prev.version && s.state === prev.state) return;
+    this.snap = s;
+    this.policyCache = this.derive(s);
+    log.info({ from: prev.state, to: s.state, version: s.version, reason: s.reason }, 'cutover state changed');
+    for (const l of this.listeners) l(s, prev);
+  }
+
+  /** A requested transition, through the state machine's guards and the store's compare-and-set. */
+  async transition(req: { to: string; reason?: string; force?: boolean; by: string; event?: 'rollback-complete' }): Promise<TransitionOutcome> {
+    const out = await requestTransition(this.d.store, req, () => ({
+      now: this.now(),
+      gates: this.gates,
+      breakers: this.breakers.readings(),
+      config: this.d.config.cutover,
+    }));
+    if (out.ok) {
+      this.applySnapshot(out.next);
+      if (out.next.state === 'ROLLBACK') this.startRollbackRunner(out.from, out.next);
+    }
+    return out;
+  }
+
+  /**
+   * Sets the state without the state machine (tests, demos, recovery by hand): compare-and-set on the
+   * current version, audited as an override. Never used by the admin API, Unleash or breakers.
+   */
+  async override(state: CutoverState, reason: string, by = 'override'): Promise<boolean> {
+    for (let i = 0; i < 5; i++) {
+      const cur = this.d.store.current();
+      const next: CutoverSnapshot = { state, version: cur.version + 1, since: this.now(), reason, readPercent: STATE_POLICY[state].readPercent };
+      const r = await this.d.store.compareAndSet(cur.version, next, { at: this.now(), by, kind: 'override', from: cur.state, to: state, version: next.version, reason });
+      if (r.ok) {
+        this.applySnapshot(r.snapshot);
+        return true;
+      }
+      if (r.code !== 'version-conflict') return false;
+    }
+    return false;
+  }
+
+  /** Operator or breaker rollback: the procedure runs here when this sidecar's CAS committed it. */
+  rollback(reason: string, by: string): Promise<TransitionOutcome> {
+    return this.transition({ to: 'ROLLBACK', reason, by });
+  }
+
+  private startRollbackRunner(from: CutoverSnapshot, at: CutoverSnapshot): void {
+    if (this.rollbackRunning) return;
+    this.rollbackRunning = runRollback({
+      from,
+      at,
+      hooks: this.d.rollback,
+      store: this.d.store,
+      by: this.d.sidecarId,
+      rampMs: this.d.config.cutover.rollbackReadRampMs,
+      now: this.now,
+      finish: (reason) => this.transition({ to: 'SOURCE_PRIMARY', event: 'rollback-complete', reason, by: 'rollback-runner' }),
+    })
+      .catch((e) => log.error({ err: e }, 'rollback runner failed'))
+      .finally(() => {
+        this.rollbackRunning = null;
+      });
+  }
+
+  /** Resolves when a rollback this sidecar runs has finished (tests, shutdown). */
+  async rollbackDone(): Promise<void> {
+    await this.rollbackRunning;
+  }
+
+  async gate(n: 1 | 2 | 3): Promise<GateReport> {
+    const r = await this.d.runGate(n);
+    this.gates[n] = { passed: r.passed, at: r.at };
+    this.lastGateReports[n] = r;
+    return r;
+  }
+
+  /** Feeds the breakers from the proxy's counters and acts on trips. Also advances the rollback read ramp. */
+  tick(): void {
+    const st = this.d.stats;
+    const now = this.now();
+    const tStmts = st.statements.target + st.connectFailures.target;
+    const tFaults = st.backendFaults.target + st.connectFailures.target;
+    const sStmts = st.statements.source;
+    const sFaults = st.backendFaults.source;
+    feed(this.breakers, 'target', tStmts - this.last.targetStatements, tFaults - this.last.targetFaults, now);
+    feed(this.breakers, 'source', sStmts - this.last.sourceStatements, sFaults - this.last.sourceFaults, now);
+    this.last = { targetStatements: tStmts, targetFaults: tFaults, sourceStatements: sStmts, sourceFaults: sFaults };
+    const ev = this.breakers.evaluate(now);
+    for (const tr of ev.transitions) {
+      log.warn({ breaker: tr.name, to: tr.to, action: tr.action, value: tr.reading.value, threshold: tr.reading.threshold }, 'circuit breaker changed');
+      void this.d.store.appendAudit({ at: now, by: `breaker:${tr.name}`, kind: 'breaker', reason: `${tr.name} ${tr.to}`, detail: { reading: { ...tr.reading } } });
+      if (tr.to === 'open' && tr.action === 'rollback' && this.snap.state !== 'ROLLBACK' && this.snap.state !== 'SOURCE_PRIMARY') {
+        void this.rollback(`circuit breaker ${tr.name}: ${fmt(tr.reading)}`, `breaker:${tr.name}`).then((o) => {
+          if (!o.ok && o.code !== 'already-in-state') log.error({ code: o.code, reason: o.reason }, 'breaker rollback refused');
+        });
+      }
+    }
+    if (this.snap.state === 'ROLLBACK') this.policyCache = this.derive(this.snap);
+  }
+
+  health(): { degraded: boolean; store: ReturnType<StateStore['health']>; breakers: readonly BreakerReading[] } {
+    const store = this.d.store.health();
+    return { degraded: store.degraded, store, breakers: this.breakers.readings() };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.unsubscribe();
+    await this.d.store.close();
+  }
+}
+
+function feed(b: BreakerSet, backend: 'source' | 'target', total: number, faults: number, now: number): void {
+  const f = Math.min(Math.max(0, faults), Math.max(0, total));
+  for (let i = 0; i < total; i++) b.recordQuery(backend, i < f, now);
+}
+
+function fmt(r: BreakerReading): string {
+  return `${r.value === null ? 'n/a' : r.value} > ${r.threshold}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * What the rollback runner needs from this sidecar and the databases: draining the target, restoring the
+ * source after writes had moved (src/replication/rollback.ts with the proxy as its WriteGate), and pausing
+ * replication.
+ */
+import type { StartConfig } from '../config/load.js';
+import { backendUrl } from '../proxy/database-url.js';
+import type { ProxyServer } from '../proxy/server.js';
+import { connectControl } from '../replication/control-conn.js';
+import { rollbackWritesToSource } from '../replication/rollback.js';
+import { applicationRoleCandidates } from '../replication/fence.js';
+import { pauseNativeReplication } from '../replication/native.js';
+import type { RollbackHooks } from './rollback-runner.js';
+
+export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer): RollbackHooks {
+  return {
+    drainTarget: (ms) => proxy.drainRole('target', ms),
+    async restoreSourceAfterWrites() {
+      const [source, target] = await Promise.all([
+        connectControl(backendUrl(cfg.source), { purpose: 'rollback' }),
+        connectControl(backendUrl(cfg.target), { purpose: 'rollback' }),
+      ]);
+      try {
+        const appRoles = await applicationRoleCandidates(source);
+        const r = await rollbackWritesToSource(source, target, { hold: () => proxy.holdWrites('target', 30_000), release: () => proxy.releaseWrites() }, {
+          appRoles,
+          subscription: cfg.subscription,
+        });
+        if (!r.ok) throw new Error(`${r.failedStep}: ${r.error}`);
+        return { pauseMs: r.pauseMs, targetLsn: r.targetLsn, steps: r.steps.length };
+      } finally {
+        await Promise.allSettled([source.end(), target.end()]);
+      }
+    },
+    async pauseReplication() {
+      if (!cfg.subscription) return false;
+      const r = await pauseNativeReplication(backendUrl(cfg.target), { subscription: cfg.subscription });
+      return r.ok;
+    },
+  };
+}

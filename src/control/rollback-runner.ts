@@ -1,0 +1,69 @@
+/**
+ * The rollback procedure of DESIGN.md, run by the sidecar whose compare-and-set committed ROLLBACK; every
+ * other sidecar has already stopped sending writes to the target by following the published state.
+ * Each step is appended to the audit stream with its start, end and outcome.
+ */
+import { log } from '../log.js';
+import type { CutoverSnapshot } from './cutover-machine.js';
+import { STATE_POLICY } from './states.js';
+import type { StateStore } from './store.js';
+
+export interface RollbackHooks {
+  /** Waits for in-flight transactions on the target to end (max `maxMs`), then cancels them; returns how many were cancelled. */
+  drainTarget(maxMs: number): Promise<{ waitedMs: number; cancelled: number }>;
+  /**
+   * Writes had moved to the target: fence it, wait for reverse replication to apply its writes on the
+   * source, sync sequences, restore forward replication, unfence the source (DESIGN.md step 3).
+   */
+  restoreSourceAfterWrites(): Promise<Record<string, unknown>>;
+  /** Pause replication (ALTER SUBSCRIPTION … DISABLE / DMS StopReplicationTask); false when none is configured. */
+  pauseReplication(): Promise<boolean>;
+}
+
+export interface RollbackRun {
+  from: CutoverSnapshot;
+  at: CutoverSnapshot;
+  hooks: RollbackHooks;
+  store: StateStore;
+  by: string;
+  rampMs: number;
+  now: () => number;
+  finish(reason: string): Promise<{ ok: boolean }>;
+}
+
+export async function runRollback(r: RollbackRun): Promise<void> {
+  const step = async (name: string, fn: () => Promise<Record<string, unknown> | void>): Promise<boolean> => {
+    const started = r.now();
+    try {
+      const detail = (await fn()) ?? {};
+      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: name, detail: { started, ended: r.now(), ok: true, ...detail } });
+      return true;
+    } catch (e) {
+      const error = (e as Error).message;
+      log.error({ step: name, err: error }, 'rollback step failed');
+      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: name, detail: { started, ended: r.now(), ok: false, error } });
+      return false;
+    }
+  };
+  const writesMoved = STATE_POLICY[r.from.state].writesTo === 'target';
+  await step('1 writes off the target (state published)', async () => ({ from: r.from.state, version: r.at.version, reason: r.at.reason }));
+  await step('2 drain in-flight target transactions', async () => r.hooks.drainTarget(30_000));
+  if (writesMoved) {
+    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', () => r.hooks.restoreSourceAfterWrites());
+    if (!ok) {
+      // Without step 3 the source may lack acknowledged writes: stay in ROLLBACK for an operator.
+      log.error('rollback halted: the source is not yet known to hold every write made on the target');
+      return;
+    }
+  } else {
+    await step('3 no writes had moved to the target: nothing to restore', async () => undefined);
+  }
+  await step('4 reads ramped back to the source', async () => {
+    const wait = Math.max(0, r.at.since + r.rampMs - r.now());
+    await new Promise((res) => setTimeout(res, wait));
+    return { rampMs: r.rampMs };
+  });
+  await step('5 replication paused', async () => ({ paused: await r.hooks.pauseReplication() }));
+  const done = await r.finish('rollback procedure complete');
+  await step('6 rollback complete', async () => ({ toSourcePrimary: done.ok }));
+}

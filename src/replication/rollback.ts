@@ -1,0 +1,101 @@
+/**
+ * Rollback after writes moved to the target (WRITES_TO_AURORA / SOURCE_READ_ONLY → ROLLBACK), with
+ * zero data loss (DESIGN.md "Rollback procedure", steps 1–3):
+ *   hold writes and drain (max drainTimeoutMs; stragglers are ended by the fence), fence the
+ *   target, wait until reverse replication has applied the target's LSN on the source, set source
+ *   sequences to the target's values, drop reverse replication, advance the forward slot past the
+ *   WAL that came from the target (PostgreSQL < 16 cannot filter it by origin), re-enable forward
+ *   replication, unfence the source, release writes to the source.
+ * A failure before the source is touched (up to the sequence sync) puts writes back on the target,
+ * unfenced: a working if unwanted state, never a lost write. After that, the source has every
+ * write, so the procedure still unfences it and releases writes there, and reports what failed.
+ */
+import type { Db } from './control-conn.js';
+import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { fence, unfence } from './fence.js';
+import { advanceSlot, directionNames, stopReverseReplication, type DirectionNames } from './reverse.js';
+import { syncSequences } from './sequences.js';
+import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
+import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
+import type { WriteGate } from './switchover.js';
+
+export const ROLLBACK_STEPS = [
+  'hold-writes', 'fence-target', 'wait-source-applied', 'sync-sequences', 'drop-reverse', 'advance-forward-slot',
+  'enable-forward', 'unfence-source', 'release-writes',
+  // After a failure:
+  'undo-unfence-target', 'undo-release-to-target', 'finish-unfence-source', 'finish-release-to-source',
+] as const;
+export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
+
+/** Steps after which the source holds every write: failing later still ends with writes on the source. */
+const SOURCE_COMMITTED: readonly RollbackStep[] = ['drop-reverse', 'advance-forward-slot', 'enable-forward', 'unfence-source', 'release-writes'];
+
+export interface RollbackOptions extends DirectionNames {
+  appRoles: readonly string[];
+  /** Wait this long for in-flight target writes; then the fence ends them. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Longest wait for reverse replication to apply the target's LSN on the source. Default 60 s. */
+  applyTimeoutMs?: number;
+  now?: () => number;
+}
+
+export interface RollbackResult {
+  readonly ok: boolean;
+  readonly steps: readonly StepRecord<RollbackStep>[];
+  /** From the start of the hold to the release; null if writes were never held. */
+  readonly pauseMs: number | null;
+  /** The target LSN the source applied before taking writes back. */
+  readonly targetLsn: string | null;
+  readonly writesOn: 'source' | 'target';
+  readonly failedStep?: RollbackStep;
+  readonly error?: string;
+}
+
+export async function rollbackWritesToSource(source: Db, target: Db, gate: WriteGate, opts: RollbackOptions): Promise<RollbackResult> {
+  const now = opts.now ?? Date.now;
+  const names = directionNames(opts);
+  const log = new StepLog<RollbackStep>(now);
+  const holdStarted = now();
+  let targetLsn: string | null = null;
+  try {
+    await log.run('hold-writes', async () => {
+      // Not a failure when it times out: fencing the target next ends what is still running.
+      try {
+        await withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes');
+        return 'drained';
+      } catch (err) {
+        return `not drained in time (${(err as Error).message}); the fence ends the rest`;
+      }
+    }, (d) => d);
+    await log.run('fence-target', () => fence(target, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
+    targetLsn = await log.run('wait-source-applied', async () => {
+      const lsn = await currentWalLsn(target);
+      const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5 });
+      if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
+      return lsn;
+    }, (lsn) => `target LSN ${lsn} applied on the source`);
+    await log.run('sync-sequences', () => syncSequences(target, source), (r) => `${r.set.length} sequence(s) set`);
+    await log.run('drop-reverse', () => stopReverseReplication(source, target, names));
+    await log.run('advance-forward-slot', async () => {
+      const sub = await subscriptionInfo(target, names.subscription);
+      if (!sub?.slot) throw new Error(`forward subscription ${names.subscription} (with a slot) not found on the target`);
+      if (sub.enabled) throw new Error(`forward subscription ${names.subscription} is enabled; expected it disabled since the switchover`);
+      return advanceSlot(source, sub.slot);
+    }, (a) => `slot ${a.slot} ${a.from ?? '?'} → ${a.to} (${a.skipped} B skipped)`);
+    await log.run('enable-forward', () => setSubscriptionEnabled(target, names.subscription, true));
+    await log.run('unfence-source', () => unfence(source, opts.appRoles));
+    await log.run('release-writes', async () => gate.release('source'));
+    return { ok: true, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source' };
+  } catch (err) {
+    const failed = err instanceof StepFailure ? (err.step as RollbackStep) : undefined;
+    const error = err instanceof StepFailure ? err.reason : String(err);
+    if (failed && SOURCE_COMMITTED.includes(failed)) {
+      if (!log.records.some((r) => r.step === 'unfence-source' && r.ok)) await log.attempt('finish-unfence-source', () => unfence(source, opts.appRoles));
+      await log.attempt('finish-release-to-source', async () => gate.release('source'));
+      return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source', failedStep: failed, error: `${error} (writes are on the source, which has every write; forward replication needs repair)` };
+    }
+    await log.attempt('undo-unfence-target', () => unfence(target, opts.appRoles));
+    await log.attempt('undo-release-to-target', async () => gate.release('target'));
+    return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'target', ...(failed ? { failedStep: failed } : {}), error: `${error} (rollback aborted: writes stay on the target)` };
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Write switchover SHADOW_WRITES → WRITES_TO_AURORA without losing a write (DESIGN.md "Write
+ * switchover"), as steps over two control sessions and a WriteGate the proxy implements:
+ *   0 preflight: forward replication running, lag ≤ startLagBytes, the target can publish
+ *   1–2 hold new writes and drain in-flight ones (gate.hold), then fence the source
+ *   3 read the source's LSN, wait until the target has applied it
+ *   4 set target sequences to the source's values
+ *   5 disable the forward subscription (and wait for its worker to exit), start reverse replication
+ *   6 unfence the target (an earlier rollback fenced it), release writes to the target
+ * If a step fails, what was done is undone in reverse (reverse replication dropped, forward
+ * re-enabled, source unfenced) and writes are released to the source.
+ */
+import type { Db } from './control-conn.js';
+import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { fence, unfence } from './fence.js';
+import { readNativeStatus } from './native.js';
+import { directionNames, disableAndWait, startReverseReplication, stopReverseReplication, type DirectionNames } from './reverse.js';
+import { syncSequences } from './sequences.js';
+import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
+import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
+
+/** What the proxy offers the switchover: hold application writes, then let them go to one side. */
+export interface WriteGate {
+  /**
+   * Queue new write transactions (do not fail them) and resolve once every in-flight write
+   * transaction has finished. With several sidecars: resolve once all have acknowledged.
+   */
+  hold(): Promise<void>;
+  /** Stop holding: held and new writes go to `to`. */
+  release(to: 'source' | 'target'): void | Promise<void>;
+}
+
+export const SWITCHOVER_STEPS = [
+  'preflight', 'hold-writes', 'fence-source', 'wait-target-applied', 'sync-sequences', 'disable-forward',
+  'start-reverse', 'unfence-target', 'release-writes',
+  // Undo, after a failure:
+  'undo-reverse', 'undo-enable-forward', 'undo-unfence-source', 'undo-release-to-source',
+] as const;
+export type SwitchoverStep = (typeof SWITCHOVER_STEPS)[number];
+
+export interface SwitchoverOptions extends DirectionNames {
+  /** Application roles to fence on the source (and unfence on the target). */
+  appRoles: readonly string[];
+  /** How the source reaches the target, for the reverse subscription (URL or conninfo). */
+  targetConninfo: string;
+  /** Refuse to start above this replication lag. Default 1 MiB (switchoverStartLagBytes). */
+  startLagBytes?: number;
+  /** Longest wait for in-flight writes to drain. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Longest wait for the target to apply the source's last LSN. Default 5 s (switchoverPauseMs). */
+  applyTimeoutMs?: number;
+  now?: () => number;
+}
+
+export type SwitchoverResult = {
+  readonly ok: boolean;
+  readonly steps: readonly StepRecord<SwitchoverStep>[];
+  /** From the start of the hold to the release (to either side); null if writes were never held. */
+  readonly pauseMs: number | null;
+  /** The source LSN the target applied before taking writes. */
+  readonly switchLsn: string | null;
+  /** Where writes go now. */
+  readonly writesOn: 'source' | 'target';
+  readonly failedStep?: SwitchoverStep;
+  readonly error?: string;
+};
+
+export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGate, opts: SwitchoverOptions): Promise<SwitchoverResult> {
+  const now = opts.now ?? Date.now;
+  const names = directionNames(opts);
+  const log = new StepLog<SwitchoverStep>(now);
+  let holdStarted: number | null = null;
+  let switchLsn: string | null = null;
+  try {
+    await log.run('preflight', async () => {
+      const st = await readNativeStatus(source, target, names);
+      if (!st.subscription) throw new Error(`forward subscription ${names.subscription} not found on the target`);
+      if (!st.subscription.enabled || st.subscription.worker.pid === null) throw new Error(`forward subscription ${names.subscription} is not running`);
+      const max = opts.startLagBytes ?? 1024 * 1024;
+      if (st.lagBytes === null || st.lagBytes > max) throw new Error(`replication lag ${st.lagBytes ?? 'unknown'} B is over ${max} B: the write pause would be long`);
+      const wl = (await target.query<{ v: string }>(`SELECT current_setting('wal_level') AS v`)).rows[0]!.v;
+      if (wl !== 'logical') throw new Error(`the target has wal_level = ${wl}: reverse replication (for rollback) needs logical`);
+      if (await subscriptionInfo(source, names.reverseSubscription)) throw new Error(`a reverse subscription ${names.reverseSubscription} already exists on the source`);
+      return st.lagBytes;
+    }, (lag) => `lag ${lag} B`);
+    holdStarted = now();
+    await log.run('hold-writes', () => withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes'));
+    await log.run('fence-source', () => fence(source, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
+    switchLsn = await log.run('wait-target-applied', async () => {
+      const lsn = await currentWalLsn(source);
+      const w = await waitForApplied(target, names.subscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 5000, pollMs: 5 });
+      if (!w.ok) throw new Error(`the target applied only up to ${w.applied ?? 'nothing'} of ${lsn} within ${w.waitedMs} ms`);
+      return lsn;
+    }, (lsn) => `source LSN ${lsn} applied`);
+    await log.run('sync-sequences', () => syncSequences(source, target), (r) => `${r.set.length} sequence(s) set${r.missing.length ? `, missing on target: ${r.missing.join(', ')}` : ''}`);
+    await log.run('disable-forward', () => disableAndWait(target, names.subscription));
+    await log.run('start-reverse', () => startReverseReplication(source, target, opts.targetConninfo, names), (t) => `${t.length} table(s)`);
+    await log.run('unfence-target', () => unfence(target, opts.appRoles));
+    await log.run('release-writes', async () => gate.release('target'));
+    return { ok: true, steps: log.records, pauseMs: now() - holdStarted, switchLsn, writesOn: 'target' };
+  } catch (err) {
+    const failed = err instanceof StepFailure ? (err.step as SwitchoverStep) : undefined;
+    const error = err instanceof StepFailure ? err.reason : String(err);
+    // Undo in reverse order whatever was started (each clean-up is idempotent).
+    if (log.started('start-reverse')) await log.attempt('undo-reverse', () => stopReverseReplication(source, target, names));
+    if (log.started('disable-forward')) await log.attempt('undo-enable-forward', () => setSubscriptionEnabled(target, names.subscription, true));
+    if (log.started('fence-source')) await log.attempt('undo-unfence-source', () => unfence(source, opts.appRoles));
+    if (holdStarted !== null) await log.attempt('undo-release-to-source', async () => gate.release('source'));
+    return {
+      ok: false,
+      steps: log.records,
+      pauseMs: holdStarted === null ? null : now() - holdStarted,
+      switchLsn,
+      writesOn: 'source',
+      ...(failed ? { failedStep: failed } : {}),
+      error,
+    };
+  }
+}
