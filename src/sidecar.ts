@@ -25,7 +25,7 @@ import type { CutoverSnapshot } from './control/cutover-machine.js';
 import { startUnleashBinding, type UnleashBinding } from './control/unleash.js';
 import { adminRoutes } from './control/admin-routes.js';
 import { createGateRunner } from './control/gates.js';
-import { createRollbackHooks } from './control/rollback-hooks.js';
+import { createRollbackHooks, createSwitchover } from './control/rollback-hooks.js';
 import { registerControlMetrics } from './metrics/control.js';
 
 export interface Sidecar {
@@ -110,6 +110,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     sidecarId: cfg.sidecarId,
     runGate: createGateRunner(cfg, proxy, () => shadower),
     rollback: createRollbackHooks(cfg, proxy),
+    switchover: createSwitchover(cfg, proxy),
   });
   controller = ctl;
 

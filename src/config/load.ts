@@ -94,6 +94,9 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   if (!(ts > 0 && ts <= 1000)) errors.push(`--time-scale: expected a number above 0, got "${get('timeScale')}"`);
   const listen = parseHostPort(get('listen')!);
   const admin = parseHostPort(get('admin')!);
+  if (admin && !/^(127\.|localhost$|::1$)/.test(admin.host) && !get('adminToken')) {
+    errors.push(`--admin-token (or PGCUTOVER_ADMIN_TOKEN) is required when --admin listens on a non-loopback address (${admin.host})`);
+  }
   if (errors.length > 0 || !source || !target || !listen || !admin) return { ok: false, errors };
   return {
     ok: true,

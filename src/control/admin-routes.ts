@@ -44,7 +44,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
   const stateBody = () => {
     const s = d.controller.snapshot();
     const p = d.controller.policy();
-    return { ...s, effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded };
+    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded };
   };
   return [
     {

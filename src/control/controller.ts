@@ -8,7 +8,7 @@ import type { ProxyStats } from '../proxy/stats.js';
 import type { RoutePolicy } from '../router/route.js';
 import { BreakerSet, type BreakerReading } from './breaker.js';
 import type { ControlConfig } from './config.js';
-import { effectiveReadPercent, type CutoverSnapshot, type GateStatus } from './cutover-machine.js';
+import { decideTransition, effectiveReadPercent, type CutoverSnapshot, type GateStatus, type TransitionContext } from './cutover-machine.js';
 import { STATE_POLICY, type CutoverState } from './states.js';
 import type { StateStore } from './store.js';
 import { requestTransition, type TransitionOutcome } from './transition.js';
@@ -36,6 +36,11 @@ export interface ControllerDeps {
   sidecarId: string;
   runGate(n: 1 | 2 | 3): Promise<GateReport>;
   rollback: RollbackHooks;
+  /**
+   * The write switchover (SHADOW_WRITES → WRITES_TO_AURORA, DESIGN.md): runs the database steps and calls
+   * `commit` at the moment writes may go to the target; the state is published there.
+   */
+  switchover?(commit: () => Promise<void>): Promise<{ ok: boolean; error?: string; detail?: Record<string, unknown> }>;
   now?: () => number;
   /** Breaker evaluation period (default 1000 ms). */
   tickMs?: number;
@@ -53,6 +58,8 @@ export class Controller {
   private readonly timer: NodeJS.Timeout;
   private last = { targetStatements: 0, targetFaults: 0, sourceStatements: 0, sourceFaults: 0 };
   private snap: CutoverSnapshot;
+  /** When this sidecar adopted `snap` (epoch ms): `since` is when the state was entered, wherever that was. */
+  private adoptedAt: number;
   private rollbackRunning: Promise<void> | null = null;
   private readonly unsubscribe: () => void;
 
@@ -60,6 +67,7 @@ export class Controller {
     this.now = d.now ?? Date.now;
     this.breakers = new BreakerSet({ now: this.now, config: d.config.breakers });
     this.snap = d.store.current();
+    this.adoptedAt = this.now();
     this.policyCache = this.derive(this.snap);
     this.unsubscribe = d.store.subscribe((s) => this.applySnapshot(s));
     this.timer = setInterval(() => this.tick(), d.tickMs ?? 1000);
@@ -73,6 +81,11 @@ export class Controller {
 
   snapshot(): CutoverSnapshot {
     return this.snap;
+  }
+
+  /** Epoch ms this sidecar started routing by the current snapshot; minus `since`, how long the change took to reach it. */
+  appliedAt(): number {
+    return this.adoptedAt;
   }
 
   onChange(cb: (s: CutoverSnapshot, prev: CutoverSnapshot) => void): void {
@@ -89,6 +102,7 @@ export class Controller {
     const prev = this.snap;
     if (s.version === prev.version && s.state === prev.state) return;
     this.snap = s;
+    this.adoptedAt = this.now();
     this.policyCache = this.derive(s);
     log.info({ from: prev.state, to: s.state, version: s.version, reason: s.reason }, 'cutover state changed');
     for (const l of this.listeners) l(s, prev);
@@ -96,12 +110,12 @@ export class Controller {
 
   /** A requested transition, through the state machine's guards and the store's compare-and-set. */
   async transition(req: { to: string; reason?: string; force?: boolean; by: string; event?: 'rollback-complete' }): Promise<TransitionOutcome> {
-    const out = await requestTransition(this.d.store, req, () => ({
-      now: this.now(),
-      gates: this.gates,
-      breakers: this.breakers.readings(),
-      config: this.d.config.cutover,
-    }));
+    const ctx = () => ({ now: this.now(), gates: this.gates, breakers: this.breakers.readings(), config: this.d.config.cutover });
+    const cur = this.d.store.current();
+    if (cur.state === 'SHADOW_WRITES' && String(req.to).toUpperCase() === 'WRITES_TO_AURORA' && this.d.switchover) {
+      return this.switchover(req, ctx);
+    }
+    const out = await requestTransition(this.d.store, req, ctx);
     if (out.ok) {
       this.applySnapshot(out.next);
       if (out.next.state === 'ROLLBACK') this.startRollbackRunner(out.from, out.next);
@@ -125,6 +139,29 @@ export class Controller {
       if (r.code !== 'version-conflict') return false;
     }
     return false;
+  }
+
+  /**
+   * SHADOW_WRITES → WRITES_TO_AURORA: the guards are checked first; then the switchover holds writes, fences
+   * the source, waits for the target, syncs sequences, starts reverse replication, and commits the new state
+   * just before releasing the held writes. A failed step leaves SHADOW_WRITES with writes on the source.
+   */
+  private async switchover(
+    req: { to: string; reason?: string; force?: boolean; by: string },
+    ctx: () => TransitionContext,
+  ): Promise<TransitionOutcome> {
+    const cur = this.d.store.current();
+    const dry = decideTransition(cur, req, { ...ctx(), storeDegraded: this.d.store.health().degraded });
+    if (!dry.ok) return { ok: false, code: dry.code, reason: dry.reason, current: cur, ...(dry.guards ? { guards: dry.guards } : {}) };
+    let committed: TransitionOutcome | null = null;
+    const res = await this.d.switchover!(async () => {
+      committed = await requestTransition(this.d.store, req, ctx);
+      if (!committed.ok) throw new Error(`state not committed: ${committed.reason}`);
+      this.applySnapshot(committed.next);
+    });
+    void this.d.store.appendAudit({ at: this.now(), by: req.by, kind: 'switchover', reason: res.ok ? 'writes moved to the target' : `switchover failed: ${res.error}`, detail: res.detail ?? {} });
+    if (res.ok && committed !== null) return committed;
+    return { ok: false, code: 'guard-failed', reason: `write switchover failed, writes stay on the source: ${res.error ?? 'unknown'}`, current: this.d.store.current() };
   }
 
   /** Operator or breaker rollback: the procedure runs here when this sidecar's CAS committed it. */

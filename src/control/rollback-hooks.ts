@@ -10,7 +10,43 @@ import { connectControl } from '../replication/control-conn.js';
 import { rollbackWritesToSource } from '../replication/rollback.js';
 import { applicationRoleCandidates } from '../replication/fence.js';
 import { pauseNativeReplication } from '../replication/native.js';
+import { switchWritesToTarget } from '../replication/switchover.js';
 import type { RollbackHooks } from './rollback-runner.js';
+
+/** The write switchover with this sidecar's proxy as the write gate (DESIGN.md, Write switchover). */
+export function createSwitchover(cfg: StartConfig, proxy: ProxyServer) {
+  return async (commit: () => Promise<void>): Promise<{ ok: boolean; error?: string; detail?: Record<string, unknown> }> => {
+    const [source, target] = await Promise.all([
+      connectControl(backendUrl(cfg.source), { purpose: 'switchover' }),
+      connectControl(backendUrl(cfg.target), { purpose: 'switchover' }),
+    ]);
+    try {
+      const appRoles = await applicationRoleCandidates(source);
+      const r = await switchWritesToTarget(
+        source,
+        target,
+        {
+          hold: () => proxy.holdWrites('source', 30_000),
+          release: async (to) => {
+            try {
+              if (to === 'target') await commit();
+            } finally {
+              proxy.releaseWrites();
+            }
+          },
+        },
+        { appRoles, targetConninfo: backendUrl(cfg.target), subscription: cfg.subscription },
+      );
+      const detail = { pauseMs: r.pauseMs, switchLsn: r.switchLsn, steps: r.steps.map((s) => ({ ...s })) };
+      return r.ok ? { ok: true, detail } : { ok: false, error: `${r.failedStep}: ${r.error}`, detail };
+    } catch (e) {
+      proxy.releaseWrites();
+      return { ok: false, error: (e as Error).message };
+    } finally {
+      await Promise.allSettled([source.end(), target.end()]);
+    }
+  };
+}
 
 export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer): RollbackHooks {
   return {

@@ -62,14 +62,15 @@ export class ProxyServer {
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    if (this.stopping) {
-      socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.AdminShutdown, message: 'the proxy is shutting down' }));
-      return;
-    }
+    const refuse = (code: string, message: string) => {
+      socket.end(enc.errorResponse({ severity: 'FATAL', code, message }));
+      // A client that never closes its side would otherwise keep the socket, and server.close() in shutdown, forever.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    if (this.stopping) return refuse(SqlState.AdminShutdown, 'the proxy is shutting down');
     if (this.clientCount >= this.opts.maxClients) {
       this.stats.clientsRejected++;
-      socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.TooManyConnections, message: `sorry, too many clients already (max_clients=${this.opts.maxClients})` }));
-      return;
+      return refuse(SqlState.TooManyConnections, `sorry, too many clients already (max_clients=${this.opts.maxClients})`);
     }
     this.stats.clientsAccepted++;
     this.loggingIn.add(socket);
@@ -99,6 +100,7 @@ export class ProxyServer {
       case 'ok': {
         if (this.stopping) {
           r.socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.AdminShutdown, message: 'the proxy is shutting down' }));
+          setTimeout(() => r.socket.destroy(), 1000).unref();
           return;
         }
         const id = this.nextId++;

@@ -16,19 +16,37 @@ export interface FenceReport {
   readonly ms: number;
 }
 
-/** Ends the open sessions of `roles` (not ours, not replication workers); waits up to 5 s for each to exit. */
-export async function terminateSessions(db: Db, roles: readonly string[]): Promise<number> {
+/**
+ * Ends the open sessions of `roles` (not ours, not replication workers) and waits until they have
+ * exited (at most `waitMs`), so no session of theirs can still commit when this returns. All are
+ * signalled at once, then awaited together: pg_terminate_backend(pid, timeout) would wait for
+ * each in turn.
+ */
+export async function terminateSessions(db: Db, roles: readonly string[], waitMs = 5000): Promise<number> {
   if (roles.length === 0) return 0;
-  // pg_terminate_backend(pid, timeout) waits for the process to exit (PostgreSQL 14+), so the
-  // session is gone, not merely signalled, when we go on.
-  const r = await db.query<{ n: number }>(
-    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))::int AS n
-       FROM pg_stat_activity
+  // Choose first, terminate second, in two statements: in one WHERE clause the planner may push
+  // pg_terminate_backend(pid) below the view's join, onto every backend, before the role filter
+  // runs (it did: walsenders and the replication launcher were ended).
+  const chosen = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity
       WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid() AND backend_type = 'client backend'
         AND coalesce(application_name, '') NOT LIKE $2`,
     [roles, `${CONTROL_APPLICATION_NAME}%`],
   );
-  return r.rows[0]!.n;
+  if (chosen.rows.length === 0) return 0;
+  const r = await db.query<{ pid: number }>(
+    'SELECT pid FROM unnest($1::int[]) AS pid WHERE pg_terminate_backend(pid)',
+    [chosen.rows.map((x) => x.pid)],
+  );
+  const pids = r.rows.map((x) => x.pid);
+  const deadline = Date.now() + waitMs;
+  while (pids.length > 0) {
+    const left = await db.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
+    if ((left.rowCount ?? 0) === 0) break;
+    if (Date.now() > deadline) throw new Error(`${left.rowCount} terminated session(s) still running after ${waitMs} ms`);
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  return pids.length;
 }
 
 /** Makes `roles` read-only on this server and ends their sessions. Idempotent. */

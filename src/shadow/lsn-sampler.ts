@@ -41,19 +41,37 @@ export class LsnSampler {
   }
 
   /**
-   * Was the target behind the source around `t`? Looks at the last reading before `t` and the first after
-   * it (a commit just before `t` shows only in the later one). Undefined until a reading after `t` exists.
+   * Was replication in motion around this shadow (DESIGN.md, "Explain")? True when, in the readings from the
+   * last one before `startedAt` to the first one after `resultAt`, the target was behind the source (it may
+   * have lacked what the source had committed when the transaction began) or advanced (it may already have
+   * applied the source's own commit of this very statement, as an autocommit write's shadow can run after
+   * it). Readings are milliseconds apart, so this leans towards "yes": a suspect difference is explained,
+   * not hidden; with replication idle, every difference counts. Undefined until a reading after `resultAt`.
    */
-  laggingAround(t: number): boolean | undefined {
+  laggingDuring(startedAt: number, resultAt: number): boolean | undefined {
     let before: LsnReading | null = null;
-    let after: LsnReading | null = null;
+    const window: LsnReading[] = [];
+    let closedAfter = false;
     for (const r of this.recent) {
-      if (r.at <= t) before = r;
-      else if (after === null) after = r;
+      if (r.at <= startedAt) before = r;
+      else {
+        window.push(r);
+        if (r.at > resultAt) {
+          closedAfter = true;
+          break;
+        }
+      }
     }
-    if (after === null) return this.closed ? false : undefined;
-    const behind = (r: LsnReading | null) => r !== null && r.applied !== null && r.applied < r.source;
-    return behind(before) || behind(after);
+    if (!closedAfter) return this.closed ? false : undefined;
+    if (before !== null) window.unshift(before);
+    let firstApplied: number | null = null;
+    for (const r of window) {
+      if (r.applied === null) continue;
+      if (r.applied < r.source) return true;
+      if (firstApplied === null) firstApplied = r.applied;
+      else if (r.applied !== firstApplied) return true;
+    }
+    return false;
   }
 
   start(): void {

@@ -25,7 +25,7 @@ export interface ShadowContext {
   /** Named statements of the client session: name → original Parse frame. */
   named: ReadonlyMap<string, { text: string; parse: Buffer }>;
   /** `startedAt`: when the transaction began (Date.now()), to explain a difference by replication lag. */
-  onCompared(d: Difference | null, text: string, latencyMs: number, startedAt: number): void;
+  onCompared(d: Difference | null, text: string, latencyMs: number, startedAt: number, resultAt: number): void;
   onAbandoned(why: string): void;
   onDone(conn: ShadowConn, healthy: boolean): void;
 }
@@ -36,6 +36,8 @@ interface Pair {
   text: string;
   sentAt: number;
   shdAt?: number;
+  /** Wall-clock time the shadow's result arrived. */
+  shdWall?: number;
 }
 
 /** Statements that cannot run inside the shadow's transaction, or would end it: never shadowed. */
@@ -195,13 +197,14 @@ export class ShadowTx {
   private shadowUnit(p: Pair, u: UnitResult): void {
     p.shd = u;
     p.shdAt = performance.now();
+    p.shdWall = Date.now();
     this.settle(p);
   }
 
   private settle(p: Pair): void {
     if (p.src === undefined || p.shd === undefined || this.abandoned) return;
     const d = compareUnits(p.src, p.shd);
-    this.ctx.onCompared(d, p.text, (p.shdAt ?? p.sentAt) - p.sentAt, this.startedAt);
+    this.ctx.onCompared(d, p.text, (p.shdAt ?? p.sentAt) - p.sentAt, this.startedAt, p.shdWall ?? Date.now());
     // After a difference the shadow's transaction no longer mirrors the source's: stop comparing.
     if (d !== null) this.stop(false);
   }

@@ -180,7 +180,7 @@ export class Shadower {
       capMs: this.o.capMs,
       prelude,
       named,
-      onCompared: (d, text, ms, startedAt) => this.compared(d, text, ms, startedAt),
+      onCompared: (d, text, ms, startedAt, resultAt) => this.compared(d, text, ms, startedAt, resultAt),
       onAbandoned: () => {
         this.stats.abandoned++;
         this.stats.mismatched.abandoned++;
@@ -196,7 +196,7 @@ export class Shadower {
     return tx;
   }
 
-  private compared(d: Difference | null, text: string, ms: number, startedAt: number): void {
+  private compared(d: Difference | null, text: string, ms: number, startedAt: number, resultAt: number): void {
     if (d === null) {
       this.stats.compared++;
       this.stats.matched++;
@@ -207,9 +207,9 @@ export class Shadower {
     // Explain before counting (DESIGN.md): a difference while the target had not applied what the source
     // had committed when the transaction began is 'lag-suspect'. Wait for an LSN reading after the start.
     if (!EXPLAINED.has(d.cls)) {
-      const lagging = this.sampler.laggingAround(startedAt);
+      const lagging = this.sampler.laggingDuring(startedAt, resultAt);
       if (lagging === undefined) {
-        setTimeout(() => this.compared(d, text, ms, startedAt), 25).unref();
+        setTimeout(() => this.compared(d, text, ms, startedAt, resultAt), 25).unref();
         return;
       }
       if (lagging) d = { ...d, cls: 'lag-suspect' };

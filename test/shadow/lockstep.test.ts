@@ -41,22 +41,28 @@ t.test('identity-key INSERT … RETURNING and UPDATE … RETURNING match without
   await c.connect();
   t.teardown(() => c.end());
   const before = proxy.shadower()!.stats.compared;
+  const ids: string[] = [];
   for (let i = 0; i < 50; i++) {
     const r = await c.query('insert into items (name) values ($1) returning id, name, created_at', [`row ${i}`]);
     t.equal(r.rows[0].name, `row ${i}`);
-    await c.query("update items set name = name || '!' where id = $1 returning name", [r.rows[0].id]);
+    ids.push(r.rows[0].id);
   }
+  // Updating a row right after inserting it races replication (the shadow may not see the row yet:
+  // 'lag-suspect'); let the inserts arrive first so the comparison is about the statements themselves.
+  await waitCaughtUp(source);
+  for (const id of ids) await c.query("update items set name = name || '!' where id = $1 returning name", [id]);
   await new Promise((r) => setTimeout(r, 300));
   const st = proxy.shadower()!.stats;
   t.ok(st.compared - before >= 90, `compared ${st.compared - before} units`);
   t.equal(st.mismatched['error-on-target-only'], 0, 'no key collisions on the target');
-  t.equal(st.unexplained, 0, `no unexplained mismatches ${JSON.stringify(proxy.shadower()!.mismatches(0, 3).items)}`);
+  t.equal(st.unexplained, 0, `no unexplained mismatches ${JSON.stringify(proxy.shadower()!.mismatches(0, 50).items.filter((m) => !m.explained))}`);
   await waitCaughtUp(source);
   t.equal(await tableChecksum(target.url(), 'items', 'id'), await tableChecksum(source.url(), 'items', 'id'), 'items: target equals source');
 });
 
 t.test('a difference only on the target is reported with its class and fingerprint', async (t) => {
   // A CHECK constraint that exists only on the target makes a class of writes fail there.
+  await waitCaughtUp(source);
   await query(target.url(), "alter table items add constraint no_bad_names check (name not like 'bad%')");
   const c = new pg.Client({ connectionString: proxy.url() });
   await c.connect();
