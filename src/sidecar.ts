@@ -121,6 +121,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       shadower = new Shadower({
         source: cfg.source,
         target: cfg.target,
+        control: cfg.control,
         classifier,
         poolSize: cfg.shadow.poolSize,
         sampleRate: cfg.shadow.samplePct / 100,

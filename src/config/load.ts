@@ -11,6 +11,8 @@ export interface HostPort {
 export interface StartConfig {
   source: BackendTarget;
   target: BackendTarget;
+  /** The control plane's own (privileged) logins; default the proxy's. */
+  control: { source: BackendTarget; target: BackendTarget };
   listen: HostPort;
   admin: HostPort;
   usersFile?: string;
@@ -64,21 +66,22 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
     if (problem) errors.push(`--${o.flag}: ${problem}`);
   }
   const get = (k: string) => raw.get(k);
-  let source: BackendTarget | undefined;
-  let target: BackendTarget | undefined;
   const cto = Number(get('connectTimeoutMs'));
-  for (const role of ['source', 'target'] as const) {
-    const u = get(role);
-    if (!u) continue;
+  const parse = (flag: string, role: 'source' | 'target', u: string | undefined): BackendTarget | undefined => {
+    if (!u) return undefined;
     const r = parseDatabaseUrl(u, role);
-    if (!r.ok) for (const e of r.errors) errors.push(`--${role}: ${e}`);
-    else {
-      // A connect_timeout in the URL wins over --connect-timeout-ms.
-      if (!/[?&]connect_timeout=/.test(u)) r.value.connectTimeoutMs = cto;
-      if (role === 'source') source = r.value;
-      else target = r.value;
+    if (!r.ok) {
+      for (const e of r.errors) errors.push(`--${flag}: ${e}`);
+      return undefined;
     }
-  }
+    // A connect_timeout in the URL wins over --connect-timeout-ms.
+    if (!/[?&]connect_timeout=/.test(u)) r.value.connectTimeoutMs = cto;
+    return r.value;
+  };
+  const source = parse('source', 'source', get('source'));
+  const target = parse('target', 'target', get('target'));
+  const sourceControl = parse('source-control', 'source', get('sourceControl')) ?? source;
+  const targetControl = parse('target-control', 'target', get('targetControl')) ?? target;
   let tls: StartConfig['tls'];
   const cert = get('tlsCert');
   const key = get('tlsKey');
@@ -97,12 +100,13 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   if (admin && !/^(127\.|localhost$|::1$)/.test(admin.host) && !get('adminToken')) {
     errors.push(`--admin-token (or PGCUTOVER_ADMIN_TOKEN) is required when --admin listens on a non-loopback address (${admin.host})`);
   }
-  if (errors.length > 0 || !source || !target || !listen || !admin) return { ok: false, errors };
+  if (errors.length > 0 || !source || !target || !sourceControl || !targetControl || !listen || !admin) return { ok: false, errors };
   return {
     ok: true,
     value: {
       source,
       target,
+      control: { source: sourceControl, target: targetControl },
       listen,
       admin,
       usersFile: get('users'),

@@ -47,8 +47,8 @@ export function gate3(cfg: { minShadowed: number; maxExplainedShare: number }, p
 }
 
 export function createGateRunner(cfg: StartConfig, proxy: ProxyServer, shadower: () => Shadower | null): (n: 1 | 2 | 3) => Promise<GateReport> {
-  const src = backendUrl(cfg.source);
-  const tgt = backendUrl(cfg.target);
+  const src = backendUrl(cfg.control.source);
+  const tgt = backendUrl(cfg.control.target);
   return async (n) => {
     switch (n) {
       case 1:

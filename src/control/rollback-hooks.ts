@@ -17,8 +17,8 @@ import type { RollbackHooks } from './rollback-runner.js';
 export function createSwitchover(cfg: StartConfig, proxy: ProxyServer) {
   return async (commit: () => Promise<void>): Promise<{ ok: boolean; error?: string; detail?: Record<string, unknown> }> => {
     const [source, target] = await Promise.all([
-      connectControl(backendUrl(cfg.source), { purpose: 'switchover' }),
-      connectControl(backendUrl(cfg.target), { purpose: 'switchover' }),
+      connectControl(backendUrl(cfg.control.source), { purpose: 'switchover' }),
+      connectControl(backendUrl(cfg.control.target), { purpose: 'switchover' }),
     ]);
     try {
       const appRoles = await applicationRoleCandidates(source);
@@ -35,7 +35,7 @@ export function createSwitchover(cfg: StartConfig, proxy: ProxyServer) {
             }
           },
         },
-        { appRoles, targetConninfo: backendUrl(cfg.target), subscription: cfg.subscription },
+        { appRoles, targetConninfo: backendUrl(cfg.control.target, 'libpq'), subscription: cfg.subscription },
       );
       const detail = { pauseMs: r.pauseMs, switchLsn: r.switchLsn, steps: r.steps.map((s) => ({ ...s })) };
       return r.ok ? { ok: true, detail } : { ok: false, error: `${r.failedStep}: ${r.error}`, detail };
@@ -53,8 +53,8 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer): Rollb
     drainTarget: (ms) => proxy.drainRole('target', ms),
     async restoreSourceAfterWrites() {
       const [source, target] = await Promise.all([
-        connectControl(backendUrl(cfg.source), { purpose: 'rollback' }),
-        connectControl(backendUrl(cfg.target), { purpose: 'rollback' }),
+        connectControl(backendUrl(cfg.control.source), { purpose: 'rollback' }),
+        connectControl(backendUrl(cfg.control.target), { purpose: 'rollback' }),
       ]);
       try {
         const appRoles = await applicationRoleCandidates(source);
@@ -70,7 +70,7 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer): Rollb
     },
     async pauseReplication() {
       if (!cfg.subscription) return false;
-      const r = await pauseNativeReplication(backendUrl(cfg.target), { subscription: cfg.subscription });
+      const r = await pauseNativeReplication(backendUrl(cfg.control.target), { subscription: cfg.subscription });
       return r.ok;
     },
   };

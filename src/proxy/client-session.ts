@@ -75,6 +75,11 @@ export class ClientSession implements LinkEvents {
 
   /** Connects the writer, greets the client (ParameterStatus, BackendKeyData, ReadyForQuery), starts forwarding. */
   async start(rest: Buffer): Promise<void> {
+    // Watch for the client leaving from the start: it may go while the backend connects, or already went
+    // during login; a session nobody closes would hold its backend connection forever.
+    this.socket.on('close', () => this.close());
+    this.socket.on('error', () => this.close());
+    if (this.socket.destroyed) return this.close();
     const role = this.deps.router.policy().writesTo;
     const r = await this.openLink(role);
     if (this.phase !== 'connecting') return;
@@ -86,8 +91,6 @@ export class ClientSession implements LinkEvents {
     this.socket.write(enc.readyForQuery(TxStatus.Idle));
     this.socket.uncork();
     this.socket.on('data', (c: Buffer) => this.onClientData(c));
-    this.socket.on('close', () => this.close());
-    this.socket.on('error', () => this.close());
     if (rest.length > 0) this.onClientData(rest);
     this.socket.resume();
     if (this.draining) this.maybeFinishDrain();

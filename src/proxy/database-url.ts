@@ -139,8 +139,14 @@ export function pgClientConfig(t: BackendTarget, applicationName = 'pg-cutover')
   };
 }
 
-/** A postgres:// URL for a backend (the control plane's tools take URLs). */
-export function backendUrl(t: BackendTarget): string {
+/**
+ * A postgres:// URL for a backend. `libpq` spells sslmode as PostgreSQL does (for a subscription's
+ * conninfo); otherwise it is for node-postgres, which reads `prefer` as "TLS required" and knows `no-verify`.
+ */
+export function backendUrl(t: BackendTarget, dialect: 'node-postgres' | 'libpq' = 'node-postgres'): string {
   const auth = `${encodeURIComponent(t.user)}${t.password !== undefined ? ':' + encodeURIComponent(t.password) : ''}@`;
-  return `postgresql://${auth}${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}?sslmode=${t.tls}`;
+  const base = `postgresql://${auth}${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/${encodeURIComponent(t.database)}`;
+  if (dialect === 'libpq') return `${base}?sslmode=${t.tls}`;
+  if (t.tls !== 'require') return base;
+  return `${base}?sslmode=${t.tlsVerify === 'verify-full' ? 'verify-full' : t.tlsVerify === 'verify-ca' ? 'verify-ca' : 'no-verify'}`;
 }

@@ -19,6 +19,8 @@ import { LsnSampler } from './lsn-sampler.js';
 export interface ShadowOptions {
   source: BackendTarget;
   target: BackendTarget;
+  /** Privileged logins for the LSN sampler and sequence moves (default source/target). */
+  control?: { source: BackendTarget; target: BackendTarget };
   classifier: Classifier;
   /** Target connections used for shadows (default 4). No free one → the transaction is not shadowed. */
   poolSize?: number;
@@ -76,7 +78,7 @@ export class Shadower {
   private readonly sampler: LsnSampler;
   private readonly adaptTimer: NodeJS.Timeout;
   private closed = false;
-  private readonly o: Required<Omit<ShadowOptions, 'mask'>> & { mask: MaskRule };
+  private readonly o: Required<Omit<ShadowOptions, 'mask' | 'control'>> & { mask: MaskRule; control?: ShadowOptions['control'] };
 
   constructor(opts: ShadowOptions) {
     this.o = {
@@ -85,7 +87,7 @@ export class Shadower {
       mask: opts.mask ?? DEFAULT_MASK,
     };
     this.rate = this.o.sampleRate;
-    this.sampler = new LsnSampler(pgClientConfig(opts.source, 'pg-cutover-lsn'));
+    this.sampler = new LsnSampler(pgClientConfig(opts.control?.source ?? opts.source, 'pg-cutover-lsn'));
     this.sampler.start();
     this.adaptTimer = setInterval(() => this.adapt(), 100);
     this.adaptTimer.unref();
@@ -100,8 +102,9 @@ export class Shadower {
 
   private async syncSequences(): Promise<void> {
     if (this.closed) return;
-    const src = new pg.Client(pgClientConfig(this.o.source, 'pg-cutover-control:sequences'));
-    const dst = new pg.Client({ ...pgClientConfig(this.o.target, 'pg-cutover-control:sequences'), options: '-c default_transaction_read_only=off' });
+    const ctl = this.o.control ?? { source: this.o.source, target: this.o.target };
+    const src = new pg.Client(pgClientConfig(ctl.source, 'pg-cutover-control:sequences'));
+    const dst = new pg.Client({ ...pgClientConfig(ctl.target, 'pg-cutover-control:sequences'), options: '-c default_transaction_read_only=off' });
     src.on('error', () => {});
     dst.on('error', () => {});
     try {

@@ -60,3 +60,19 @@ t.test('table names as operators type them', async (t) => {
   t.throws(() => parseTableName('a.b.c'));
   t.throws(() => parseTableName('"open'));
 });
+
+t.test('replication gauges are read at scrape time; unknown lag is NaN, not 0', async (t) => {
+  const { Registry } = await import('prom-client');
+  const { registerReplicationMetrics } = await import('../../src/replication/metrics.js');
+  const reg = new Registry();
+  let lag: number | null = 2.5;
+  registerReplicationMetrics(reg, { lagSeconds: () => lag, lagBytes: () => 1024, state: () => 'CDC_ACTIVE' });
+  let text = await reg.metrics();
+  t.match(text, /pgcutover_replication_lag_seconds 2\.5/);
+  t.match(text, /pgcutover_replication_lag_bytes 1024/);
+  t.match(text, /pgcutover_replication_state\{state="CDC_ACTIVE"\} 1/);
+  t.match(text, /pgcutover_replication_state\{state="CDC_CAUGHT_UP"\} 0/);
+  lag = null;
+  text = await reg.metrics();
+  t.match(text, /pgcutover_replication_lag_seconds NaN/);
+});
