@@ -29,6 +29,11 @@ export interface AdminOptions {
 }
 
 const MAX_BODY = 64 * 1024;
+/**
+ * A body over MAX_BODY is read to its end (up to this much) before the 413 goes out: closing a socket with
+ * unread data makes the kernel send RST, and the client would then lose the answer instead of reading it.
+ */
+const MAX_DRAIN = 1024 * 1024;
 
 function match(pattern: string, path: string): Record<string, string> | null {
   const a = pattern.split('/');
@@ -36,8 +41,13 @@ function match(pattern: string, path: string): Record<string, string> | null {
   if (a.length !== b.length) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < a.length; i++) {
-    if (a[i].startsWith(':')) params[a[i].slice(1)] = decodeURIComponent(b[i]);
-    else if (a[i] !== b[i]) return null;
+    if (a[i].startsWith(':')) {
+      try {
+        params[a[i].slice(1)] = decodeURIComponent(b[i]);
+      } catch {
+        params[a[i].slice(1)] = b[i]; // malformed percent-encoding: the handler rejects the raw text
+      }
+    } else if (a[i] !== b[i]) return null;
   }
   return params;
 }
@@ -54,9 +64,9 @@ function tokenOk(header: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function send(res: http.ServerResponse, r: Reply): void {
+function send(res: http.ServerResponse, r: Reply, close = false): void {
   const text = r.contentType ? String(r.body) : JSON.stringify(r.body, null, 2) + '\n';
-  res.writeHead(r.status, { 'content-type': r.contentType ?? 'application/json' });
+  res.writeHead(r.status, { 'content-type': r.contentType ?? 'application/json', ...(close ? { connection: 'close' } : {}) });
   res.end(text);
 }
 
@@ -87,11 +97,16 @@ export async function startAdmin(opts: AdminOptions): Promise<{ server: http.Ser
       if (req.method === 'POST') {
         const chunks: Buffer[] = [];
         let size = 0;
+        const tooLarge = { status: 413, body: { error: `body larger than ${MAX_BODY} bytes` } };
         for await (const c of req) {
           size += (c as Buffer).length;
-          if (size > MAX_BODY) return send(res, { status: 413, body: { error: `body larger than ${MAX_BODY} bytes` } });
-          chunks.push(c as Buffer);
+          if (size > MAX_DRAIN) {
+            res.once('finish', () => req.socket.destroy());
+            return send(res, tooLarge, true);
+          }
+          if (size <= MAX_BODY) chunks.push(c as Buffer);
         }
+        if (size > MAX_BODY) return send(res, tooLarge, true);
         const text = Buffer.concat(chunks).toString('utf8');
         if (text.trim() !== '') {
           try {

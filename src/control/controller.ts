@@ -41,6 +41,12 @@ export interface ControllerDeps {
    * `commit` at the moment writes may go to the target; the state is published there.
    */
   switchover?(commit: () => Promise<void>): Promise<{ ok: boolean; error?: string; detail?: Record<string, unknown> }>;
+  /**
+   * ROLLBACK entered from a state whose writes went to the target: hold new writes at once (the source is
+   * still fenced until the rollback runner has restored it; it releases them).
+   */
+  holdWritesForRollback?(): void;
+  releaseWrites?(): void;
   now?: () => number;
   /** Breaker evaluation period (default 1000 ms). */
   tickMs?: number;
@@ -101,6 +107,8 @@ export class Controller {
   private applySnapshot(s: CutoverSnapshot): void {
     const prev = this.snap;
     if (s.version === prev.version && s.state === prev.state) return;
+    if (s.state === 'ROLLBACK' && STATE_POLICY[prev.state].writesTo === 'target') this.d.holdWritesForRollback?.();
+    if (prev.state === 'ROLLBACK' && s.state !== 'ROLLBACK') this.d.releaseWrites?.();
     this.snap = s;
     this.adoptedAt = this.now();
     this.policyCache = this.derive(s);

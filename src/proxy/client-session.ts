@@ -301,7 +301,7 @@ export class ClientSession implements LinkEvents {
       log.warn({ session: this.id, err: bad.message }, 'protocol violation from client');
       return this.fatal(bad.sqlstate, bad.message);
     }
-    if (this.terminated) this.close();
+    if (this.terminated) this.close(true);
   }
 
   // LinkEvents — called by BackendLink.
@@ -356,9 +356,10 @@ export class ClientSession implements LinkEvents {
     }
     const reason = link.lastError ? `${why} (${link.lastError})` : why;
     log.warn({ session: this.id, backend: link.role, why: reason }, 'backend connection lost');
-    // A reader that goes away while idle is reconnected on next use; the writer's loss ends the session,
-    // as it would for a client connected to it directly.
-    if (link.idle && link.role !== this.deps.router.policy().writesTo) return;
+    // A backend that goes away while idle (server restart, idle timeout, the fencing step ending application
+    // sessions) is reconnected on next use, its session state replayed: the client sees nothing. A pinned
+    // session (temp table, LISTEN, advisory lock) lost state that cannot be rebuilt, so it ends.
+    if (link.idle && this.state.pinnedTo !== link.role) return;
     this.fatal(SqlState.ConnectionFailure, `connection to ${link.role} backend ${link.address} lost: ${reason}`);
   }
 
@@ -409,15 +410,17 @@ export class ClientSession implements LinkEvents {
   /**
    * Ends the session. A backend with a statement running is sent a cancel first, so a long query does not
    * keep running for a client that left; closing the backend connection rolls back an open transaction.
+   * `graceful`: the client sent Terminate, which PostgreSQL reads only after the statements before it have
+   * run, so those are not cancelled (the backend gets its Terminate behind them).
    */
-  close(): void {
+  close(graceful = false): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.shadow?.finish();
     this.shadow = null;
     for (const l of [this.links.source, this.links.target]) {
       if (l === null) continue;
-      if (l.pending > 0 && !l.closing) void sendCancelRequest(l.target, l.pid, l.secret);
+      if (l.pending > 0 && !l.closing && !graceful) void sendCancelRequest(l.target, l.pid, l.secret);
       l.close();
     }
     if (!this.socket.destroyed) this.socket.end();

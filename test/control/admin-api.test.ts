@@ -10,8 +10,7 @@ import { CUTOVER_STATES } from '../../src/control/states.js';
 const TOKEN = 'admin-test-token';
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);
-// Tiny time scale: a rollback's read ramp (1 h) is 3.6 ms.
-const proxy = await startProxy(t, source.url(), target.url(), { adminToken: TOKEN, timeScale: '0.000001' });
+const proxy = await startProxy(t, source.url(), target.url(), { adminToken: TOKEN });
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 interface Answer {

@@ -218,6 +218,18 @@ t.test('client disconnects in the middle of COPY FROM STDIN inside a transaction
   t.equal((await admin.query('select balance from acct where id = 3')).rows[0].balance, 100);
 });
 
+t.test('Terminate right behind a statement: the statement still completes, as on PostgreSQL', async (t) => {
+  await admin.query('create table term_t (n int)');
+  const w = await rawClient();
+  // PostgreSQL reads the Terminate only after running the statement before it; the proxy must not cancel it.
+  w.send(Buffer.concat([query('insert into term_t select 1 from pg_sleep(0.5)'), frame('X')]));
+  t.ok(await w.waitClosed(), 'closed after Terminate');
+  t.ok(
+    await until(async () => (await admin.query('select count(*)::int as n from term_t')).rows[0].n === 1, 5_000),
+    'the insert committed',
+  );
+});
+
 t.test('COPY FROM STDIN completed normally by a raw client', async (t) => {
   const w = await rawClient();
   await w.simple('create table copy_raw (a int, b text)');

@@ -84,7 +84,7 @@ t.test('errors: syntax error and unique violation keep the connection usable', a
 
 t.test('notices raised by the server reach the client', async (t) => {
   const c = await client();
-  const notices: pg.NoticeMessage[] = [];
+  const notices: { severity?: string; message?: string }[] = [];
   c.on('notice', (n) => notices.push(n));
   await c.query("do $$ begin raise notice 'hello from %', 'plpgsql'; raise warning 'careful'; end $$");
   t.same(

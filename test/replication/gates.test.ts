@@ -107,3 +107,21 @@ t.test('gate 2 fails after rows change directly on the target, naming table, key
   t.equal(find(g, 'tables without a primary key')?.measured, 1);
   t.match(find(g, 'tables without a primary key')?.detail, /audit_log/);
 });
+
+t.test('under live inserts at the tail, a row only the target has beyond the source\'s last key is still found', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgc-gate2-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const script = path.join(dir, 'ins.sql');
+  await fs.writeFile(script, "INSERT INTO transactions (order_id, amount, provider, provider_ref) VALUES (1, 1.00, 'adyen', 'tail-' || random());\n");
+  await d.query(`INSERT INTO transactions (id, order_id, amount, provider, provider_ref) VALUES (9000000, 1, 1.00, 'paypal', 'ghost')`);
+  const writes = pgbench(['-n', '-f', script, '-c', '2', '-R', '200', '-T', '4', src.url()], { timeoutMs: 60_000 });
+  await new Promise((r) => setTimeout(r, 500));
+  const g = await runGate2(src.url(), dst.url(), { chunkRows: 5000, lagWindowMs: 500, tables: ['transactions'] });
+  await writes;
+  t.comment(formatGate(g));
+  const tx = find(g, 'checksum transactions');
+  t.equal(tx?.passed, false);
+  t.match(tx?.detail, /id=9000000 only on target/);
+  t.match(tx?.detail, /id=777 missing on target/, 'and the earlier deletion');
+  t.notMatch(tx?.detail, /unstable/, 'the growing tail is compared up to the source\'s last key, so it settles');
+});

@@ -71,8 +71,13 @@ t.test('lifecycle: full load under pgbench writes, CDC, caught up; lag rises whi
   t.same([...setup.value.schemaCopied].sort(), ['events', 'kv', 'pgcutover_heartbeat'], 'DDL copied for the published tables and the heartbeat');
   t.comment(`setup took ${setup.value.ms} ms`);
 
-  const hb = startHeartbeat({ primary: s, replica: d, intervalMs: 200 });
-  t.teardown(() => hb.stop());
+  // The probe gets sessions of its own: a node-postgres client runs one query at a time.
+  const [hs, hd] = await Promise.all([connectControl(src.url(), { purpose: 'heartbeat' }), connectControl(dst.url(), { purpose: 'heartbeat' })]);
+  const hb = startHeartbeat({ primary: hs, replica: hd, intervalMs: 200 });
+  t.teardown(async () => {
+    hb.stop();
+    await Promise.all([hs.end(), hd.end()]);
+  });
   const seen: ReplicationState[] = ['NOT_STARTED'];
   const obs: Observation[] = [];
   const watch = watchReplication(nativeMonitor(s, d, { lagSeconds: () => hb.lagSeconds() }), {

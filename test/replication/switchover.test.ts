@@ -111,7 +111,7 @@ if (!setup.ok) throw new Error(setup.errors.join('\n'));
 if (!(await waitForApplied(d, 'pgcutover', await currentWalLsn(s), { timeoutMs: 45_000, pollMs: 50 })).ok) throw new Error('no catch-up');
 
 const gate = new TestGate();
-const writers = startWriters(4, gate, { source: appUrl(src), target: appUrl(dst) });
+const writers = startWriters(16, gate, { source: appUrl(src), target: appUrl(dst) });
 t.teardown(() => writers.stop());
 const opts = { appRoles: ['app'], targetConninfo: dst.url() };
 
