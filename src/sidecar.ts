@@ -114,10 +114,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     // Held writes are released by the rollback runner once the source is restored; a sidecar that only saw
     // another's rollback releases them when the state leaves ROLLBACK, or after a minute at the latest
     // (they then meet the fence: a clean 25006, never a write on the wrong side).
-    holdWritesForRollback: () => {
-      void proxy.holdWrites('target', 30_000).catch(() => {});
-      setTimeout(() => proxy.releaseWrites(), 60_000).unref();
-    },
+    holdWritesForRollback: () => proxy.holdWritesFor(60_000),
     releaseWrites: () => proxy.releaseWrites(),
   });
   controller = ctl;

@@ -152,6 +152,7 @@ export class ProxyServer {
    * once no session has a transaction in flight on `writer`, or rejects after `drainMs` (the caller releases).
    */
   async holdWrites(writer: 'source' | 'target', drainMs: number): Promise<void> {
+    this.clearHoldTimer();
     this.holdingWrites = true;
     const started = Date.now();
     for (;;) {
@@ -162,8 +163,24 @@ export class ProxyServer {
     }
   }
 
+  private holdTimer: NodeJS.Timeout | null = null;
+
+  private clearHoldTimer(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+  }
+
+  /** Holds new writes for at most `maxMs` unless a release (or another hold) comes first. */
+  holdWritesFor(maxMs: number): void {
+    this.clearHoldTimer();
+    this.holdingWrites = true;
+    this.holdTimer = setTimeout(() => this.releaseWrites(), maxMs);
+    this.holdTimer.unref();
+  }
+
   /** Ends the hold: parked units are routed by the state in force now. */
   releaseWrites(): void {
+    this.clearHoldTimer();
     this.holdingWrites = false;
     const parked = [...this.parkedSessions];
     this.parkedSessions.clear();

@@ -12,6 +12,7 @@ import { chunkChecksum, keysIn, maxKeyIn, planChunks, presentKeys, sameSum, tabl
 import { mapLimit } from './gates.js';
 import { describeKey, tableLabel, type KeyRange, type TableKey } from './key-range.js';
 import { narrowDifferences, type RowDifference } from './narrow.js';
+import type { ChecksumProgressStore } from './checksum-state.js';
 import type { QualifiedName } from './sql.js';
 
 export type ChunkVerdict =
@@ -45,6 +46,8 @@ export interface CompareContext {
   /** Make the target as current as the source is now (`src`: the source session to read the LSN on). */
   readonly sync: (src: Db, tgt: Db) => Promise<boolean>;
   readonly onChunk?: (rows: number) => void;
+  /** Chunks found equal by an earlier, interrupted run (see checksum-state.ts). */
+  readonly store?: ChecksumProgressStore;
 }
 
 /** Native sync: read the source's LSN, wait until the subscription has applied it. */
@@ -131,7 +134,9 @@ export async function compareTables(ctx: CompareContext, tables: readonly Qualif
   const work = plans.flatMap((p, ti) => p.ranges.map((range) => ({ ti, key: p.key, range })));
   onPlanned?.(work.length);
   const results = await mapLimit(work, ctx.concurrency, async (w) => {
-    const r = await checkChunk(ctx, w.key, w.range);
+    const label = tableLabel(w.key);
+    const r = ctx.store?.lookup(label, w.range) ?? (await checkChunk(ctx, w.key, w.range));
+    ctx.store?.record(label, r);
     ctx.onChunk?.(r.source.rows);
     return { ti: w.ti, r };
   });

@@ -9,6 +9,7 @@
 import { connectControl, controlPool, type Db } from './control-conn.js';
 import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type ChunkVerdict, type TableComparison } from './chunk-check.js';
+import { openChecksumState } from './checksum-state.js';
 import { criterion, gateResult, type Criterion, type GateResult } from './gates.js';
 import { HEARTBEAT_TABLE } from './heartbeat.js';
 import { describeRange, tableLabel } from './key-range.js';
@@ -42,6 +43,11 @@ export interface Gate2Options {
   /** Differing rows reported per chunk. Default 20. */
   maxRows?: number;
   onProgress?: (p: Gate2Progress) => void;
+  /**
+   * Resume from / record progress in this file: chunks found equal are skipped by the next run
+   * against the same pair. Removed when the check completes.
+   */
+  stateFile?: string;
 }
 
 export interface Gate2Progress {
@@ -49,6 +55,8 @@ export interface Gate2Progress {
   readonly totalChunks: number;
   readonly rows: number;
   readonly elapsedMs: number;
+  /** Chunks taken from the state file of an earlier run. */
+  readonly resumed: number;
 }
 
 function showRow(d: RowDifference): string {
@@ -137,8 +145,10 @@ export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2
       const sync = native
         ? subscriptionSync(sub, opts.applyTimeoutMs ?? 10_000)
         : async () => (await new Promise((r) => setTimeout(r, opts.recheckDelayMs ?? 1000)), true);
+      const store = opts.stateFile ? await openChecksumState(opts.stateFile, sourceUrl, targetUrl) : undefined;
       const compared = await compareTables({
         ...pools,
+        ...(store ? { store } : {}),
         concurrency: conc,
         chunkRows: opts.chunkRows ?? 10_000,
         rechecks: opts.rechecks ?? 5,
@@ -147,9 +157,10 @@ export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2
         onChunk: (n) => {
           done++;
           rows += n;
-          opts.onProgress?.({ doneChunks: done, totalChunks: total, rows, elapsedMs: Date.now() - started });
+          opts.onProgress?.({ doneChunks: done, totalChunks: total, rows, elapsedMs: Date.now() - started, resumed: store?.resumed ?? 0 });
         },
-      }, tables, (n) => (total = n));
+      }, tables, (n) => (total = n)).finally(() => store?.flush());
+      await store?.complete();
       const keyless = compared.filter((x) => !x.key.columns).map((x) => x.table);
       c.push(criterion('tables without a primary key', keyless.length, 0, keyless.length === 0,
         keyless.length ? `${keyless.join(', ')}: logical replication cannot carry their UPDATE/DELETE without a replica identity` : undefined));
