@@ -85,7 +85,7 @@ function progressBar(io: ReplicationCliIO): { update(p: Gate2Progress): void; do
       const width = 30;
       const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '-');
       const eta = frac > 0 ? Math.round(((p.elapsedMs / frac) - p.elapsedMs) / 1000) : null;
-      io.err(`\r  checksums [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p.doneChunks}/${p.totalChunks} chunks  ${p.rows} rows  ETA ${eta === null ? '?' : `${eta}s`}   `);
+      io.err(`\r  checksums [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%  ${p.doneChunks}/${p.totalChunks} chunks${p.resumed ? ` (${p.resumed} resumed)` : ''}  ${p.rows} rows  ETA ${eta === null ? '?' : `${eta}s`}   `);
     },
     done() {
       if (io.progressTTY) io.err('\n');
@@ -156,6 +156,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
     .option('--chunk-rows <n>', 'gate 2: rows per checksum chunk', positive('--chunk-rows'), 10_000)
     .option('--concurrency <n>', 'gate 2: chunks checked at once (connections per side)', positive('--concurrency'), 4)
     .option('--max-lag <seconds>', 'gate 2: CDC lag threshold', positive('--max-lag'), 10)
+    .option('--state-file <path>', 'gate 2: record finished chunks here and skip them when run again after an interruption (removed on completion)')
     .option('--no-require-tls', 'gate 1: report TLS instead of requiring it')
     .option('--latency-p50-ms <ms>', 'gate 1: round-trip p50 threshold', positive('--latency-p50-ms'), 1)
     .option('--latency-p99-ms <ms>', 'gate 1: round-trip p99 threshold', positive('--latency-p99-ms'), 5)
@@ -164,7 +165,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
     .option('--expected-login-roles <names>', 'gate 1: the only roles allowed to log in', list)
     .action(async (o: Conn & {
       gate?: '1' | '2'; tables?: string[]; publication: string; subscription: string | false; chunkRows: number; concurrency: number; maxLag: number;
-      requireTls: boolean; latencyP50Ms: number; latencyP99Ms: number; allowSetting?: string[]; expectedSuperusers?: string[]; expectedLoginRoles?: string[];
+      stateFile?: string; requireTls: boolean; latencyP50Ms: number; latencyP99Ms: number; allowSetting?: string[]; expectedSuperusers?: string[]; expectedLoginRoles?: string[];
     }) => {
       const results: GateResult[] = [];
       try {
@@ -188,6 +189,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
             chunkRows: Math.floor(o.chunkRows),
             concurrency: Math.floor(o.concurrency),
             maxLagSeconds: o.maxLag,
+            ...(o.stateFile ? { stateFile: o.stateFile } : {}),
             onProgress: (p) => bar.update(p),
           }).finally(() => bar.done()));
           if (!o.json) io.out(`${formatGate(results.at(-1)!)}\n`);

@@ -52,7 +52,7 @@ export interface ControllerDeps {
   tickMs?: number;
 }
 
-export type Policy = RoutePolicy & { shadow: boolean; state: CutoverState };
+export type Policy = RoutePolicy & { shadow: boolean; sourceFenced: boolean; state: CutoverState };
 
 export class Controller {
   readonly breakers: BreakerSet;
@@ -101,7 +101,7 @@ export class Controller {
   private derive(s: CutoverSnapshot): Policy {
     const p = STATE_POLICY[s.state];
     const readPercent = s.state === 'ROLLBACK' ? effectiveReadPercent(s, this.now(), this.d.config.cutover.rollbackReadRampMs) : p.readPercent;
-    return { state: s.state, readPercent, writesTo: p.writesTo, shadow: p.shadow };
+    return { state: s.state, readPercent, writesTo: p.writesTo, shadow: p.shadow, sourceFenced: p.sourceFenced };
   }
 
   private applySnapshot(s: CutoverSnapshot): void {

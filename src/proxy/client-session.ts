@@ -142,7 +142,10 @@ export class ClientSession implements LinkEvents {
     if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall || type === Frontend.Flush || this.unit.length > 256) {
       const unit = this.unit;
       this.unit = [];
-      this.dispatch(unit, this.deps.router.route(this.state, unit));
+      const role = this.deps.router.route(this.state, unit);
+      const refused = this.deps.router.refusal(this.state, unit, role);
+      if (refused !== null) return this.refuse(unit, refused);
+      this.dispatch(unit, role);
     }
   };
 
@@ -222,6 +225,15 @@ export class ClientSession implements LinkEvents {
     for (const f of held) this.onFrame(f.type, f.buf, f.start, f.end);
     this.flushRun();
     if (this.held === null && this.phase === 'ready') this.socket.resume();
+  }
+
+  /** Answers a refused unit ourselves: ErrorResponse, then ReadyForQuery (its Query or Sync ended it). */
+  private refuse(unit: Frame[], message: string): void {
+    const last = unit[unit.length - 1];
+    this.socket.write(enc.errorResponse({ severity: 'ERROR', code: SqlState.ReadOnlyTransaction, message }));
+    if (last.type === Frontend.Query || last.type === Frontend.Sync || last.type === Frontend.FunctionCall) {
+      this.socket.write(enc.readyForQuery(TxStatus.Idle));
+    }
   }
 
   private startShadow(): void {

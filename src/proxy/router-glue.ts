@@ -66,8 +66,25 @@ export class Router {
 
   /** The one backend every statement goes to in this state, or null when statements must be classified. */
   uniform(s: SessionRouting): Role | null {
-    if (s.pinnedTo !== null) return s.pinnedTo;
+    // A session pinned to a fenced source is classified, so it cannot switch read-only off there.
+    if (s.pinnedTo !== null) return s.pinnedTo === 'source' && this.o.policy().sourceFenced ? null : s.pinnedTo;
     return uniformRole(this.o.policy());
+  }
+
+  /**
+   * Fencing (DESIGN.md): a unit that tries to turn read-only off (SET default_transaction_read_only = off,
+   * SET transaction_read_only = off, BEGIN READ WRITE …) on a fenced backend is refused with 25006.
+   */
+  refusal(s: SessionRouting, unit: readonly Frame[], role: Role): string | null {
+    const p = this.o.policy();
+    if (role !== 'source' || !p.sourceFenced) return null;
+    for (const f of unit) {
+      const text = this.textOf(s, f);
+      if (text !== null && this.o.classifier.classify(text).setsReadOnlyOff) {
+        return 'cannot turn read-only mode off: the source is fenced during the cutover (pg-cutover)';
+      }
+    }
+    return null;
   }
 
   /** The link can take the session's statements as they are: no catch-up needed. */

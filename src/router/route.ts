@@ -13,6 +13,8 @@ export interface RoutePolicy {
   writesTo: Role;
   /** Writes are shadowed on the target (SHADOW_WRITES). */
   shadow?: boolean;
+  /** The source is fenced read-only for applications (WRITES_TO_AURORA onward). */
+  sourceFenced?: boolean;
 }
 
 /** What the unit's statements add up to. */

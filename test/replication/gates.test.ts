@@ -87,6 +87,27 @@ t.test('gate 2 passes on the replicated pair while pgbench writes to the source'
   t.notOk(g.criteria.some((c) => c.name.includes('pgcutover_heartbeat')), 'the heartbeat table is not compared');
 });
 
+t.test('gate 2 resumes from its state file after an interruption, and removes it when done', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgc-gate2-state-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const stateFile = path.join(dir, 'gate2.json');
+  let seen = 0;
+  await t.rejects(runGate2(src.url(), dst.url(), {
+    chunkRows: 2000, concurrency: 1, lagWindowMs: 0, stateFile,
+    onProgress: () => {
+      if (++seen === 10) throw new Error('interrupted');
+    },
+  }), /interrupted/);
+  const saved = JSON.parse(await fs.readFile(stateFile, 'utf8'));
+  t.equal(Object.keys(saved.done).length, 10, 'ten finished chunks recorded');
+  t.notMatch(JSON.stringify(saved), /postgres:postgres/, 'no credentials in the state file');
+  const resumed: number[] = [];
+  const g = await runGate2(src.url(), dst.url(), { chunkRows: 2000, concurrency: 1, lagWindowMs: 0, stateFile, onProgress: (p) => resumed.push(p.resumed) });
+  t.ok(g.passed, 'the resumed run passes');
+  t.equal(resumed[0], 10, 'ten chunks taken from the earlier run');
+  await t.rejects(fs.stat(stateFile), { code: 'ENOENT' }, 'state file removed on completion');
+});
+
 t.test('gate 2 fails after rows change directly on the target, naming table, key range and rows', async (t) => {
   await d.query(`UPDATE orders SET note = 'tampered' WHERE id = 12345`);
   await d.query(`DELETE FROM transactions WHERE id = 777`);

@@ -186,3 +186,15 @@ t.test('a read the target cannot serve is retried on the source; the client sees
   t.teardown(() => c2.end());
   t.equal(await major(c2), 14);
 });
+
+t.test('a session pinned to a fenced source cannot switch read-only off', async (t) => {
+  await proxy.setState('SOURCE_PRIMARY', 'test');
+  const c = await client();
+  await c.query('create temp table pinned_here (x int)');
+  await proxy.setState('WRITES_TO_AURORA', 'test');
+  for (const sql of ['set default_transaction_read_only = off', 'SET SESSION default_transaction_read_only TO false', 'begin read write']) {
+    await t.rejects(c.query(sql), { code: '25006' }, `refused: ${sql}`);
+  }
+  t.equal((await c.query('select count(*)::int as n from pinned_here')).rows[0].n, 0, 'the session still works');
+  await proxy.setState('SOURCE_PRIMARY', 'test');
+});
