@@ -15,7 +15,7 @@ import { sqlStateOf } from '../protocol/backend-encode.js';
 import type { BackendTarget } from './database-url.js';
 import type { Role } from '../router/route.js';
 import { AppliedState } from '../router/session-state.js';
-import { isServerFault } from './stats.js';
+import { isServerFault } from '../control/attribution.js';
 
 export type { Role };
 

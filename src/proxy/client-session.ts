@@ -18,7 +18,8 @@ import { log } from '../log.js';
 import { connectBackend, sendCancelRequest } from './backend-connect.js';
 import type { BackendTarget } from './database-url.js';
 import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
-import { isServerFault, type ProxyStats } from './stats.js';
+import type { ProxyStats } from './stats.js';
+import { isServerFault } from '../control/attribution.js';
 import { Router, type Frame } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
 import type { ShadowTx } from '../shadow/shadow-tx.js';
@@ -327,6 +328,7 @@ export class ClientSession implements LinkEvents {
   }
 
   onReady(link: BackendLink): void {
+    this.cancelRequested = false;
     if (link.idle) {
       if (this.shadow !== null && link.role === 'source') {
         this.shadow.finish();
@@ -340,8 +342,12 @@ export class ClientSession implements LinkEvents {
 
   onError(link: BackendLink, sqlstate: string): void {
     this.deps.stats.errors[link.role]++;
-    if (isServerFault(sqlstate)) this.deps.stats.backendFaults[link.role]++;
+    // A 57014 after the client's own CancelRequest is the client's doing, not the server's.
+    if (isServerFault(sqlstate, this.cancelRequested)) this.deps.stats.backendFaults[link.role]++;
   }
+
+  /** The client sent a CancelRequest since its last ReadyForQuery. */
+  private cancelRequested = false;
 
   onRetry(link: BackendLink, why: string): void {
     const frames = this.retryFrames;
@@ -404,6 +410,7 @@ export class ClientSession implements LinkEvents {
 
   /** Forwards a CancelRequest to the backend running this session's query. */
   cancel(): void {
+    this.cancelRequested = true;
     for (const l of [this.links.source, this.links.target]) {
       if (l && l.pending > 0) {
         this.deps.stats.cancelsForwarded++;

@@ -17,15 +17,3 @@ export class ProxyStats {
   readonly backendFaults = { source: 0, target: 0 };
   readonly connectFailures = { source: 0, target: 0 };
 }
-
-/** SQLSTATE classes that are the server's fault rather than the client's SQL (DESIGN.md, circuit breakers). */
-export function isServerFault(sqlstate: string): boolean {
-  const c0 = sqlstate.charCodeAt(0);
-  const c1 = sqlstate.charCodeAt(1);
-  // 08 connection exception, 53 insufficient resources, 57 operator intervention, 58 system error, XX internal
-  return (
-    (c0 === 0x30 && c1 === 0x38) ||
-    (c0 === 0x35 && (c1 === 0x33 || c1 === 0x37 || c1 === 0x38)) ||
-    (c0 === 0x58 && c1 === 0x58)
-  );
-}
