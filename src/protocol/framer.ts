@@ -15,7 +15,12 @@ export interface FrameViolation {
 export class FrameReader {
   private readonly hdr = Buffer.alloc(5);
   private hdrFill = 0;
-  private pend: Buffer | null = null;
+  /**
+   * A frame that straddles chunks, kept as views of the chunks it arrived in and joined once complete:
+   * memory grows with the bytes received, never with the length a client merely claims.
+   */
+  private pend: Buffer[] | null = null;
+  private pendLen = 0;
   private pendFill = 0;
 
   /**
@@ -57,18 +62,17 @@ export class FrameReader {
       const bad = this.check(this.hdr[0], len);
       if (bad) return bad;
       this.hdrFill = 0;
-      this.pend = Buffer.allocUnsafe(1 + len);
-      this.hdr.copy(this.pend, 0, 0, 5);
+      this.pend = [Buffer.from(this.hdr)];
+      this.pendLen = 1 + len;
       this.pendFill = 5;
     }
     if (this.pend !== null) {
-      const want = this.pend.length - this.pendFill;
-      const take = Math.min(want, n - pos);
-      chunk.copy(this.pend, this.pendFill, pos, pos + take);
+      const take = Math.min(this.pendLen - this.pendFill, n - pos);
+      if (take > 0) this.pend.push(chunk.subarray(pos, pos + take));
       this.pendFill += take;
       pos += take;
-      if (this.pendFill < this.pend.length) return null;
-      const whole = this.pend;
+      if (this.pendFill < this.pendLen) return null;
+      const whole = Buffer.concat(this.pend, this.pendLen);
       this.pend = null;
       this.pendFill = 0;
       onFrame(whole[0], whole, 0, whole.length);
@@ -88,8 +92,8 @@ export class FrameReader {
         onFrame(type, chunk, pos, end);
         pos = end;
       } else {
-        this.pend = Buffer.allocUnsafe(1 + len);
-        chunk.copy(this.pend, 0, pos, n);
+        this.pend = [chunk.subarray(pos, n)];
+        this.pendLen = 1 + len;
         this.pendFill = n - pos;
         return null;
       }

@@ -372,6 +372,8 @@ export class ClientSession implements LinkEvents {
       log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
       return this.onRetry(link, why);
     }
+    // A cut connection may leave the statement running on the server until it next writes: stop it.
+    if (link.pending > 0) void sendCancelRequest(link.target, link.pid, link.secret);
     const reason = link.lastError ? `${why} (${link.lastError})` : why;
     log.warn({ session: this.id, backend: link.role, why: reason }, 'backend connection lost');
     // A backend that goes away while idle (server restart, idle timeout, the fencing step ending application

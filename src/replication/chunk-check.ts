@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { Db } from './control-conn.js';
 import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { lsnAtLeast } from './lsn.js';
 import { chunkChecksum, keysIn, maxKeyIn, planChunks, presentKeys, sameSum, tableKey, type ChunkSum } from './checksum.js';
 import { mapLimit } from './gates.js';
 import { describeKey, tableLabel, type KeyRange, type TableKey } from './key-range.js';
@@ -50,9 +51,19 @@ export interface CompareContext {
   readonly store?: ChecksumProgressStore;
 }
 
-/** Native sync: read the source's LSN, wait until the subscription has applied it. */
+/**
+ * Native sync: read the source's LSN, wait until the subscription has applied it. Narrowing syncs
+ * many times over a quiet source; a position already known applied needs no round of waiting.
+ */
 export function subscriptionSync(subscription: string, timeoutMs: number) {
-  return async (src: Db, tgt: Db): Promise<boolean> => (await waitForApplied(tgt, subscription, await currentWalLsn(src), { timeoutMs })).ok;
+  let applied: string | null = null;
+  return async (src: Db, tgt: Db): Promise<boolean> => {
+    const lsn = await currentWalLsn(src);
+    if (lsnAtLeast(applied, lsn)) return true;
+    const w = await waitForApplied(tgt, subscription, lsn, { timeoutMs });
+    if (w.ok && !lsnAtLeast(applied, w.applied!)) applied = w.applied;
+    return w.ok;
+  };
 }
 
 async function withClients<T>(ctx: CompareContext, fn: (s: pg.PoolClient, t: pg.PoolClient) => Promise<T>): Promise<T> {

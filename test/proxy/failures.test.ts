@@ -256,6 +256,30 @@ t.test('COPY FROM STDIN completed normally by a raw client', async (t) => {
   t.equal((rows.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields[0], '300');
 });
 
+t.test('a client that stops reading: the proxy holds the backend back instead of buffering the result', async (t) => {
+  const w = await rawClient();
+  w.socket.removeAllListeners('data'); // count bytes ourselves: Wire would keep them all
+  let got = 0;
+  let tail = Buffer.alloc(0);
+  w.socket.on('data', (b: Buffer) => {
+    got += b.length;
+    tail = Buffer.concat([tail, b]).subarray(-6);
+  });
+  w.socket.pause();
+  const before = process.memoryUsage().arrayBuffers;
+  // About 60 MB of rows.
+  w.send(query("select repeat('x', 1000) from generate_series(1, 60000)"));
+  await sleep(1500);
+  const grown = process.memoryUsage().arrayBuffers - before;
+  t.ok(grown < 24 * 1024 * 1024, `proxy buffered ${(grown / 1048576).toFixed(1)} MB for a paused client, not the whole result`);
+  const bystander = await client();
+  t.equal((await bystander.query('select 10 as ten')).rows[0].ten, 10, 'others are served meanwhile');
+  w.socket.resume();
+  const READY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+  t.ok(await until(() => tail.equals(READY_IDLE), 20_000), 'the whole result arrives once the client reads again');
+  t.ok(got > 60_000 * 1000, `${(got / 1048576).toFixed(1)} MB received`);
+});
+
 t.test('oversized frame: 08P01 and only that connection closes', async (t) => {
   const p = await startProxy(t, source.url(), target.url(), { maxMessageBytes: 1024 }, USERS);
   const bystander = await client(p.url());

@@ -96,6 +96,24 @@ t.test('SSLRequest answered with exactly one byte; bytes after it (CVE-2021-2321
   t.notMatch(w.raw.toString('latin1'), /^S/, 'no TLS started');
 });
 
+t.test("GSSENCRequest is answered 'N' and the client may go on in plain text", async (t) => {
+  const w = await Wire.connect(plainProxy.listen.port);
+  t.teardown(() => w.destroy());
+  w.rawOnly();
+  w.send(Buffer.concat([int32(8), int32(80877104)]));
+  t.ok(await until(() => w.raw.length >= 1, 2_000));
+  t.equal(w.raw.toString('latin1', 0, 1), 'N');
+  w.send(Buffer.concat([int32(8), int32(80877103)])); // then SSLRequest, as libpq does with gssencmode=prefer
+  t.ok(await until(() => w.raw.length >= 2, 2_000));
+  t.equal(w.raw.toString('latin1', 1, 2), 'N');
+  const body = Buffer.from('user\0postgres\0database\0postgres\0\0');
+  w.send(Buffer.concat([int32(body.length + 8), int32(196608), body]));
+  t.ok(await until(() => w.raw.length >= 3, 2_000));
+  t.equal(w.raw.toString('latin1', 2, 3), 'R', 'authentication request follows');
+  const g = await psql(conn(tlsProxy.listen.port, 'gssencmode=prefer sslmode=require'), '\\conninfo');
+  t.match(g.stdout, /SSL connection/, 'psql with gssencmode=prefer ends up on TLS');
+});
+
 t.test('a client that sends garbage instead of a TLS handshake is dropped, others carry on', async (t) => {
   const w = await Wire.connect(tlsProxy.listen.port);
   w.rawOnly();
