@@ -9,6 +9,7 @@ import { startSidecar } from '../sidecar.js';
 import { log } from '../log.js';
 import { runDemo } from '../demo/run.js';
 import { registerAdminCommands } from './admin-commands.js';
+import { registerReplicationCommands } from './replication.js';
 
 function addStartOptions(cmd: Command): Command {
   for (const o of START_OPTIONS) {
@@ -79,6 +80,7 @@ export function buildProgram(): Command {
     });
 
   registerAdminCommands(program);
+  registerReplicationCommands(program);
   return program;
 }
 

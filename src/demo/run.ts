@@ -9,6 +9,7 @@ import { loadStartConfig } from '../config/load.js';
 import { startSidecar, type Sidecar } from '../sidecar.js';
 import { onSignals } from '../cli/index.js';
 import { log } from '../log.js';
+import { setupNativeReplication } from '../replication/native.js';
 
 export interface DemoOptions {
   scale: number;
@@ -50,7 +51,23 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         await c.end();
       }
     }
-    const cfg = loadStartConfig({ source: source.url('shop'), target: target.url('shop'), listen: o.listen, admin: o.admin }, {});
+    // The target fills by native logical replication (publication + subscription), not by copying.
+    say('starting logical replication source → target...');
+    const rep = await setupNativeReplication(source.url('shop'), target.url('shop'), { copySchema: false, heartbeat: false });
+    if (!rep.ok) throw new Error(`replication setup failed: ${rep.errors.join('; ')}`);
+    const cfg = loadStartConfig(
+      {
+        source: source.url('shop'),
+        target: target.url('shop'),
+        listen: o.listen,
+        admin: o.admin,
+        subscription: rep.value.subscription,
+        // Stage guards of hours and days become seconds, so the whole path can be walked in a demo.
+        timeScale: '0.0001',
+        gate3MinShadowed: '100',
+      },
+      {},
+    );
     if (!cfg.ok) throw new Error(cfg.errors.join('; '));
     const s = await startSidecar(cfg.value, {});
     if (!s.ok) throw new Error(s.errors.join('; '));
@@ -70,6 +87,11 @@ pg-cutover demo is running.
 
 Try:
   psql '${proxy}' -c 'select count(*) from orders'
+  npx pg-cutover status --admin ${admin}
+  npx pg-cutover gate 2 --admin ${admin}                      # row counts and checksums, both sides
+  npx pg-cutover transition READS_10PCT_AURORA --admin ${admin}
+  pgbench -n -S -T 10 '${proxy}'                              # (after pgbench -i through the proxy)
+  npx pg-cutover rollback --reason 'just looking' --admin ${admin}
   curl ${admin}/metrics
 
 Ctrl-C stops everything and removes the temporary data.`);

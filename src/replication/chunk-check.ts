@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import type { Db } from './control-conn.js';
-import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { flushedWalLsn, waitForApplied } from './apply-wait.js';
 import { lsnAtLeast } from './lsn.js';
 import { chunkChecksum, keysIn, maxKeyIn, planChunks, presentKeys, sameSum, tableKey, type ChunkSum } from './checksum.js';
 import { mapLimit } from './gates.js';
@@ -58,7 +58,7 @@ export interface CompareContext {
 export function subscriptionSync(subscription: string, timeoutMs: number) {
   let applied: string | null = null;
   return async (src: Db, tgt: Db): Promise<boolean> => {
-    const lsn = await currentWalLsn(src);
+    const lsn = await flushedWalLsn(src);
     if (lsnAtLeast(applied, lsn)) return true;
     const w = await waitForApplied(tgt, subscription, lsn, { timeoutMs });
     if (w.ok && !lsnAtLeast(applied, w.applied!)) applied = w.applied;

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { connectControl } from './control-conn.js';
-import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { flushedWalLsn, waitForApplied } from './apply-wait.js';
 
 export interface LagSamples {
   /** Seconds per sample; a sample that timed out counts as the timeout. */
@@ -33,7 +33,7 @@ export async function startLagSampler(publisherUrl: string, subscriberUrl: strin
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const loop = (async () => {
     while (!stopping || Date.now() - started < (opts.minWindowMs ?? 0) || seconds.length === 0) {
-      const lsn = await currentWalLsn(pub);
+      const lsn = await flushedWalLsn(pub);
       const w = await waitForApplied(sub, subscription, lsn, { timeoutMs, pollMs: 20 });
       seconds.push(w.waitedMs / 1000);
       if (!w.ok) timeouts++;

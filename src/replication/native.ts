@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { connectControl, errorText, type Db } from './control-conn.js';
-import { currentWalLsn } from './apply-wait.js';
+import { flushedWalLsn } from './apply-wait.js';
 import { ensureHeartbeatTable, HEARTBEAT_TABLE } from './heartbeat.js';
 import { lsnDistance, maxLsn } from './lsn.js';
 import { copyTableSchema, type SchemaCopyOptions } from './schema-copy.js';
@@ -159,8 +159,9 @@ export interface NativeStatus {
     readonly errors: { apply: number; sync: number } | null;
   };
   readonly slot: SlotInfo | null;
+  /** The publisher's pg_current_wal_flush_lsn(): WAL it can send (see apply-wait.ts). */
   readonly sourceLsn: string;
-  /** Source WAL the target has not confirmed applying; null when unknown (no worker, no slot). */
+  /** Publisher WAL (up to sourceLsn) the subscriber has not confirmed applying; null when unknown (no worker, no slot). */
   readonly lagBytes: number | null;
 }
 
@@ -181,7 +182,7 @@ export async function readNativeStatus(pub: Db, sub: Db, n: ReplicationNames = {
     const tables = await publicationTables(pub, publication);
     const found = await onSub;
     const slot = found?.info.slot ? await slotInfo(pub, found.info.slot) : null;
-    return { tables, slot, sourceLsn: await currentWalLsn(pub) };
+    return { tables, slot, sourceLsn: await flushedWalLsn(pub) };
   })();
   const [found, { tables, slot, sourceLsn }] = await Promise.all([onSub, onPub]);
   if (!found) return { publication: { name: publication, tables: tables.map(displayName) }, subscription: null, slot: null, sourceLsn, lagBytes: null };

@@ -6,7 +6,7 @@
  */
 import type { Db } from './control-conn.js';
 import { applyWorker, createSubscription, dropPublication, dropSubscription, dropSlot, ensurePublication, setSubscriptionEnabled, slotInfo, subscriptionInfo } from './subscription.js';
-import { currentWalLsn } from './apply-wait.js';
+import { committedLsn } from './apply-wait.js';
 import { lsnAtLeast } from './lsn.js';
 import { displayName } from './sql.js';
 import { publicationTables } from './tables.js';
@@ -87,7 +87,7 @@ export interface SlotAdvance {
 }
 
 /**
- * Moves a logical slot's confirmed position to `to` (default: the publisher's current LSN) with
+ * Moves a logical slot's confirmed position to `to` (default: past every commit so far) with
  * pg_replication_slot_advance, after waiting for it to be inactive (a slot in use cannot be
  * advanced). Only for WAL that must not be sent: everything between came from the other side.
  */
@@ -95,7 +95,8 @@ export async function advanceSlot(publisher: Db, slot: string, to?: string): Pro
   await until(`slot ${slot} to become inactive`, 10_000, async () => (await slotInfo(publisher, slot))?.active === false);
   const before = await slotInfo(publisher, slot);
   if (!before) throw new Error(`replication slot ${slot} not found`);
-  const target = to ?? (await currentWalLsn(publisher));
+  // Default: past everything committed so far, flushed (the slot cannot move past the flush position).
+  const target = to ?? (await committedLsn(publisher, 'advance-slot'));
   if (lsnAtLeast(before.confirmedFlushLsn, target)) return { slot, from: before.confirmedFlushLsn, to: before.confirmedFlushLsn ?? target, skipped: 0 };
   const r = await publisher.query<{ end: string; skipped: string }>(
     `SELECT a.end_lsn::text AS end, pg_wal_lsn_diff(a.end_lsn, $3::pg_lsn)::text AS skipped FROM pg_replication_slot_advance($1, $2::pg_lsn) AS a`,

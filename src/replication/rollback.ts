@@ -11,7 +11,7 @@
  * write, so the procedure still unfences it and releases writes there, and reports what failed.
  */
 import type { Db } from './control-conn.js';
-import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { committedLsn, waitForApplied } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
 import { advanceSlot, directionNames, stopReverseReplication, type DirectionNames } from './reverse.js';
 import { syncSequences } from './sequences.js';
@@ -69,7 +69,7 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     }, (d) => d);
     await log.run('fence-target', () => fence(target, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
     targetLsn = await log.run('wait-source-applied', async () => {
-      const lsn = await currentWalLsn(target);
+      const lsn = await committedLsn(target, 'rollback');
       const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5 });
       if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
       return lsn;

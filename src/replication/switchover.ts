@@ -1,7 +1,8 @@
 /**
  * Write switchover SHADOW_WRITES → WRITES_TO_AURORA without losing a write (DESIGN.md "Write
  * switchover"), as steps over two control sessions and a WriteGate the proxy implements:
- *   0 preflight: forward replication running, lag ≤ startLagBytes, the target can publish
+ *   0 preflight: forward replication running with every table copied, lag ≤ startLagBytes, the
+ *     target can publish
  *   1–2 hold new writes and drain in-flight ones (gate.hold), then fence the source
  *   3 read the source's LSN, wait until the target has applied it
  *   4 set target sequences to the source's values
@@ -11,7 +12,7 @@
  * re-enabled, source unfenced) and writes are released to the source.
  */
 import type { Db } from './control-conn.js';
-import { currentWalLsn, waitForApplied } from './apply-wait.js';
+import { committedLsn, waitForApplied } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
 import { readNativeStatus } from './native.js';
 import { directionNames, disableAndWait, startReverseReplication, stopReverseReplication, type DirectionNames } from './reverse.js';
@@ -76,6 +77,8 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
       const st = await readNativeStatus(source, target, names);
       if (!st.subscription) throw new Error(`forward subscription ${names.subscription} not found on the target`);
       if (!st.subscription.enabled || st.subscription.worker.pid === null) throw new Error(`forward subscription ${names.subscription} is not running`);
+      const copying = st.subscription.tables.filter((x) => x.state !== 'r').map((x) => `${x.table} (${x.state})`);
+      if (copying.length > 0) throw new Error(`the full load is not finished: ${copying.join(', ')}`);
       const max = opts.startLagBytes ?? 1024 * 1024;
       if (st.lagBytes === null || st.lagBytes > max) throw new Error(`replication lag ${st.lagBytes ?? 'unknown'} B is over ${max} B: the write pause would be long`);
       const wl = (await target.query<{ v: string }>(`SELECT current_setting('wal_level') AS v`)).rows[0]!.v;
@@ -87,7 +90,7 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
     await log.run('hold-writes', () => withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes'));
     await log.run('fence-source', () => fence(source, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
     switchLsn = await log.run('wait-target-applied', async () => {
-      const lsn = await currentWalLsn(source);
+      const lsn = await committedLsn(source, 'switchover');
       const w = await waitForApplied(target, names.subscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 5000, pollMs: 5 });
       if (!w.ok) throw new Error(`the target applied only up to ${w.applied ?? 'nothing'} of ${lsn} within ${w.waitedMs} ms`);
       return lsn;

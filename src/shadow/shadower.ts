@@ -133,7 +133,9 @@ export class Shadower {
       void connectBackend(this.o.target, {
         application_name: 'pg-cutover-shadow',
         // Session defaults survive DISCARD ALL between shadows.
-        options: `-c lock_timeout=${lt} -c idle_in_transaction_session_timeout=${idle} -c statement_timeout=${this.o.capMs * 2}`,
+        // default_transaction_read_only=off: after a rollback the target's application roles stay fenced
+        // until the next switchover; a shadow always rolls back, so it may write there.
+        options: `-c lock_timeout=${lt} -c idle_in_transaction_session_timeout=${idle} -c statement_timeout=${this.o.capMs * 2} -c default_transaction_read_only=off`,
       }).then((r) => {
         this.connecting--;
         if (!r.ok) {

@@ -45,10 +45,14 @@ function readLoad(url: string, n: number, query: (i: number) => string) {
   let queries = 0;
   const loops = Array.from({ length: n }, async (_, k) => {
     const c = new pg.Client({ connectionString: url });
-    c.on('error', () => undefined);
+    let dead = false;
+    c.on('error', (e) => {
+      dead = true;
+      errors.push({ at: Date.now(), code: (e as { code?: string }).code ?? 'none', message: `connection: ${e.message}` });
+    });
     await c.connect();
     try {
-      for (let i = k; running; i += n) {
+      for (let i = k; running && !dead; i += n) {
         queries++;
         try {
           const r = await c.query(query(i));
@@ -57,11 +61,11 @@ function readLoad(url: string, n: number, query: (i: number) => string) {
         } catch (e) {
           const err = e as { code?: string; message: string };
           errors.push({ at: Date.now(), code: err.code ?? 'none', message: err.message });
-          if (!err.code) return; // the connection itself is gone
         }
       }
     } finally {
-      await c.end().catch(() => undefined);
+      // end() of a client whose connection already failed never resolves.
+      if (!dead) await Promise.race([c.end().catch(() => undefined), sleep(2000)]);
     }
   });
   return {
@@ -91,13 +95,16 @@ t.test('target stopped at READS_50PCT under load: fallback, breaker trip, rollba
   await target.stop();
   t.comment(`target stopped in ${Date.now() - stoppedAt} ms`);
   await waitFor('a read fell back to the source', () => proxy.proxy.stats.targetFallbacks > 0 || proxy.proxy.stats.backendFaults.target > 0, 10_000);
-  const fellBackAt = Date.now();
 
   await waitFor('ROLLBACK', async () => (await get(proxy, '/state')).state !== 'READS_50PCT_AURORA', 15_000);
   const tripAt = Date.now();
   const rolled = await get(proxy, '/state');
   t.match(rolled, { state: /ROLLBACK|SOURCE_PRIMARY/ }, 'the breaker rolled the state back');
-  await waitFor('SOURCE_PRIMARY', async () => (await get(proxy, '/state')).state === 'SOURCE_PRIMARY', 15_000);
+  await waitFor('SOURCE_PRIMARY', async () => (await get(proxy, '/state')).state === 'SOURCE_PRIMARY', 15_000).catch(async (e: Error) => {
+    // Say where the rollback procedure stopped.
+    t.comment(JSON.stringify((await get(proxy, '/audit?limit=20')).entries, null, 1));
+    throw e;
+  });
   const doneAt = Date.now();
   t.comment(`stop → trip ${tripAt - stoppedAt} ms, trip → SOURCE_PRIMARY ${doneAt - tripAt} ms`);
   const servedBefore = load.served[14]!;
@@ -105,8 +112,10 @@ t.test('target stopped at READS_50PCT under load: fallback, breaker trip, rollba
   t.ok(load.served[14]! > servedBefore, 'reads keep being served by the source');
   await load.stop();
 
-  const late = load.errors.filter((e) => e.at >= fellBackAt);
-  t.same(late, [], `no client saw an error after the fallback (${load.queries} queries; ${load.errors.length} errors in all)`);
+  // Reads in flight when the target went away are retried on the source; sessions whose idle target
+  // connection was ended reconnect on next use: no client sees anything, not even at the moment of the loss.
+  t.same(load.errors, [], `no client saw an error (${load.queries} queries)`);
+  t.ok(proxy.proxy.stats.targetFallbacks > 0, `reads fell back to the source (${proxy.proxy.stats.targetFallbacks})`);
 
   const audit = ((await get(proxy, '/audit?limit=100')).entries as { kind: string; by: string; from?: string; to?: string; reason: string; detail?: Record<string, unknown> }[]);
   const trip = audit.find((e) => e.kind === 'breaker' && e.by === 'breaker:error-rate');

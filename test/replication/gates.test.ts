@@ -6,7 +6,7 @@ import { pgbench, startPg } from '../helpers/servers.js';
 import { createShopSchema, seedShop } from '../../src/demo/schema.js';
 import { connectControl } from '../../src/replication/control-conn.js';
 import { setupNativeReplication } from '../../src/replication/native.js';
-import { currentWalLsn, waitForApplied } from '../../src/replication/apply-wait.js';
+import { waitForCaughtUp } from '../../src/replication/apply-wait.js';
 import { runGate1 } from '../../src/replication/gate1.js';
 import { runGate2 } from '../../src/replication/gate2.js';
 import { formatGate, type GateResult } from '../../src/replication/gates.js';
@@ -19,9 +19,8 @@ await createShopSchema(s);
 const seeded = await seedShop(s, { scale: 20_000 });
 const setup = await setupNativeReplication(src.url(), dst.url());
 if (!setup.ok) throw new Error(setup.errors.join('\n'));
-const caughtUp = await waitForApplied(d, 'pgcutover', await currentWalLsn(s), { timeoutMs: 45_000, pollMs: 50 });
+const caughtUp = await waitForCaughtUp(s, d, 'pgcutover', { timeoutMs: 45_000 });
 if (!caughtUp.ok) throw new Error('replication did not catch up');
-await d.query(`SELECT 1`); // the copy is done once the apply worker passed the LSN after it
 
 const find = (g: GateResult, name: string) => g.criteria.find((c) => c.name === name);
 

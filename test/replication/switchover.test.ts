@@ -3,7 +3,7 @@ import pg from 'pg';
 import { startPg, type EmbeddedPg } from '../helpers/servers.js';
 import { connectControl } from '../../src/replication/control-conn.js';
 import { setupNativeReplication } from '../../src/replication/native.js';
-import { currentWalLsn, waitForApplied } from '../../src/replication/apply-wait.js';
+import { committedLsn, waitForApplied, waitForCaughtUp } from '../../src/replication/apply-wait.js';
 import { switchWritesToTarget, type WriteGate } from '../../src/replication/switchover.js';
 import { rollbackWritesToSource } from '../../src/replication/rollback.js';
 import { fencedRoles } from '../../src/replication/fence.js';
@@ -108,7 +108,7 @@ await s.query(`
   GRANT SELECT, INSERT, UPDATE ON ledger, accounts TO app;`);
 const setup = await setupNativeReplication(src.url(), dst.url(), { schemaCopy: { privileges: true } });
 if (!setup.ok) throw new Error(setup.errors.join('\n'));
-if (!(await waitForApplied(d, 'pgcutover', await currentWalLsn(s), { timeoutMs: 45_000, pollMs: 50 })).ok) throw new Error('no catch-up');
+if (!(await waitForCaughtUp(s, d, 'pgcutover', { timeoutMs: 45_000 })).ok) throw new Error('no catch-up');
 
 const gate = new TestGate();
 const writers = startWriters(16, gate, { source: appUrl(src), target: appUrl(dst) });
@@ -132,7 +132,7 @@ t.test('a failed step (reverse subscription cannot connect) is undone: writes st
   const before = writers.acks.length;
   await sleep(500);
   t.ok(writers.acks.length > before, 'writes continue on the source');
-  t.ok((await waitForApplied(d, 'pgcutover', await currentWalLsn(s), { timeoutMs: 10_000 })).ok, 'forward replication applies again');
+  t.ok((await waitForApplied(d, 'pgcutover', await committedLsn(s), { timeoutMs: 10_000 })).ok, 'forward replication applies again');
 });
 
 t.test('switchover to the target, then rollback to the source, under writes, losing none', async (t) => {
@@ -154,7 +154,7 @@ t.test('switchover to the target, then rollback to the source, under writes, los
   const onTarget = writers.acks.filter((a) => a.side === 'target').length;
   t.ok(onTarget > 10, `writes went to the target (${onTarget})`);
   // Reverse replication keeps the source current.
-  t.ok((await waitForApplied(s, 'pgcutover_reverse', await currentWalLsn(d), { timeoutMs: 10_000 })).ok, 'reverse replication applies on the source');
+  t.ok((await waitForApplied(s, 'pgcutover_reverse', await committedLsn(d), { timeoutMs: 10_000 })).ok, 'reverse replication applies on the source');
 
   const rb = await rollbackWritesToSource(s, d, gate, opts);
   t.comment(rb.steps.map((x) => `${x.step} ${x.ok ? 'ok' : 'FAILED'} ${x.ms} ms ${x.error ?? x.detail ?? ''}`).join('\n'));
@@ -169,7 +169,7 @@ t.test('switchover to the target, then rollback to the source, under writes, los
   t.ok(back > 10, `writes back on the source after rollback (${back})`);
 
   // Forward replication carries the post-rollback writes again.
-  t.ok((await waitForApplied(d, 'pgcutover', await currentWalLsn(s), { timeoutMs: 15_000 })).ok, 'forward replication caught up after rollback');
+  t.ok((await waitForApplied(d, 'pgcutover', await committedLsn(s), { timeoutMs: 15_000 })).ok, 'forward replication caught up after rollback');
   t.same(writers.errors.filter((e) => !/terminat|Connection terminated/i.test(e)), [], 'no write failed (no duplicate keys, no read-only errors)');
   const ids = writers.acks.map((a) => a.id);
   for (const [label, c] of [['source', s], ['target', d]] as const) {
