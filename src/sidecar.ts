@@ -91,6 +91,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     classifier,
     readYourWritesMs: cfg.readYourWritesMs,
     split: cfg.readSplit,
+    onDiverted: () => void proxy.stats.targetDiverted++,
   });
   let shadower: Shadower | null = null;
   const proxy = new ProxyServer({

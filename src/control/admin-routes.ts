@@ -11,6 +11,7 @@ import type { UnleashBinding } from './unleash.js';
 import type { StateStore } from './store.js';
 import type { TransitionOutcome } from './transition.js';
 import { parseState } from './states.js';
+import { BREAKER_NAMES, type BreakerName } from './breaker.js';
 import { shadowSummary } from '../metrics/shadow.js';
 
 export interface AdminDeps {
@@ -89,6 +90,18 @@ export function adminRoutes(d: AdminDeps): Route[] {
         const b = body as { reason?: unknown; by?: unknown };
         if (!str(b.reason)) return { status: 400, body: { error: 'a rollback needs {"reason": "..."}' } };
         return outcome(await d.controller.rollback(b.reason, `operator:${str(b.by) ? b.by : 'admin-api'}`));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/breakers/:name/reset',
+      mutates: true,
+      handler: ({ params }) => {
+        const name = params.name as BreakerName;
+        if (!BREAKER_NAMES.includes(name)) return { status: 400, body: { error: `no breaker ${JSON.stringify(params.name)}; breakers: ${BREAKER_NAMES.join(', ')}` } };
+        // The error-rate breaker latches after a rollback until an operator has understood the cause.
+        d.controller.breakers.reset(name);
+        return { status: 200, body: { reset: name } };
       },
     },
     {

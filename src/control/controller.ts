@@ -211,8 +211,9 @@ export class Controller {
   tick(): void {
     const st = this.d.stats;
     const now = this.now();
-    const tStmts = st.statements.target + st.connectFailures.target;
-    const tFaults = st.backendFaults.target + st.connectFailures.target;
+    // Reads diverted while the target is backed off are its faults too (ProxyStats.targetDiverted).
+    const tStmts = st.statements.target + st.connectFailures.target + st.targetDiverted;
+    const tFaults = st.backendFaults.target + st.connectFailures.target + st.targetDiverted;
     const sStmts = st.statements.source;
     const sFaults = st.backendFaults.source;
     feed(this.breakers, 'target', tStmts - this.last.targetStatements, tFaults - this.last.targetFaults, now);

@@ -147,6 +147,13 @@ export class BackendLink {
     const out: Buffer[] = [];
     const bad = this.frames.feed(chunk, (type, buf, start, end) => {
       const view = buf.subarray(start, end);
+      if (this.pending === 0 && this.swallow === 0 && this.hold === null && !this.inUnit) {
+        // After the last reply owed, in the same chunk: the server speaking on its own (e.g. FATAL 57P01 as it
+        // shuts down right after answering). Same rules as unsolicited(): an error is kept, never forwarded.
+        if (type === Backend.ErrorResponse) this.lastError = buf.toString('utf8', start + 5, end).replace(/\0/g, ' ').trim();
+        else if ((type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) && this.ev.mayInterject(this)) out.push(view);
+        return;
+      }
       if (this.swallow > 0) {
         if (type === Backend.ReadyForQuery) {
           this.swallow--;

@@ -38,6 +38,8 @@ export interface RouterOptions {
   split: 'random' | 'session-hash';
   /** After a target failure, reads skip the target for this long. Default 2000 ms. */
   targetBackoffMs?: number;
+  /** A read meant for the target went to the source because the target is backed off. */
+  onDiverted?(): void;
   now?: () => number;
   rand?: () => number;
 }
@@ -115,7 +117,10 @@ export class Router {
       this.now(),
       this.rand(),
     );
-    if (role === 'target' && role !== policy.writesTo && this.now() < this.targetDownUntil) role = 'source';
+    if (role === 'target' && role !== policy.writesTo && this.now() < this.targetDownUntil) {
+      role = 'source';
+      this.o.onDiverted?.();
+    }
     if (sum.pins && s.pinnedTo === null) s.pinnedTo = role;
     s.unitWrite = role === policy.writesTo && sum.write;
     return role;

@@ -11,6 +11,11 @@ export class ProxyStats {
   cancelsForwarded = 0;
   /** Reads the target could not serve, retried on the source without the client seeing an error. */
   targetFallbacks = 0;
+  /**
+   * Reads meant for the target that went to the source because the target is backed off after a failure.
+   * The breaker counts them as target faults: without them a dead target gets no traffic, so no verdict.
+   */
+  targetDiverted = 0;
   readonly statements = { source: 0, target: 0 };
   readonly errors = { source: 0, target: 0 };
   /** Errors the backend itself caused (connection loss, SQLSTATE classes 08, 53, 57, 58, XX). */

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import ts from 'typescript';
 import { freePort, startPg, startRedis, type Teardown } from '../helpers/servers.js';
+import { unwatchChild, watchChild } from '../../src/demo/embedded-watchdog.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -66,6 +67,17 @@ interface Child {
 
 /** `pg-cutover start` in its own process on free ports; resolves when GET /healthz answers. */
 async function spawnSidecar(t: Teardown, bin: string, id: string, args: string[]): Promise<Child> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(t, bin, id, args);
+    } catch (e) {
+      // A free port can be taken by someone else before the child binds it: try other ports.
+      if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function spawnOnce(t: Teardown, bin: string, id: string, args: string[]): Promise<Child> {
   const [listen, admin] = [await freePort(), await freePort()];
   const proc = spawn(
     process.execPath,
@@ -75,12 +87,16 @@ async function spawnSidecar(t: Teardown, bin: string, id: string, args: string[]
   let tail = '';
   proc.stderr!.on('data', (b: Buffer) => (tail = (tail + b.toString()).slice(-8000)));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  // Killed even if this test process dies without its teardown.
+  if (proc.pid !== undefined) watchChild(proc.pid, 'KILL');
   t.teardown(async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (proc.pid !== undefined) unwatchChild(proc.pid);
   });
   const c: Child = { id, admin: `http://127.0.0.1:${admin}`, proc, log: () => tail };
   const deadline = Date.now() + 30_000;
@@ -220,7 +236,11 @@ t.test('Redis killed mid-run: degraded, forward refused, rollback local; restart
   t.equal((await state(c)).state, 'READS_10PCT_AURORA', 'the others cannot know yet');
 
   const child = spawn('redis-server', ['--port', String(redis.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  t.teardown(() => void child.kill('SIGKILL'));
+  if (child.pid !== undefined) watchChild(child.pid, 'KILL');
+  t.teardown(() => {
+    child.kill('SIGKILL');
+    if (child.pid !== undefined) unwatchChild(child.pid);
+  });
   const v = await converged(sidecars, 'SOURCE_PRIMARY', 15_000);
   t.ok(v >= before + 2, `every sidecar at SOURCE_PRIMARY version ${v} (was ${before} before the outage)`);
   for (const s of sidecars) {
