@@ -16,7 +16,9 @@ import {
 import { startPgbouncer } from './pgbouncer.js';
 import { measureIdleMemory, type IdleMemoryResult } from './memory.js';
 
-const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'] as const;
+const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split'] as const;
+/** Targets measured unless --only says otherwise (the split target starts a second server). */
+const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'];
 type Target = (typeof TARGETS)[number];
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -126,9 +128,25 @@ async function startTarget(t: Target, pgHost: string, pgPort: number, url: strin
         '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`];
       return spawnNode('pg-cutover', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
     }
+    case 'pg-cutover-split': {
+      // READS_50PCT_AURORA: half the reads go to a PostgreSQL 15 holding the same pgbench data.
+      const pg15 = await startEmbeddedPostgres({ major: 15, settings: { max_connections: '300', 'pg_stat_statements.track': 'none' } });
+      cleanup.add('postgres-15', () => pg15.stop());
+      const ep15 = { host: pg15.host, port: pg15.port, user: pg15.user, password: pg15.password, database: 'postgres' };
+      await waitForSql(ep15);
+      await psql(ep15, `create database ${db}`);
+      await pgbenchInit({ ...ep15, database: db }, splitScale);
+      const [port, admin] = [await freePort(), await freePort()];
+      const args = [join(repoRoot, 'bin', 'pg-cutover.js'), 'start', '--source', url, '--target', pg15.url(db),
+        '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', 'READS_50PCT_AURORA'];
+      return spawnNode('pg-cutover-split', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
+    }
     default: { const never: never = t; throw new Error(`unknown target ${String(never)}`); }
   }
 }
+
+/** pgbench scale of the split target's second server (set from --scale before targets start). */
+let splitScale = 10;
 
 function machineInfo(): Record<string, string | number> {
   const version = (cmd: string, args: string[]): string => {
@@ -170,7 +188,7 @@ function parseOptions(argv: string[]): Options {
     .option('--rounds <n>', 'interleaved rounds per (workload, clients); medians are reported', '3')
     .option('--clients <list>', 'client counts', '1,16,64')
     .option('--workloads <list>', `workloads (${WORKLOADS.join(', ')})`, WORKLOADS.join(','))
-    .option('--only <list>', `targets (${TARGETS.join(', ')})`, TARGETS.join(','))
+    .option('--only <list>', `targets (${TARGETS.join(', ')}; pg-cutover-split routes 50% of reads to a PostgreSQL 15 target)`, DEFAULT_TARGETS.join(','))
     .option('--scale <n>', 'pgbench -i scale factor', '10')
     .option('--warmup <sec>', 'unrecorded select-only run per target before measuring (0 skips)', '2')
     .option('--memory-connections <n>', 'idle connections for the memory check (0 skips it)', '1000')
@@ -235,6 +253,7 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
   await psql(ep(pg.port), 'checkpoint', 300_000);
   const serverVersion = await psql(admin, 'show server_version');
 
+  splitScale = opts.scale;
   const running = new Map<Target, Running>();
   const unavailable: Record<string, string> = {};
   for (const target of opts.only) {
@@ -326,7 +345,7 @@ function report(
     markdownTable(rows),
   ];
   const has = (t: string): boolean => rows.some((r) => r.target === t && r.ok > 0);
-  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer']];
+  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer'], ['pg-cutover-split', 'direct'], ['pg-cutover-split', 'pg-cutover']];
   const shown = pairs.filter(([a, b]) => has(a) && has(b));
   if (shown.length > 0) {
     out.push('### tps ratios', '', `| workload | clients | ${shown.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`,
