@@ -127,7 +127,7 @@ async function waitFor(what: string, cond: () => Promise<boolean>, ms = 10_000):
 }
 
 /** Every sidecar at `s` with one and the same version; returns it. */
-async function converged(cs: Child[], s: string, ms = 10_000): Promise<number> {
+async function converged(cs: Child[], s: string, ms = 30_000): Promise<number> {
   let v = -1;
   await waitFor(`all sidecars at ${s}`, async () => {
     const all = await Promise.all(cs.map(state));
