@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'pg15';
+import { startEmbeddedPostgres } from '../../src/demo/embedded.js';
 import pg from 'pg';
 import { createServerAuth, type AuthStep, type ServerAuth } from '../../src/proxy/auth/server.js';
 import { createScramClient } from '../../src/proxy/auth/scram-client.js';
@@ -211,32 +211,9 @@ async function freePort(): Promise<number> {
 }
 
 t.test('verifiers produced by real PostgreSQL 15', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgc-scram-'));
-  chmodSync(dir, 0o755);
-  const sock = join(dir, 'sock');
-  const port = await freePort();
-  const logs: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'password',
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sock}`],
-    onLog: (m: string) => logs.push(m),
-    onError: (m: unknown) => logs.push(String(m)),
-  });
-  t.teardown(async () => {
-    await server.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  mkdirSync(sock, { mode: 0o777 });
-  chmodSync(sock, 0o777);
-  await server.initialise();
-  await server.start().catch((e: unknown) => {
-    throw new Error(`pg15 did not start: ${String(e)}\n${logs.join('')}`);
-  });
+  const server = await startEmbeddedPostgres({ major: 15, password: 'password' });
+  t.teardown(() => server.stop());
+  const port = server.port;
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: 'password', database: 'postgres' });
   await client.connect();
   t.teardown(() => client.end());

