@@ -119,7 +119,7 @@ t.test('target stopped at READS_50PCT under load: fallback, breaker trip, rollba
   const tripAt = Date.now();
   const rolled = await get(proxy, '/state');
   t.match(rolled, { state: /ROLLBACK|SOURCE_PRIMARY/ }, 'the breaker rolled the state back');
-  await waitFor('SOURCE_PRIMARY', async () => (await get(proxy, '/state')).state === 'SOURCE_PRIMARY', 15_000).catch(async (e: Error) => {
+  await waitFor('SOURCE_PRIMARY', async () => (await get(proxy, '/state')).state === 'SOURCE_PRIMARY', 40_000).catch(async (e: Error) => {
     // Say where the rollback procedure stopped.
     t.comment(JSON.stringify((await get(proxy, '/audit?limit=20')).entries, null, 1));
     throw e;
