@@ -57,7 +57,6 @@ export type Policy = RoutePolicy & { shadow: boolean; sourceFenced: boolean; sta
 export class Controller {
   readonly breakers: BreakerSet;
   readonly gates: { 1?: GateStatus; 2?: GateStatus; 3?: GateStatus } = {};
-  readonly lastGateReports: { [n: number]: GateReport } = {};
   private policyCache: Policy;
   private readonly listeners: ((s: CutoverSnapshot, prev: CutoverSnapshot) => void)[] = [];
   private readonly now: () => number;
@@ -203,7 +202,6 @@ export class Controller {
   async gate(n: 1 | 2 | 3): Promise<GateReport> {
     const r = await this.d.runGate(n);
     this.gates[n] = { passed: r.passed, at: r.at };
-    this.lastGateReports[n] = r;
     return r;
   }
 
