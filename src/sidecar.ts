@@ -27,6 +27,8 @@ import { adminRoutes } from './control/admin-routes.js';
 import { createGateRunner } from './control/gates.js';
 import { createRollbackHooks, createSwitchover } from './control/rollback-hooks.js';
 import { registerControlMetrics } from './metrics/control.js';
+import { WritePause } from './control/write-pause.js';
+import { RedisPauseBus } from './control/redis-pause-bus.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
@@ -104,14 +106,31 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     maxClients: cfg.maxClients,
     maxMessageBytes: cfg.maxMessageBytes,
   });
+  let bus: RedisPauseBus | null = null;
+  if (cfg.redis) {
+    try {
+      bus = await RedisPauseBus.open({ url: cfg.redis, prefix: cfg.redisPrefix, sidecarId: cfg.sidecarId });
+    } catch (e) {
+      await store.close();
+      return { ok: false, errors: [`--redis: ${(e as Error).message}`] };
+    }
+  }
+  const version = () => controller!.snapshot().version;
+  const pauses = new WritePause({
+    sidecarId: cfg.sidecarId,
+    holder: proxy,
+    bus,
+    version,
+    refresh: async () => (await store.get(), version()),
+  });
   const ctl = new Controller({
     store,
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
     stats: proxy.stats,
     sidecarId: cfg.sidecarId,
     runGate: createGateRunner(cfg, proxy, () => shadower),
-    rollback: createRollbackHooks(cfg, proxy),
-    switchover: createSwitchover(cfg, proxy),
+    rollback: createRollbackHooks(cfg, proxy, pauses, version),
+    switchover: createSwitchover(cfg, pauses, version),
     // Held writes are released by the rollback runner once the source is restored; a sidecar that only saw
     // another's rollback releases them when the state leaves ROLLBACK, or after a minute at the latest
     // (they then meet the fence: a clean 25006, never a write on the wrong side).
@@ -209,6 +228,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
           await shadower?.close();
           await unleash?.close();
           await ctl.close();
+          pauses.close();
+          await bus?.close();
           await admin.close();
           log.info('pg-cutover sidecar stopped');
         })();

@@ -187,6 +187,7 @@ export class Controller {
       rampMs: this.d.config.cutover.rollbackReadRampMs,
       now: this.now,
       finish: (reason) => this.transition({ to: 'SOURCE_PRIMARY', event: 'rollback-complete', reason, by: 'rollback-runner' }),
+      revert: (reason) => this.override(from.state, reason, 'rollback-runner'),
     })
       .catch((e) => log.error({ err: e }, 'rollback runner failed'))
       .finally(() => {

@@ -12,35 +12,50 @@ import { applicationRoleCandidates } from '../replication/fence.js';
 import { pauseNativeReplication } from '../replication/native.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
 import type { RollbackHooks } from './rollback-runner.js';
+import type { WritePause } from './write-pause.js';
 
-/** The write switchover with this sidecar's proxy as the write gate (DESIGN.md, Write switchover). */
-export function createSwitchover(cfg: StartConfig, proxy: ProxyServer) {
+const SWITCHOVER_DRAIN_MS = 5000;
+
+/**
+ * The write switchover (DESIGN.md, Write switchover) with a coordinated pause as the write gate: every live
+ * sidecar parks and drains its source writes and acknowledges before the source is fenced; the release names
+ * the snapshot that routes writes to the target.
+ */
+export function createSwitchover(cfg: StartConfig, pauses: WritePause, version: () => number) {
   return async (commit: () => Promise<void>): Promise<{ ok: boolean; error?: string; detail?: Record<string, unknown> }> => {
     const [source, target] = await Promise.all([
       connectControl(backendUrl(cfg.control.source), { purpose: 'switchover' }),
       connectControl(backendUrl(cfg.control.target), { purpose: 'switchover' }),
     ]);
+    // DESIGN.md switchoverPauseMs: in-flight writes get 5 s to end; a sidecar that cannot drain (or answer) by
+    // then aborts the switch, and writes go on on the source.
+    const pause = pauses.pause('source', SWITCHOVER_DRAIN_MS);
+    let held = false;
     try {
       const appRoles = await applicationRoleCandidates(source);
       const r = await switchWritesToTarget(
         source,
         target,
         {
-          hold: () => proxy.holdWrites('source', 30_000),
+          hold: async () => {
+            held = true;
+            await pause.hold();
+          },
           release: async (to) => {
+            held = false;
             try {
               if (to === 'target') await commit();
             } finally {
-              proxy.releaseWrites();
+              await pause.release(to, version());
             }
           },
         },
-        { appRoles, targetConninfo: backendUrl(cfg.control.target, 'libpq'), subscription: cfg.subscription },
+        { appRoles, targetConninfo: backendUrl(cfg.control.target, 'libpq'), subscription: cfg.subscription, drainTimeoutMs: SWITCHOVER_DRAIN_MS + 5000 },
       );
       const detail = { pauseMs: r.pauseMs, switchLsn: r.switchLsn, steps: r.steps.map((s) => ({ ...s })) };
       return r.ok ? { ok: true, detail } : { ok: false, error: `${r.failedStep}: ${r.error}`, detail };
     } catch (e) {
-      proxy.releaseWrites();
+      if (held) await pause.release('source', version());
       return { ok: false, error: (e as Error).message };
     } finally {
       await Promise.allSettled([source.end(), target.end()]);
@@ -48,17 +63,31 @@ export function createSwitchover(cfg: StartConfig, proxy: ProxyServer) {
   };
 }
 
-export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer): RollbackHooks {
+export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses: WritePause, version: () => number): RollbackHooks {
   return {
     drainTarget: (ms) => proxy.drainRole('target', ms),
-    async restoreSourceAfterWrites() {
+    async restoreSourceAfterWrites(revert) {
       const [source, target] = await Promise.all([
         connectControl(backendUrl(cfg.control.source), { purpose: 'rollback' }),
         connectControl(backendUrl(cfg.control.target), { purpose: 'rollback' }),
       ]);
       try {
         const appRoles = await applicationRoleCandidates(source);
-        const r = await rollbackWritesToSource(source, target, { hold: () => proxy.holdWrites('target', 30_000), release: () => proxy.releaseWrites() }, {
+        // Within the procedure's own 30 s drain bound, so the acknowledgements are judged before it gives up.
+        const pause = pauses.pause('target', 25_000);
+        const gate = {
+          hold: async () => void (await pause.hold()),
+          // A rollback that failed before touching the source leaves writes on the target (unfenced): the state
+          // goes back first, so the released writes are routed there and not into the fenced source.
+          release: async (to: 'source' | 'target') => {
+            try {
+              if (to === 'target') await revert();
+            } finally {
+              await pause.release(to, version());
+            }
+          },
+        };
+        const r = await rollbackWritesToSource(source, target, gate, {
           appRoles,
           subscription: cfg.subscription,
         });

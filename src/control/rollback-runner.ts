@@ -13,9 +13,11 @@ export interface RollbackHooks {
   drainTarget(maxMs: number): Promise<{ waitedMs: number; cancelled: number }>;
   /**
    * Writes had moved to the target: fence it, wait for reverse replication to apply its writes on the
-   * source, sync sequences, restore forward replication, unfence the source (DESIGN.md step 3).
+   * source, sync sequences, restore forward replication, unfence the source (DESIGN.md step 3). When it fails
+   * before the source was touched, writes stay on the target: it calls `revert` (the state goes back to the
+   * one the rollback left) before releasing them there, then rejects.
    */
-  restoreSourceAfterWrites(): Promise<Record<string, unknown>>;
+  restoreSourceAfterWrites(revert: () => Promise<void>): Promise<Record<string, unknown>>;
   /** Pause replication (ALTER SUBSCRIPTION … DISABLE / DMS StopReplicationTask); false when none is configured. */
   pauseReplication(): Promise<boolean>;
 }
@@ -29,6 +31,8 @@ export interface RollbackRun {
   rampMs: number;
   now: () => number;
   finish(reason: string): Promise<{ ok: boolean }>;
+  /** Put the state back to `from` (the rollback aborted with writes still on the target). */
+  revert(reason: string): Promise<boolean>;
 }
 
 export async function runRollback(r: RollbackRun): Promise<void> {
@@ -49,7 +53,16 @@ export async function runRollback(r: RollbackRun): Promise<void> {
   await step('1 writes off the target (state published)', async () => ({ from: r.from.state, version: r.at.version, reason: r.at.reason }));
   await step('2 drain in-flight target transactions', async () => r.hooks.drainTarget(30_000));
   if (writesMoved) {
-    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', () => r.hooks.restoreSourceAfterWrites());
+    let reverted = false;
+    const revert = async () => {
+      reverted = await r.revert(`rollback aborted before the source was touched: writes stay on the target (${r.from.state})`);
+      if (!reverted) throw new Error(`could not put the state back to ${r.from.state}`);
+    };
+    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', () => r.hooks.restoreSourceAfterWrites(revert));
+    if (!ok && reverted) {
+      log.error({ state: r.from.state }, 'rollback aborted: writes stay on the target, state restored');
+      return;
+    }
     if (!ok) {
       // Without step 3 the source may lack acknowledged writes: stay in ROLLBACK for an operator.
       log.error('rollback halted: the source is not yet known to hold every write made on the target');

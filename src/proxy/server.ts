@@ -154,13 +154,24 @@ export class ProxyServer {
   async holdWrites(writer: 'source' | 'target', drainMs: number): Promise<void> {
     this.clearHoldTimer();
     this.holdingWrites = true;
+    const busy = await this.writesDrained(writer, drainMs);
+    if (busy > 0) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
+  }
+
+  /** Waits until no session has a transaction in flight on `writer`, at most `maxMs`; returns how many still have one. */
+  async writesDrained(writer: 'source' | 'target', maxMs: number): Promise<number> {
     const started = Date.now();
     for (;;) {
-      const busy = [...this.sessions.values()].filter((s) => s.busyOn(writer)).length;
-      if (busy === 0) return;
-      if (Date.now() - started > drainMs) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
+      let busy = 0;
+      for (const s of this.sessions.values()) if (s.busyOn(writer)) busy++;
+      if (busy === 0 || Date.now() - started > maxMs) return busy;
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  /** True while new write units are parked. */
+  holding(): boolean {
+    return this.holdingWrites;
   }
 
   private holdTimer: NodeJS.Timeout | null = null;

@@ -1,0 +1,168 @@
+/**
+ * The coordinated write pause of DESIGN.md ("Write switchover", step 1; "Rollback procedure", step 3): the
+ * sidecar that moves the writer publishes "pausing"; every live sidecar (known by its presence key in Redis)
+ * parks new writes, waits for its in-flight write transactions to end, and acknowledges. The database steps
+ * start only when every live sidecar has acknowledged; one that cannot in time aborts the move. The release
+ * names the snapshot version that routes the writes, and a sidecar releases only once it routes by that
+ * version, so a released write never goes to the old writer by a stale state.
+ *
+ * Decisions are pure functions (`ackVerdict`, `parsePauseMessage`); I/O goes through a `PauseBus` (Redis, or
+ * none for a single sidecar) and a `WriteHolder` (the proxy).
+ */
+import { randomUUID } from 'node:crypto';
+import { log } from '../log.js';
+
+export type Writer = 'source' | 'target';
+
+export type PauseMessage =
+  | { readonly kind: 'pause'; readonly id: string; readonly by: string; readonly writer: Writer; readonly drainMs: number; readonly maxHoldMs: number }
+  | { readonly kind: 'release'; readonly id: string; readonly by: string; readonly to: Writer; readonly version: number };
+
+export type AckResult = 'held' | 'failed';
+
+/** Transport between sidecars (src/control/redis-pause-bus.ts). */
+export interface PauseBus {
+  /** Sidecars alive now (their presence keys), this one included. */
+  live(): Promise<string[]>;
+  publish(msg: PauseMessage): Promise<void>;
+  /** Messages from every sidecar, this one's included; returns unsubscribe. */
+  onMessage(cb: (msg: PauseMessage) => void): () => void;
+  ack(pauseId: string, sidecarId: string, result: AckResult, detail: string): Promise<void>;
+  acks(pauseId: string): Promise<Map<string, { result: AckResult; detail: string }>>;
+  close(): Promise<void>;
+}
+
+/** What the proxy offers (src/proxy/server.ts). */
+export interface WriteHolder {
+  holdWritesFor(maxMs: number): void;
+  writesDrained(writer: Writer, maxMs: number): Promise<number>;
+  releaseWrites(): void;
+}
+
+export function parsePauseMessage(json: string): PauseMessage | null {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || typeof v.id !== 'string' || typeof v.by !== 'string') return null;
+  const writer = (w: unknown): w is Writer => w === 'source' || w === 'target';
+  const ms = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+  if (v.kind === 'pause' && writer(v.writer) && ms(v.drainMs) && ms(v.maxHoldMs)) {
+    return { kind: 'pause', id: v.id, by: v.by, writer: v.writer, drainMs: v.drainMs, maxHoldMs: v.maxHoldMs };
+  }
+  if (v.kind === 'release' && writer(v.to) && Number.isSafeInteger(v.version)) {
+    return { kind: 'release', id: v.id, by: v.by, to: v.to, version: v.version as number };
+  }
+  return null;
+}
+
+export type AckVerdict = { readonly kind: 'wait'; readonly missing: readonly string[] } | { readonly kind: 'all-held' } | { readonly kind: 'abort'; readonly reason: string };
+
+/** Pure: have all the sidecars alive at the pause acknowledged? `elapsedMs` against `timeoutMs` decides the abort. */
+export function ackVerdict(expected: readonly string[], acks: ReadonlyMap<string, { result: AckResult; detail: string }>, elapsedMs: number, timeoutMs: number): AckVerdict {
+  const failed = expected.filter((id) => acks.get(id)?.result === 'failed');
+  if (failed.length > 0) return { kind: 'abort', reason: `sidecar(s) could not hold their writes: ${failed.map((id) => `${id} (${acks.get(id)!.detail})`).join(', ')}` };
+  const missing = expected.filter((id) => !acks.has(id));
+  if (missing.length === 0) return { kind: 'all-held' };
+  if (elapsedMs >= timeoutMs) return { kind: 'abort', reason: `no acknowledgement within ${timeoutMs} ms from sidecar(s) ${missing.join(', ')}` };
+  return { kind: 'wait', missing };
+}
+
+export interface WritePauseOptions {
+  sidecarId: string;
+  holder: WriteHolder;
+  /** Null for a sidecar alone (no Redis): the pause is local. */
+  bus: PauseBus | null;
+  /** The snapshot version this sidecar routes by now, and a way to catch up with the store. */
+  version(): number;
+  refresh(): Promise<number>;
+  /** How long other sidecars may keep writes parked without a release (default 60 s): then they route by their state. */
+  maxHoldMs?: number;
+}
+
+export interface PauseHandle {
+  /** Park writes everywhere and wait until every live sidecar has drained `writer` (rejects: the move must abort). */
+  hold(): Promise<{ sidecars: string[] }>;
+  /** Release everywhere; others wait until they route by `version` (the snapshot that names the new writer). */
+  release(to: Writer, version: number): Promise<void>;
+}
+
+export class WritePause {
+  private readonly unsubscribe: () => void;
+  private readonly maxHoldMs: number;
+  /** Pauses this sidecar took part in: a release for any other (stale, or missed its pause) is ignored. */
+  private readonly joined = new Set<string>();
+
+  constructor(private readonly o: WritePauseOptions) {
+    this.maxHoldMs = o.maxHoldMs ?? 60_000;
+    this.unsubscribe = o.bus?.onMessage((m) => void this.onMessage(m)) ?? (() => {});
+  }
+
+  /** A coordinated pause of writes on `writer`, each sidecar draining for at most `drainMs`. */
+  pause(writer: Writer, drainMs: number): PauseHandle {
+    const id = randomUUID();
+    const { bus, holder, sidecarId } = this.o;
+    return {
+      hold: async () => {
+        holder.holdWritesFor(this.maxHoldMs);
+        if (bus === null) {
+          const busy = await holder.writesDrained(writer, drainMs);
+          if (busy > 0) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
+          return { sidecars: [sidecarId] };
+        }
+        const expected = await bus.live();
+        if (!expected.includes(sidecarId)) expected.push(sidecarId);
+        await bus.publish({ kind: 'pause', id, by: sidecarId, writer, drainMs, maxHoldMs: this.maxHoldMs });
+        // Our own acknowledgement comes through our own message, like everyone else's.
+        const started = Date.now();
+        const timeoutMs = drainMs + 2000;
+        for (;;) {
+          const v = ackVerdict(expected, await bus.acks(id), Date.now() - started, timeoutMs);
+          if (v.kind === 'all-held') return { sidecars: expected };
+          if (v.kind === 'abort') throw new Error(v.reason);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      },
+      release: async (to, version) => {
+        if (bus !== null) {
+          try {
+            await bus.publish({ kind: 'release', id, by: sidecarId, to, version });
+          } catch (e) {
+            // The others release at their hold limit and route by their state (the fence guards them).
+            log.error({ err: (e as Error).message }, 'could not publish the write release; other sidecars release at their hold limit');
+          }
+        }
+        holder.releaseWrites();
+      },
+    };
+  }
+
+  private async onMessage(m: PauseMessage): Promise<void> {
+    const { holder, bus, sidecarId } = this.o;
+    if (m.kind === 'pause') {
+      this.joined.add(m.id);
+      if (this.joined.size > 100) this.joined.delete(this.joined.values().next().value!);
+      if (m.by !== sidecarId) holder.holdWritesFor(Math.min(m.maxHoldMs, this.maxHoldMs));
+      const busy = await holder.writesDrained(m.writer, m.drainMs);
+      const result: AckResult = busy === 0 ? 'held' : 'failed';
+      const detail = busy === 0 ? 'drained' : `${busy} write transactions still open after ${m.drainMs} ms`;
+      log.info({ pause: m.id, by: m.by, writer: m.writer, result }, 'write pause acknowledged');
+      await bus!.ack(m.id, sidecarId, result, detail).catch((e: Error) => log.warn({ err: e.message }, 'could not acknowledge the write pause'));
+      return;
+    }
+    if (m.by === sidecarId || !this.joined.delete(m.id)) return;
+    // Release only once we route by the snapshot that names the new writer (at most ~2 s of polling).
+    for (let i = 0; i < 40 && this.o.version() < m.version; i++) {
+      await this.o.refresh().catch(() => 0);
+      if (this.o.version() < m.version) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.o.version() < m.version) log.warn({ pause: m.id, want: m.version, have: this.o.version() }, 'releasing writes before the new state arrived; they meet the fence');
+    holder.releaseWrites();
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
