@@ -13,7 +13,7 @@ import { registerReplicationCommands } from './replication.js';
 
 function addStartOptions(cmd: Command): Command {
   for (const o of START_OPTIONS) {
-    const arg = o.type === 'bool' ? '' : ` <${o.type === 'hostport' ? 'host:port' : o.type === 'int' ? 'n' : o.type === 'url' ? 'url' : o.type === 'file' ? 'file' : 'value'}>`;
+    const arg = o.type === 'bool' ? ' [true|false]' : ` <${o.type === 'hostport' ? 'host:port' : o.type === 'int' ? 'n' : o.type === 'url' ? 'url' : o.type === 'file' ? 'file' : 'value'}>`;
     const def = o.default !== undefined ? ` (default: ${o.default})` : '';
     const opt = new Option(`--${o.flag}${arg}`, `${o.doc}${def}`).env(o.env);
     if (o.choices && o.key !== 'state') opt.choices(o.choices);

@@ -34,7 +34,17 @@ export interface StartConfig {
   unleashToken?: string;
   subscription?: string;
   gate3MinShadowed: number;
-  shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[] };
+  shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[]; mode: 'rollback' | 'apply'; darkReadPct: number };
+  dmsTaskArn?: string;
+  lagProbe: boolean;
+  alertWebhook?: string;
+  scaleCommand?: string;
+  scaleWebhook?: string;
+  aws: { region?: string; endpoint?: string };
+  targetClusterId?: string;
+  targetInstanceId?: string;
+  cloudwatchNamespace?: string;
+  cloudwatchIntervalMs: number;
 }
 
 export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
@@ -100,6 +110,8 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   if (admin && !/^(127\.|localhost$|::1$)/.test(admin.host) && !get('adminToken')) {
     errors.push(`--admin-token (or PGCUTOVER_ADMIN_TOKEN) is required when --admin listens on a non-loopback address (${admin.host})`);
   }
+  if (get('subscription') && get('dmsTaskArn')) errors.push('--subscription and --dms-task-arn are exclusive: the target is fed by one replicator');
+  if (get('targetClusterId') && get('targetInstanceId')) errors.push('--target-cluster-id and --target-instance-id are exclusive');
   if (errors.length > 0 || !source || !target || !sourceControl || !targetControl || !listen || !admin) return { ok: false, errors };
   return {
     ok: true,
@@ -135,7 +147,19 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
         capMs: Number(get('shadowCapMs')),
         lockTimeoutMs: Number(get('shadowLockTimeoutMs')),
         maskColumns: get('shadowMaskColumns')!.split(',').map((c) => c.trim().toLowerCase()).filter(Boolean),
+        mode: get('shadowMode') as 'rollback' | 'apply',
+        darkReadPct: Math.min(100, Number(get('darkReadPct'))),
       },
+      dmsTaskArn: get('dmsTaskArn') || undefined,
+      lagProbe: /^(true|1|yes|on)$/i.test(get('lagProbe')!),
+      alertWebhook: get('alertWebhook') || undefined,
+      scaleCommand: get('scaleCommand') || undefined,
+      scaleWebhook: get('scaleWebhook') || undefined,
+      aws: { region: get('awsRegion') || undefined, endpoint: get('awsEndpoint') || undefined },
+      targetClusterId: get('targetClusterId') || undefined,
+      targetInstanceId: get('targetInstanceId') || undefined,
+      cloudwatchNamespace: get('cloudwatchNamespace') || undefined,
+      cloudwatchIntervalMs: Number(get('cloudwatchIntervalMs')),
     },
   };
 }

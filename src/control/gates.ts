@@ -12,6 +12,7 @@ import { criterion, gateResult, type GateResult } from '../replication/gates.js'
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
 import type { GateReport } from './controller.js';
+import type { GateStatus } from './cutover-machine.js';
 
 function report(g: GateResult): GateReport {
   return {
@@ -22,8 +23,31 @@ function report(g: GateResult): GateReport {
   };
 }
 
-/** Gate 3: shadow validation passed (enough shadowed transactions, no unexplained mismatch), target errors ≤ 0.1%. */
-export function gate3(cfg: { minShadowed: number; maxExplainedShare: number }, proxy: ProxyServer, sh: Shadower | null, now = Date.now()): GateResult {
+export interface Gate3Config {
+  minShadowed: number;
+  maxExplainedShare: number;
+  /** DESIGN.md gate 3: read p99 < 30 ms, write p99 < 20 ms (on the target). */
+  readP99Ms: number;
+  writeP99Ms: number;
+  /** Gate 2 (counts and checksums) must have passed within this long. */
+  gate2MaxAgeMs: number;
+}
+
+export const DEFAULT_GATE3: Omit<Gate3Config, 'minShadowed'> = { maxExplainedShare: 0.05, readP99Ms: 30, writeP99Ms: 20, gate2MaxAgeMs: 24 * 3600_000 };
+
+const p99 = (xs: readonly number[]): number | null => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
+};
+
+/**
+ * Gate 3 (DESIGN.md): shadow validation passed (enough shadowed transactions, no unexplained mismatch, explained
+ * ones under a share), target errors ≤ 0.1%, read p99 on the target (reads through the proxy in this stage),
+ * write p99 on the target (the shadows' statement latency: what the target takes for these writes), and the
+ * checksums of gate 2 equal recently.
+ */
+export function gate3(cfg: Gate3Config, proxy: ProxyServer, sh: Shadower | null, gate2: GateStatus | undefined, now = Date.now()): GateResult {
   const st = sh?.stats;
   const shadowed = st?.shadowed ?? 0;
   const compared = st?.compared ?? 0;
@@ -33,6 +57,8 @@ export function gate3(cfg: { minShadowed: number; maxExplainedShare: number }, p
   const tStmts = proxy.stats.statements.target;
   const tFaults = proxy.stats.backendFaults.target + proxy.stats.connectFailures.target;
   const errRate = tStmts > 0 ? tFaults / tStmts : 0;
+  const readP99 = proxy.stats.latency.target.read.quantile(0.99);
+  const writeP99 = p99(st?.latencyMs ?? []);
   return gateResult(
     3,
     [
@@ -41,12 +67,31 @@ export function gate3(cfg: { minShadowed: number; maxExplainedShare: number }, p
       criterion('unexplained shadow mismatches', st?.unexplained ?? 0, 0, (st?.unexplained ?? 0) === 0),
       criterion('explained mismatch share', Number(share.toFixed(4)), `<= ${cfg.maxExplainedShare}`, share <= cfg.maxExplainedShare),
       criterion('target error rate', Number(errRate.toFixed(5)), '<= 0.001', errRate <= 0.001, `${tFaults} server-side failures in ${tStmts} statements`),
+      latencyCriterion('target read p99 (ms)', readP99, cfg.readP99Ms, `${proxy.stats.latency.target.read.count} reads through the proxy in this state`),
+      latencyCriterion('target write p99 (ms)', writeP99, cfg.writeP99Ms, `${st?.latencyMs.length ?? 0} shadowed statements`),
+      criterion(
+        'gate 2 (counts, checksums) passed',
+        gate2 ? new Date(gate2.at).toISOString() : 'never run',
+        `passed within ${Math.round(cfg.gate2MaxAgeMs / 3600_000)}h`,
+        gate2 !== undefined && gate2.passed && now - gate2.at <= cfg.gate2MaxAgeMs,
+        gate2 && !gate2.passed ? 'the last gate 2 failed' : undefined,
+      ),
     ],
     now,
   );
 }
 
-export function createGateRunner(cfg: StartConfig, proxy: ProxyServer, shadower: () => Shadower | null): (n: 1 | 2 | 3) => Promise<GateReport> {
+/** A p99 against its bound; unmeasured is a failure (no evidence), with the reason. */
+function latencyCriterion(name: string, v: number | null, max: number, detail: string) {
+  return criterion(name, v === null ? null : Number(v.toFixed(2)), `< ${max}`, v !== null && v < max, v === null ? `not measured: ${detail}` : detail);
+}
+
+export function createGateRunner(
+  cfg: StartConfig,
+  proxy: ProxyServer,
+  shadower: () => Shadower | null,
+  lastGate: (n: 2) => GateStatus | undefined,
+): (n: 1 | 2 | 3) => Promise<GateReport> {
   const src = backendUrl(cfg.control.source);
   const tgt = backendUrl(cfg.control.target);
   return async (n) => {
@@ -56,7 +101,7 @@ export function createGateRunner(cfg: StartConfig, proxy: ProxyServer, shadower:
       case 2:
         return report(await runGate2(src, tgt, { subscription: cfg.subscription ?? null }));
       case 3:
-        return report(gate3({ minShadowed: cfg.gate3MinShadowed, maxExplainedShare: 0.05 }, proxy, shadower()));
+        return report(gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed }, proxy, shadower(), lastGate(2)));
       default: {
         const never: never = n;
         throw new Error(`no gate ${String(never)}`);

@@ -2,7 +2,11 @@
  * Plain counters bumped on the hot path (no allocation, no labels lookup); the metrics module reads them
  * when scraped, and the circuit breakers sample them.
  */
+import { UnitLatency } from './latency.js';
+
 export class ProxyStats {
+  /** Unit latency (dispatch to ReadyForQuery) by backend and read/write, reset when the cutover state changes. */
+  readonly latency = new UnitLatency();
   clientsAccepted = 0;
   clientsActive = 0;
   clientsRejected = 0;
