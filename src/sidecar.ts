@@ -128,7 +128,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
     stats: proxy.stats,
     sidecarId: cfg.sidecarId,
-    runGate: createGateRunner(cfg, proxy, () => shadower),
+    runGate: createGateRunner(cfg, proxy, () => shadower, (n) => controller!.gates[n]),
     rollback: createRollbackHooks(cfg, proxy, pauses, version),
     switchover: createSwitchover(cfg, pauses, version),
     // Held writes are released by the rollback runner once the source is restored; a sidecar that only saw
