@@ -163,6 +163,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   };
   shadowFor(ctl.snapshot().state);
   ctl.onChange((s) => shadowFor(s.state));
+  // Gate 3's latency criteria judge the current stage only.
+  ctl.onChange(() => proxy.stats.latency.reset());
 
   let unleash: UnleashBinding | null = null;
   if (cfg.unleashUrl) {

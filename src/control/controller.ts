@@ -6,7 +6,7 @@
 import { log } from '../log.js';
 import type { ProxyStats } from '../proxy/stats.js';
 import type { RoutePolicy } from '../router/route.js';
-import { BreakerSet, type BreakerReading } from './breaker.js';
+import { BreakerSet, type BreakerReading, type BreakerTransition } from './breaker.js';
 import type { ControlConfig } from './config.js';
 import { decideTransition, effectiveReadPercent, type CutoverSnapshot, type GateStatus, type TransitionContext } from './cutover-machine.js';
 import { STATE_POLICY, type CutoverState } from './states.js';
@@ -47,6 +47,8 @@ export interface ControllerDeps {
    */
   holdWritesForRollback?(): void;
   releaseWrites?(): void;
+  /** Every breaker that opened or closed (alerts, the scale hook); the rollback itself is the controller's. */
+  onBreaker?(tr: BreakerTransition): void;
   now?: () => number;
   /** Breaker evaluation period (default 1000 ms). */
   tickMs?: number;
@@ -222,6 +224,11 @@ export class Controller {
     for (const tr of ev.transitions) {
       log.warn({ breaker: tr.name, to: tr.to, action: tr.action, value: tr.reading.value, threshold: tr.reading.threshold }, 'circuit breaker changed');
       void this.d.store.appendAudit({ at: now, by: `breaker:${tr.name}`, kind: 'breaker', reason: `${tr.name} ${tr.to}`, detail: { reading: { ...tr.reading } } });
+      try {
+        this.d.onBreaker?.(tr);
+      } catch (e) {
+        log.error({ err: e, breaker: tr.name }, 'breaker listener threw');
+      }
       if (tr.to === 'open' && tr.action === 'rollback' && this.snap.state !== 'ROLLBACK' && this.snap.state !== 'SOURCE_PRIMARY') {
         void this.rollback(`circuit breaker ${tr.name}: ${fmt(tr.reading)}`, `breaker:${tr.name}`).then((o) => {
           if (!o.ok && o.code !== 'already-in-state') log.error({ code: o.code, reason: o.reason }, 'breaker rollback refused');
