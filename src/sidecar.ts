@@ -29,6 +29,7 @@ import { createRollbackHooks, createSwitchover } from './control/rollback-hooks.
 import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
+import { breakerRelay, startObservers, type Observers } from './observers.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
@@ -123,6 +124,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     version,
     refresh: async () => (await store.get(), version()),
   });
+  const relay = breakerRelay();
   const ctl = new Controller({
     store,
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
@@ -136,6 +138,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     // (they then meet the fence: a clean 25006, never a write on the wrong side).
     holdWritesForRollback: () => proxy.holdWritesFor(60_000),
     releaseWrites: () => proxy.releaseWrites(),
+    onBreaker: relay.onBreaker,
   });
   controller = ctl;
 
@@ -190,20 +193,24 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     registerShadowMetrics(reg, () => shadower);
     registerControlMetrics(reg, ctl, () => unleash);
   });
+  const observers: Observers = await startObservers(cfg, { controller: ctl, proxy, registry });
+  relay.bind(observers);
   let listen: { host: string; port: number };
   try {
     listen = await proxy.listen();
   } catch (e) {
+    await observers.stop();
     await ctl.close();
     await unleash?.close();
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store }), ...extraRoutes];
+  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => observers.replication?.status() ?? null }), ...extraRoutes];
   let admin;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });
   } catch (e) {
     await proxy.shutdown(0);
+    await observers.stop();
     await ctl.close();
     await unleash?.close();
     return { ok: false, errors: [`--admin ${cfg.admin.host}:${cfg.admin.port}: ${(e as Error).message}`] };
@@ -228,6 +235,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
         stopped ??= (async () => {
           await proxy.shutdown(timeoutMs);
           await shadower?.close();
+          await observers.stop();
           await unleash?.close();
           await ctl.close();
           pauses.close();

@@ -21,6 +21,8 @@ export interface AdminDeps {
   store: StateStore;
   shadower(): Shadower | null;
   unleash(): UnleashBinding | null;
+  /** Replication runtime status (state, lag, heartbeat, slots); absent without --subscription/--dms-task-arn. */
+  replication?(): Record<string, unknown> | null;
 }
 
 const STATUS: Record<string, number> = {
@@ -63,6 +65,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
             store: h.store,
             unleash: u ? { healthy: u.healthy() } : null,
             breakers: h.breakers.map((b) => ({ name: b.name, status: b.status, value: b.value, threshold: b.threshold })),
+            replication: d.replication?.() ?? null,
           },
         };
       },

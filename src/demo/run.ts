@@ -53,7 +53,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     }
     // The target fills by native logical replication (publication + subscription), not by copying.
     say('starting logical replication source → target...');
-    const rep = await setupNativeReplication(source.url('shop'), target.url('shop'), { copySchema: false, heartbeat: false });
+    const rep = await setupNativeReplication(source.url('shop'), target.url('shop'), { copySchema: false });
     if (!rep.ok) throw new Error(`replication setup failed: ${rep.errors.join('; ')}`);
     const cfg = loadStartConfig(
       {

@@ -73,7 +73,7 @@ export function controlPool(url: string, max: number, opts: ControlConnectOption
 
 /** The server's major version (14, 15, ...). */
 export async function serverMajor(db: Db): Promise<number> {
-  const r = await db.query<{ v: string }>('SHOW server_version_num');
+  const r = await db.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
   return Math.floor(Number(r.rows[0]!.v) / 10000);
 }
 

@@ -110,6 +110,8 @@ async function setupOn(s: Db, t: Db, sourceUrl: string, targetUrl: string, opts:
       errors: noIdentity.map((x) => `table ${displayName(x)} has no primary key or replica identity: publishing it would make its UPDATEs and DELETEs fail on the source; add a primary key, set REPLICA IDENTITY FULL, or leave it out with --tables`),
     };
   }
+  // The heartbeat table is ours: create it on the target too, even when the schema copy is left to the user.
+  if (opts.heartbeat ?? true) await ensureHeartbeatTable(t);
   const onTarget = await existingTables(t, tables);
   const key = (x: QualifiedName) => `${x.schema}.${x.name}`;
   const have = new Set(onTarget.map(key));
