@@ -15,6 +15,7 @@ import { createClassifier, initClassifier } from './router/classify.js';
 import { parseState, STATE_POLICY, type CutoverState } from './control/states.js';
 import { Shadower } from './shadow/shadower.js';
 import { DEFAULT_MASK } from './shadow/results.js';
+import { checkApplyModeAllowed } from './shadow/apply-mode.js';
 import { registerShadowMetrics } from './metrics/shadow.js';
 import { Controller } from './control/controller.js';
 import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js';
@@ -78,6 +79,12 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   warmScramSecrets(users.value.values());
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
+  if (cfg.shadow.mode === 'apply') {
+    // Apply mode commits shadows: on a replica that would write every sampled transaction twice.
+    const ok = await checkApplyModeAllowed(cfg.control.target);
+    if (!ok.ok) return { ok: false, errors: [`--shadow-mode apply: ${ok.reason}`] };
+    log.warn('--shadow-mode apply: sampled write transactions are COMMITTED on the target too; only for a target that is not a replica');
+  }
   await initClassifier();
   const classifier = createClassifier();
   const now = Date.now();
@@ -142,27 +149,33 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   });
   controller = ctl;
 
-  // The shadow service lives exactly while the state shadows writes.
+  // The shadow service lives while the state shadows writes, or, with --dark-read-pct, while reads still go
+  // (partly) to the source: one for writes, another for dark reads, swapped as the state moves.
   const shadowFor = (state: CutoverState) => {
-    const want = STATE_POLICY[state].shadow;
-    if (want && shadower === null) {
-      shadower = new Shadower({
-        source: cfg.source,
-        target: cfg.target,
-        control: cfg.control,
-        classifier,
-        poolSize: cfg.shadow.poolSize,
-        sampleRate: cfg.shadow.samplePct / 100,
-        lagBudgetBytes: cfg.shadow.lagBudgetBytes,
-        capMs: cfg.shadow.capMs,
-        lockTimeoutMs: cfg.shadow.lockTimeoutMs,
-        mask: { names: new Set(cfg.shadow.maskColumns), typeOids: DEFAULT_MASK.typeOids },
-      });
-    } else if (!want && shadower !== null) {
+    const p = STATE_POLICY[state];
+    const want: 'writes' | 'reads' | null = p.shadow ? 'writes' : cfg.shadow.darkReadPct > 0 && p.readPercent < 100 && p.writesTo === 'source' && state !== 'ROLLBACK' ? 'reads' : null;
+    const have = shadower === null ? null : shadower.writes ? 'writes' : 'reads';
+    if (want === have) return;
+    if (shadower !== null) {
       const old = shadower;
       shadower = null;
       void old.close();
     }
+    if (want === null) return;
+    shadower = new Shadower({
+      source: cfg.source,
+      target: cfg.target,
+      control: cfg.control,
+      classifier,
+      poolSize: cfg.shadow.poolSize,
+      capMs: cfg.shadow.capMs,
+      lockTimeoutMs: cfg.shadow.lockTimeoutMs,
+      mask: { names: new Set(cfg.shadow.maskColumns), typeOids: DEFAULT_MASK.typeOids },
+      onTargetFault: () => void proxy.stats.shadowTargetFaults++,
+      ...(want === 'writes'
+        ? { sampleRate: cfg.shadow.samplePct / 100, lagBudgetBytes: cfg.shadow.lagBudgetBytes, mode: cfg.shadow.mode }
+        : { writes: false, darkReadRate: cfg.shadow.darkReadPct / 100 }),
+    });
   };
   shadowFor(ctl.snapshot().state);
   ctl.onChange((s) => shadowFor(s.state));

@@ -212,9 +212,10 @@ export class Controller {
   tick(): void {
     const st = this.d.stats;
     const now = this.now();
-    // Reads diverted while the target is backed off are its faults too (ProxyStats.targetDiverted).
-    const tStmts = st.statements.target + st.connectFailures.target + st.targetDiverted;
-    const tFaults = st.backendFaults.target + st.connectFailures.target + st.targetDiverted;
+    // Reads diverted while the target is backed off are its faults too (ProxyStats.targetDiverted), and so are
+    // shadows it failed: in a write-only SHADOW_WRITES workload they are the only target traffic there is.
+    const tStmts = st.statements.target + st.connectFailures.target + st.targetDiverted + st.shadowTargetFaults;
+    const tFaults = st.backendFaults.target + st.connectFailures.target + st.targetDiverted + st.shadowTargetFaults;
     const sStmts = st.statements.source;
     const sFaults = st.backendFaults.source;
     feed(this.breakers, 'target', tStmts - this.last.targetStatements, tFaults - this.last.targetFaults, now);

@@ -62,7 +62,7 @@ export function gate3(cfg: Gate3Config, proxy: ProxyServer, sh: Shadower | null,
   return gateResult(
     3,
     [
-      criterion('shadow writes active', sh !== null, 'SHADOW_WRITES', sh !== null, sh ? undefined : 'gate 3 is judged in SHADOW_WRITES'),
+      criterion('shadow writes active', sh !== null && sh.writes, 'SHADOW_WRITES', sh !== null && sh.writes, sh?.writes ? undefined : 'gate 3 is judged in SHADOW_WRITES'),
       criterion('shadowed write transactions', shadowed, `>= ${cfg.minShadowed}`, shadowed >= cfg.minShadowed),
       criterion('unexplained shadow mismatches', st?.unexplained ?? 0, 0, (st?.unexplained ?? 0) === 0),
       criterion('explained mismatch share', Number(share.toFixed(4)), `<= ${cfg.maxExplainedShare}`, share <= cfg.maxExplainedShare),

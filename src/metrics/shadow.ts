@@ -1,4 +1,4 @@
-/** Shadow-write metrics and the summary shown by GET /shadow/mismatches, read from Shadower's counters. */
+/** Shadow-write and dark-read metrics and the summary shown by GET /shadow/mismatches, read from Shadower's counters. */
 import { Gauge, type Registry } from 'prom-client';
 import { MISMATCH_CLASSES } from '../shadow/compare.js';
 import type { Shadower } from '../shadow/shadower.js';
@@ -11,7 +11,10 @@ function p99(xs: readonly number[]): number | null {
 
 export function shadowSummary(sh: Shadower) {
   const st = sh.stats;
+  const dr = st.darkReads;
   return {
+    mode: sh.mode,
+    writes: sh.writes,
     rate: sh.rate,
     sampled: st.sampled,
     shadowed: st.shadowed,
@@ -25,6 +28,18 @@ export function shadowSummary(sh: Shadower) {
     latencyP99Ms: p99(st.latencyMs),
     lagBytes: sh.lagBytes,
     poolInUse: sh.poolInUse(),
+    apply: sh.mode === 'apply' ? { committed: st.apply.committed, partial: st.apply.partial, rolledBack: st.apply['rolled-back'], lost: st.apply.lost } : null,
+    darkReads: {
+      rate: sh.darkReadRate,
+      sampled: dr.sampled,
+      shadowed: dr.shadowed,
+      compared: dr.compared,
+      matched: dr.matched,
+      mismatched: { ...dr.mismatched },
+      unexplained: dr.unexplained,
+      abandoned: dr.abandoned,
+      notShadowed: { ...dr.notShadowed },
+    },
   };
 }
 
@@ -57,5 +72,30 @@ export function registerShadowMetrics(reg: Registry, get: () => Shadower | null)
   });
   g('pgcutover_shadow_latency_p99_seconds', 'Shadow reply latency p99 (recent units)', [], (m, sh) => m.set((p99(sh.stats.latencyMs) ?? 0) / 1000));
   g('pgcutover_shadow_pool_in_use', 'Shadow connections in use', [], (m, sh) => m.set(sh.poolInUse()));
+  g('pgcutover_dark_read_rate', 'Share of reads sent to the source that also run on the target (dark reads)', [], (m, sh) => m.set(sh.darkReadRate));
+  g('pgcutover_dark_reads_total', 'Dark reads (reads to the source also run on the target) by outcome; unexplained is part of mismatched', ['outcome'], (m, sh) => {
+    const d = sh.stats.darkReads;
+    let mismatched = 0;
+    for (const c of MISMATCH_CLASSES) mismatched += d.mismatched[c];
+    m.set({ outcome: 'sampled' }, d.sampled);
+    m.set({ outcome: 'shadowed' }, d.shadowed);
+    m.set({ outcome: 'compared' }, d.compared);
+    m.set({ outcome: 'matched' }, d.matched);
+    m.set({ outcome: 'mismatched' }, mismatched);
+    m.set({ outcome: 'unexplained' }, d.unexplained);
+    m.set({ outcome: 'abandoned' }, d.abandoned);
+    for (const [k, v] of Object.entries(d.notShadowed)) m.set({ outcome: k }, v);
+  });
+  g('pgcutover_dark_read_mismatches_total', 'Dark-read mismatches by class', ['class'], (m, sh) => {
+    for (const c of MISMATCH_CLASSES) m.set({ class: c }, sh.stats.darkReads.mismatched[c]);
+  });
+  g('pgcutover_shadow_apply_total', 'Apply mode: shadowed write transactions by what the target did (lost: source committed, shadow could not)', ['outcome'], (m, sh) => {
+    if (sh.mode !== 'apply') return;
+    const a = sh.stats.apply;
+    m.set({ outcome: 'committed' }, a.committed);
+    m.set({ outcome: 'partial' }, a.partial);
+    m.set({ outcome: 'rolled_back' }, a['rolled-back']);
+    m.set({ outcome: 'lost' }, a.lost);
+  });
   g('pgcutover_replication_lag_bytes', 'Source WAL not yet applied by subscribers (sampled by the shadow service)', [], (m, sh) => m.set(sh.lagBytes));
 }

@@ -56,7 +56,7 @@ export class ClientSession implements LinkEvents {
   /** Frames of the last read unit sent to the target, kept until its reply arrives so it can be retried. */
   private retryFrames: Frame[] | null = null;
   private readonly startupParams: Record<string, string> = {};
-  /** Lock-step shadow of the write transaction in progress, if it was sampled. */
+  /** Lock-step shadow of the write transaction (or dark read) in progress, if it was sampled. */
   private shadow: ShadowTx | null = null;
   readonly state;
 
@@ -127,8 +127,9 @@ export class ClientSession implements LinkEvents {
     }
     const busy = this.busyLink();
     if (busy !== null) return this.send(busy, type, buf, start, end);
-    if (this.unit.length === 0) {
+    if (this.unit.length === 0 && !this.darkReadsOn()) {
       // Fast path: in states where everything goes to one backend, forward without classifying.
+      // Not with dark reads on: they need each unit classified to find the reads (SOURCE_PRIMARY).
       const role = this.deps.router.uniform(this.state);
       if (role !== null) {
         const link = this.links[role];
@@ -191,6 +192,7 @@ export class ClientSession implements LinkEvents {
     const policy = this.deps.router.policy();
     const isRead = role === 'target' && role !== policy.writesTo;
     if (policy.shadow && role === policy.writesTo && this.state.unitWrite && this.shadow === null) this.startShadow();
+    else if (role === 'source' && !this.state.unitWrite && !policy.shadow && this.shadow === null) this.startDarkRead();
     if (isRead) {
       this.retryFrames = unit;
       link.holdReply();
@@ -237,9 +239,30 @@ export class ClientSession implements LinkEvents {
     }
   }
 
+  /** Dark reads are on: a shadow service exists and samples reads (one call, one null check, one compare). */
+  private darkReadsOn(): boolean {
+    const sh = this.deps.shadower();
+    return sh !== null && sh.darkReadRate > 0;
+  }
+
   private startShadow(): void {
     const sh = this.deps.shadower();
     if (sh === null) return;
+    this.shadow = sh.begin(this.shadowPrelude, this.state.named);
+  }
+
+  /**
+   * A read unit sent to the source: sampled for a dark read on the target (DESIGN.md, "Shadow writes" 6).
+   * Not in a session pinned to a backend: its reads may use session state (temp tables) the target lacks.
+   */
+  private startDarkRead(): void {
+    const sh = this.deps.shadower();
+    if (sh === null || sh.darkReadRate <= 0 || this.state.pinnedTo !== null) return;
+    this.shadow = sh.beginRead(this.shadowPrelude, this.state.named);
+  }
+
+  /** The session's settings to replay on a shadow connection first; built only for a sampled unit. */
+  private readonly shadowPrelude = (): string[] => {
     const prelude: string[] = [];
     const sets: string[] = [];
     for (const [k, v] of Object.entries(this.startupParams)) {
@@ -248,8 +271,8 @@ export class ClientSession implements LinkEvents {
     }
     if (sets.length > 0) prelude.push(sets.join('; '));
     for (const sql of this.state.log.entries.values()) prelude.push(sql);
-    this.shadow = sh.begin(prelude, this.state.named);
-  }
+    return prelude;
+  };
 
   private send(link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
     if (this.shadow !== null && link.role === 'source') this.shadow.clientFrame(type, buf, start, end);

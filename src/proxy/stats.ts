@@ -20,6 +20,8 @@ export class ProxyStats {
    * The breaker counts them as target faults: without them a dead target gets no traffic, so no verdict.
    */
   targetDiverted = 0;
+  /** Shadows (SHADOW_WRITES, dark reads) the target failed: refused or lost connections, skips while it is down. */
+  shadowTargetFaults = 0;
   readonly statements = { source: 0, target: 0 };
   readonly errors = { source: 0, target: 0 };
   /** Errors the backend itself caused (connection loss, SQLSTATE classes 08, 53, 57, 58, XX). */

@@ -62,6 +62,9 @@ function clientConfig(a: AwsClientSettings = {}) {
     region: a.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(a.endpoint ? { endpoint: a.endpoint } : {}),
     ...(a.credentials ? { credentials: a.credentials } : {}),
+    // Without a request timeout a black-holed endpoint hangs the monitor for good; this SDK version also needs
+    // throwOnRequestTimeout, or it only warns and keeps waiting.
+    requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
   };
 }
 

@@ -5,6 +5,8 @@
  * write switchover later sets the target to the source's exact values.
  */
 import pg from 'pg';
+import { log } from '../log.js';
+import { pgClientConfig, type BackendTarget } from '../proxy/database-url.js';
 
 export interface SequenceValue {
   schema: string;
@@ -34,4 +36,21 @@ export async function advanceTargetSequences(source: pg.Client, target: pg.Clien
     moved += r.rowCount ?? 0;
   }
   return moved;
+}
+
+/** One sequence advance over fresh control sessions; failures are logged (the next period retries). */
+export async function syncTargetSequences(ctl: { source: BackendTarget; target: BackendTarget }, headroom: number): Promise<void> {
+  const src = new pg.Client(pgClientConfig(ctl.source, 'pg-cutover-control:sequences'));
+  const dst = new pg.Client({ ...pgClientConfig(ctl.target, 'pg-cutover-control:sequences'), options: '-c default_transaction_read_only=off' });
+  src.on('error', () => {});
+  dst.on('error', () => {});
+  try {
+    await Promise.all([src.connect(), dst.connect()]);
+    const n = await advanceTargetSequences(src, dst, headroom);
+    log.debug({ sequences: n }, 'target sequences moved ahead for shadowing');
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'could not move target sequences ahead');
+  } finally {
+    await Promise.allSettled([src.end(), dst.end()]);
+  }
 }

@@ -1,9 +1,14 @@
 /**
  * One lock-step shadow transaction (DESIGN.md, "Shadow writes"): the client's frames for the source are
  * copied to a pooled target connection as they are sent, inside the proxy's own BEGIN, and the transaction
- * always ends with ROLLBACK there. The source's reply is tapped on its way to the client; each unit's results
+ * ends with ROLLBACK there. The source's reply is tapped on its way to the client; each unit's results
  * on both sides are compared when both have arrived. Nothing here waits: a shadow that falls behind, blocks
  * or breaks is abandoned, never the client.
+ *
+ * Apply mode (`ctx.apply`, see shadower.ts for its danger) ends the shadow with COMMIT when the source's
+ * transaction committed, read from the tapped reply (tx-outcome.ts). The COMMIT waits until the shadow has
+ * answered and been compared on every statement, so a shadow that differed is rolled back, not committed.
+ * A dark read is the same machinery opened with BEGIN READ ONLY (`ctx.begin`).
  */
 import { Backend, Frontend } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/framer.js';
@@ -14,6 +19,10 @@ import { compareUnits, type Difference } from './compare.js';
 import { ResultCollector, type MaskRule, type UnitResult } from './results.js';
 import type { ShadowConn, UnitSink } from './shadow-conn.js';
 import type { Classifier } from '../router/classify.js';
+import { SourceTxOutcome, type SourceVerdict } from './tx-outcome.js';
+
+/** What an apply-mode shadow did with the source's transaction. */
+export type ApplyOutcome = 'committed' | 'partial' | 'rolled-back' | 'lost';
 
 export interface ShadowContext {
   classifier: Classifier;
@@ -24,6 +33,16 @@ export interface ShadowContext {
   prelude: string[];
   /** Named statements of the client session: name → original Parse frame. */
   named: ReadonlyMap<string, { text: string; parse: Buffer }>;
+  /** The shadow's own transaction start: 'BEGIN', or 'BEGIN READ ONLY' for a dark read. */
+  begin: string;
+  /** Commit when the source committed (apply mode); else always roll back. */
+  apply: boolean;
+  /**
+   * Apply mode: the shadow's end. 'committed': the source committed and so did the shadow; 'partial': both
+   * committed but statements the shadow cannot run were left out; 'rolled-back': the source did not commit;
+   * 'lost': the source committed and the shadow could not (abandoned, differed, target error).
+   */
+  onApplied?(o: ApplyOutcome): void;
   /** `startedAt`: when the transaction began (Date.now()), to explain a difference by replication lag. */
   onCompared(d: Difference | null, text: string, latencyMs: number, startedAt: number, resultAt: number): void;
   onAbandoned(why: string): void;
@@ -56,6 +75,13 @@ export class ShadowTx {
   private finished = false;
   private readonly timer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
+  /** Apply mode only: the source's transaction outcome, read from the tapped reply. */
+  private readonly outcome: SourceTxOutcome | null;
+  /** Apply mode: the source's verdict, until onApplied has been told what the shadow made of it. */
+  private verdict: SourceVerdict | null = null;
+  /** Apply mode: a statement the shadow cannot run was left out (other than the client's COMMIT/ROLLBACK). */
+  private partial = false;
+  private doneCalled = false;
 
   constructor(
     private readonly conn: ShadowConn,
@@ -68,8 +94,9 @@ export class ShadowTx {
         this.settle(p);
       }
     });
+    this.outcome = ctx.apply ? new SourceTxOutcome() : null;
     const prelude = ctx.prelude.map(queryFrame);
-    prelude.push(queryFrame('BEGIN'));
+    prelude.push(queryFrame(ctx.begin));
     this.write(Buffer.concat(prelude), prelude.map(() => null));
     this.timer = setTimeout(() => this.abandon(`open longer than ${ctx.capMs} ms`), ctx.capMs);
     this.timer.unref();
@@ -99,9 +126,10 @@ export class ShadowTx {
         // The client's COMMIT/ROLLBACK is not copied: the shadow's own ROLLBACK ends it when the source's
         // transaction is over. Statements that cannot run in a transaction are left out the same way.
         this.unitSkipped = true;
+        if (c.cls !== 'tx-end') this.partial = true;
       }
     }
-    if (type === Frontend.FunctionCall) this.unitSkipped = true;
+    if (type === Frontend.FunctionCall) this.unitSkipped = this.partial = true;
     if (!this.unitSkipped) {
       if (type === Frontend.Bind) this.ensureParsed(body);
       if (type === Frontend.Parse && body[0] !== 0) this.parsed.add(body.toString('utf8', 0, body.indexOf(0)));
@@ -129,20 +157,69 @@ export class ShadowTx {
   /** Bytes of the source's reply, as forwarded to the client. */
   sourceData(chunk: Buffer): void {
     if (this.finished) return;
+    const o = this.outcome;
     this.srcFrames.feed(chunk, (type, buf, start, end) => {
       if (type === Backend.NoticeResponse || type === Backend.ParameterStatus || type === Backend.NotificationResponse) return;
+      if (o !== null) {
+        if (type === Backend.CommandComplete) o.commandComplete(buf.toString('latin1', start + 5, end - 1));
+        else if (type === Backend.ErrorResponse) o.error();
+        else if (type === Backend.ReadyForQuery) o.ready(buf[start + 5]);
+      }
       this.srcCollector.frame(type, buf, start, end);
     });
   }
 
-  /** The client's transaction is over on the source: roll the shadow back and return the connection. */
+  /**
+   * The client's transaction is over on the source (or the client left): end the shadow and return the
+   * connection. Rollback mode rolls back at once; apply mode commits what the source committed, once the
+   * shadow has answered everything sent to it.
+   */
   finish(): void {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    if (this.conn.dead) return this.ctx.onDone(this.conn, false);
-    this.conn.onIdle = () => this.ctx.onDone(this.conn, !this.conn.dead);
-    this.conn.send(Buffer.concat([queryFrame('ROLLBACK'), queryFrame('DISCARD ALL')]), [null, null]);
+    if (this.outcome !== null) this.verdict = this.outcome.verdict(this.srcExpect.length > 0);
+    if (this.conn.dead) {
+      this.applied(false);
+      return this.done(false);
+    }
+    if (this.verdict === null) return this.end('ROLLBACK', null);
+    const close = () => {
+      if (this.verdict !== 'commit' || this.abandoned || this.conn.dead) {
+        this.applied(false);
+        return this.end('ROLLBACK', null);
+      }
+      // COMMIT of a transaction that failed on the target answers with the tag ROLLBACK (sql-commit.html).
+      this.end('COMMIT', (u) => this.applied(u.length === 1 && u[0].ok && u[0].tag === 'COMMIT'));
+    };
+    // Every earlier unit's shadow reply has been compared by the time the connection is idle (settle runs
+    // synchronously on each reply), so a difference found there turns the COMMIT into a ROLLBACK.
+    if (this.conn.busy) this.conn.onIdle = close;
+    else close();
+  }
+
+  private end(sql: 'COMMIT' | 'ROLLBACK', sink: UnitSink | null): void {
+    if (this.conn.dead) {
+      this.applied(false);
+      return this.done(false);
+    }
+    this.conn.onIdle = () => this.done(!this.conn.dead);
+    this.conn.send(Buffer.concat([queryFrame(sql), queryFrame('DISCARD ALL')]), [sink, null]);
+  }
+
+  /** Apply mode: reports once what became of the source's transaction on the target. */
+  private applied(shadowCommitted: boolean): void {
+    const v = this.verdict;
+    if (v === null) return;
+    this.verdict = null;
+    const o: ApplyOutcome = v === 'rollback' ? 'rolled-back' : v === 'mixed' || !shadowCommitted ? 'lost' : this.partial ? 'partial' : 'committed';
+    this.ctx.onApplied?.(o);
+  }
+
+  private done(healthy: boolean): void {
+    if (this.doneCalled) return;
+    this.doneCalled = true;
+    this.ctx.onDone(this.conn, healthy);
   }
 
   /** Gives up on this shadow (cap reached, backed-up socket, target error): the client is not affected. */
@@ -169,9 +246,12 @@ export class ShadowTx {
     if (!this.conn.send(bytes, sinks)) this.abandon('shadow connection backed up');
   }
 
-  /** The shadow connection broke mid-transaction (target down): counted, the client goes on. */
+  /** The shadow connection broke (target down): counted, the client goes on. */
   connectionLost(): void {
-    if (!this.finished) this.abandon('shadow connection lost');
+    if (!this.finished) return this.abandon('shadow connection lost');
+    // Ended already, waiting for the shadow's last replies: they will not come.
+    this.applied(false);
+    this.done(false);
   }
 
   private bindText(body: Buffer): string | null {

@@ -1,22 +1,52 @@
 /**
- * The sidecar's shadow-write service: a small bounded pool of target connections, the sampling decision
+ * The sidecar's shadow service: a small bounded pool of target connections, the sampling decision
  * (adaptive under a replication-lag budget), the LSN sampler, counters and the recent-mismatch log.
- * Sessions ask `begin()` at the start of a write transaction; null means "not shadowed" (counted by reason).
+ * Sessions ask `begin()` at the start of a write transaction and `beginRead()` at the start of a read sent to
+ * the source (dark reads); null means "not shadowed" (counted by reason).
+ *
+ * Modes (DESIGN.md, "Shadow writes"):
+ * - `rollback` (default): every shadow ends with ROLLBACK; the target changes only through replication.
+ * - `apply`: DANGER. A shadow COMMITs when the client's transaction committed on the source, so every sampled
+ *   write transaction is written twice: by the client on the source and by its shadow on the target. Only
+ *   for a target that nothing replicates into (e.g. a load-test copy restored from a snapshot); on a
+ *   replica each write would land twice. `checkApplyModeAllowed` (apply-mode.ts) must pass before a
+ *   Shadower is created in apply mode. Target sequences are not moved ahead in apply mode (the target's
+ *   own sequences advance as the shadows run); generated keys stay masked in the comparison.
+ * A dark-reads-only service (`writes: false`, states before READS_100PCT) shadows no writes and moves no
+ * sequences.
  */
-import pg from 'pg';
 import { log } from '../log.js';
-import { advanceTargetSequences } from './sequences.js';
+import { syncTargetSequences } from './sequences.js';
 import { connectBackend } from '../proxy/backend-connect.js';
 import { pgClientConfig, type BackendTarget } from '../proxy/database-url.js';
 import { shapeKey } from '../router/shape.js';
 import type { Classifier } from '../router/classify.js';
-import { EXPLAINED, MISMATCH_CLASSES, type Difference, type MismatchClass } from './compare.js';
+import { EXPLAINED, type Difference } from './compare.js';
 import { DEFAULT_MASK, type MaskRule } from './results.js';
 import { ShadowConn } from './shadow-conn.js';
 import { ShadowTx } from './shadow-tx.js';
 import { LsnSampler } from './lsn-sampler.js';
+import { ShadowStats, type MismatchRecord, type ShadowKind } from './stats.js';
+
+export { ShadowStats, DarkReadStats, ApplyStats, type MismatchRecord, type ShadowKind } from './stats.js';
+export { checkApplyModeAllowed, type ApplyModeCheck } from './apply-mode.js';
+
+export type ShadowMode = 'rollback' | 'apply';
+
+/** Session SETs to replay on the shadow first; a function is called only when the unit is sampled. */
+export type Prelude = string[] | (() => string[]);
+type Named = ReadonlyMap<string, { text: string; parse: Buffer }>;
+
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 5000;
 
 export interface ShadowOptions {
+  /**
+   * The target failed a shadow: a connection refused or lost, or a shadow skipped because the target is down.
+   * The sidecar counts these for the error-rate breaker, which otherwise sees no target traffic in a
+   * write-only SHADOW_WRITES workload.
+   */
+  onTargetFault?: () => void;
   source: BackendTarget;
   target: BackendTarget;
   /** Privileged logins for the LSN sampler and sequence moves (default source/target). */
@@ -38,84 +68,67 @@ export interface ShadowOptions {
   /** Keep statement parameters in mismatch records (default false: redacted). */
   keepParams?: boolean;
   maxMismatches?: number;
-}
-
-export interface MismatchRecord {
-  at: string;
-  cls: MismatchClass;
-  explained: boolean;
-  fingerprint: string;
-  statement: number;
-  source: Difference['source'];
-  shadow: Difference['shadow'];
-}
-
-export class ShadowStats {
-  sampled = 0;
-  shadowed = 0;
-  matched = 0;
-  compared = 0;
-  abandoned = 0;
-  readonly mismatched: Record<MismatchClass, number> = Object.fromEntries(MISMATCH_CLASSES.map((c) => [c, 0])) as Record<MismatchClass, number>;
-  readonly notShadowed = { 'not-sampled': 0, 'pool-exhausted': 0, 'lag-budget': 0 };
-  targetErrors = 0;
-  latencyMs: number[] = [];
-
-  get unexplained(): number {
-    let n = 0;
-    for (const c of MISMATCH_CLASSES) if (!EXPLAINED.has(c)) n += this.mismatched[c];
-    return n;
-  }
+  /** 'rollback' (default) or 'apply' (shadows COMMIT what the source committed: see the file comment). */
+  mode?: ShadowMode;
+  /** Shadow write transactions (default true). false: dark reads only, no sequence moves. */
+  writes?: boolean;
+  /** Share of reads sent to the source that also run on the target, 0..1 (default 0: no dark reads). */
+  darkReadRate?: number;
 }
 
 export class Shadower {
   readonly stats = new ShadowStats();
-  /** Current sampling rate after adaptation (0..1). */
+  /** Current sampling rate of write transactions after adaptation (0..1). */
   rate: number;
+  /** Share of reads to the source that are dark-read (0..1); sessions skip beginRead() when 0. */
+  readonly darkReadRate: number;
+  readonly mode: ShadowMode;
+  /** Shadows write transactions (false: a dark-reads-only service). */
+  readonly writes: boolean;
+  /** The last connection attempt to the target failed, or a shadow connection was lost since. */
+  private targetDown = false;
   private readonly free: ShadowConn[] = [];
   private connecting = 0;
   private readonly mismatchLog: MismatchRecord[] = [];
   private readonly sampler: LsnSampler;
-  private readonly adaptTimer: NodeJS.Timeout;
+  private readonly adaptTimer: NodeJS.Timeout | null = null;
+  private readonly seqTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly o: Required<Omit<ShadowOptions, 'mask' | 'control'>> & { mask: MaskRule; control?: ShadowOptions['control'] };
+  private readonly o: Required<Omit<ShadowOptions, 'mask' | 'control' | 'onTargetFault'>> & { mask: MaskRule; control?: ShadowOptions['control']; onTargetFault?: () => void };
+  /** Resolves when the first sequence advance is done (tests and the transition wait for it); at once when none is made. */
+  readonly sequencesReady: Promise<void>;
 
   constructor(opts: ShadowOptions) {
     this.o = {
       poolSize: 4, sampleRate: 0.1, sequenceHeadroom: 100_000, lagBudgetBytes: 64 * 1024, capMs: 2000, lockTimeoutMs: 100, keepParams: false, maxMismatches: 1000,
+      mode: 'rollback', writes: true, darkReadRate: 0,
       ...opts,
       mask: opts.mask ?? DEFAULT_MASK,
     };
-    this.rate = this.o.sampleRate;
+    this.mode = this.o.mode;
+    this.writes = this.o.writes;
+    this.darkReadRate = Math.min(1, Math.max(0, this.o.darkReadRate));
+    this.rate = this.writes ? this.o.sampleRate : 0;
     this.sampler = new LsnSampler(pgClientConfig(opts.control?.source ?? opts.source, 'pg-cutover-lsn'));
     this.sampler.start();
-    this.adaptTimer = setInterval(() => this.adapt(), 100);
-    this.adaptTimer.unref();
-    this.seqTimer = setInterval(() => void this.syncSequences(), 10_000);
-    this.seqTimer.unref();
+    if (this.writes) {
+      this.adaptTimer = setInterval(() => this.adapt(), 100);
+      this.adaptTimer.unref();
+    }
+    // Shadows that roll back need target sequences ahead of the source's (DESIGN.md, "Sequences"). Apply
+    // mode's target is no replica: its sequences advance by the shadows' own inserts.
+    if (this.writes && this.mode === 'rollback') {
+      this.seqTimer = setInterval(() => void this.syncSequences(), 10_000);
+      this.seqTimer.unref();
+      this.sequencesReady = Promise.resolve().then(() => this.syncSequences());
+    } else {
+      this.sequencesReady = Promise.resolve();
+    }
     this.fill();
   }
 
-  private readonly seqTimer: NodeJS.Timeout;
-  /** Resolves when the first sequence advance is done (tests and the transition wait for it). */
-  readonly sequencesReady: Promise<void> = Promise.resolve().then(() => this.syncSequences());
-
   private async syncSequences(): Promise<void> {
-    if (this.closed) return;
-    const ctl = this.o.control ?? { source: this.o.source, target: this.o.target };
-    const src = new pg.Client(pgClientConfig(ctl.source, 'pg-cutover-control:sequences'));
-    const dst = new pg.Client({ ...pgClientConfig(ctl.target, 'pg-cutover-control:sequences'), options: '-c default_transaction_read_only=off' });
-    src.on('error', () => {});
-    dst.on('error', () => {});
-    try {
-      await Promise.all([src.connect(), dst.connect()]);
-      const n = await advanceTargetSequences(src, dst, this.o.sequenceHeadroom);
-      log.debug({ sequences: n }, 'target sequences moved ahead for shadowing');
-    } catch (e) {
-      log.warn({ err: (e as Error).message }, 'could not move target sequences ahead');
-    } finally {
-      await Promise.allSettled([src.end(), dst.end()]);
-    }
+    if (!this.closed) await syncTargetSequences(this.o.control ?? { source: this.o.source, target: this.o.target }, this.o.sequenceHeadroom);
   }
 
   /** Adaptive sampling: halve when replication lag is over budget, creep back up to the requested rate. */
@@ -126,7 +139,7 @@ export class Shadower {
   }
 
   private fill(): void {
-    while (!this.closed && this.free.length + this.connecting < this.o.poolSize) {
+    while (!this.closed && this.free.length + this.active.size + this.connecting < this.o.poolSize) {
       this.connecting++;
       const lt = this.o.lockTimeoutMs;
       const idle = this.o.capMs * 3;
@@ -134,16 +147,20 @@ export class Shadower {
         application_name: 'pg-cutover-shadow',
         // Session defaults survive DISCARD ALL between shadows.
         // default_transaction_read_only=off: after a rollback the target's application roles stay fenced
-        // until the next switchover; a shadow always rolls back, so it may write there.
+        // until the next switchover; a shadow rolls back (or, in apply mode, the target is no replica), so
+        // it may write there. Dark reads open their transaction READ ONLY themselves.
         options: `-c lock_timeout=${lt} -c idle_in_transaction_session_timeout=${idle} -c statement_timeout=${this.o.capMs * 2} -c default_transaction_read_only=off`,
       }).then((r) => {
         this.connecting--;
+        this.targetDown = !r.ok;
         if (!r.ok) {
           this.stats.targetErrors++;
+          this.o.onTargetFault?.();
           log.debug({ err: r.error.message }, 'shadow connection failed');
-          if (!this.closed) setTimeout(() => this.fill(), 1000).unref();
+          this.retryFill(true);
           return;
         }
+        this.retryMs = RETRY_MIN_MS;
         if (this.closed) return void r.value.socket.destroy();
         const c = new ShadowConn(this.o.target, r.value.socket, r.value.pid, r.value.secret, this.o.mask, (conn, why) => this.lost(conn, why));
         this.free.push(c);
@@ -155,15 +172,33 @@ export class Shadower {
 
   private lost(conn: ShadowConn, why: string): void {
     this.stats.targetErrors++;
+    this.targetDown = true;
     log.debug({ why }, 'shadow connection lost');
     const i = this.free.indexOf(conn);
     if (i >= 0) this.free.splice(i, 1);
+    this.o.onTargetFault?.();
     this.active.get(conn)?.connectionLost();
-    if (!this.closed) setTimeout(() => this.fill(), 200).unref();
+    this.retryFill(false);
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_MIN_MS;
+
+  /** One refill timer for the whole pool, backing off while the target refuses (not one loop per lost connection). */
+  private retryFill(failed: boolean): void {
+    if (this.closed || this.retryTimer !== null) return;
+    const ms = this.retryMs;
+    if (failed) this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.fill();
+    }, ms);
+    this.retryTimer.unref();
   }
 
   /** At the start of a write transaction on the source: a shadow for it, or null (counted by reason). */
-  begin(prelude: string[], named: ReadonlyMap<string, { text: string; parse: Buffer }>): ShadowTx | null {
+  begin(prelude: Prelude, named: Named): ShadowTx | null {
+    if (!this.writes) return null;
     if (this.rate <= 0 && this.o.sampleRate > 0) {
       this.stats.notShadowed['lag-budget']++;
       return null;
@@ -175,20 +210,52 @@ export class Shadower {
     this.stats.sampled++;
     const conn = this.free.pop();
     if (!conn) {
-      this.stats.notShadowed['pool-exhausted']++;
+      if (this.targetDown) this.o.onTargetFault?.();
+      this.stats.notShadowed[this.targetDown ? 'target-down' : 'pool-exhausted']++;
       return null;
     }
     this.stats.shadowed++;
+    return this.open(conn, 'write', prelude, named);
+  }
+
+  /**
+   * At the start of a read sent to the source (DESIGN.md, "Dark reads"): a read-only shadow for it, or null
+   * (counted by reason). Not held back by the lag budget: a read takes no row locks, so it cannot stall the
+   * apply worker; a difference while replication was moving is explained as lag-suspect all the same.
+   */
+  beginRead(prelude: Prelude, named: Named): ShadowTx | null {
+    const d = this.stats.darkReads;
+    if (Math.random() >= this.darkReadRate) {
+      d.notShadowed['not-sampled']++;
+      return null;
+    }
+    d.sampled++;
+    const conn = this.free.pop();
+    if (!conn) {
+      d.notShadowed[this.targetDown ? 'target-down' : 'pool-exhausted']++;
+      return null;
+    }
+    d.shadowed++;
+    return this.open(conn, 'read', prelude, named);
+  }
+
+  private open(conn: ShadowConn, kind: ShadowKind, prelude: Prelude, named: Named): ShadowTx {
+    const st = kind === 'write' ? this.stats : this.stats.darkReads;
     const tx = new ShadowTx(conn, {
       classifier: this.o.classifier,
       mask: this.o.mask,
       capMs: this.o.capMs,
-      prelude,
+      prelude: typeof prelude === 'function' ? prelude() : prelude,
       named,
-      onCompared: (d, text, ms, startedAt, resultAt) => this.compared(d, text, ms, startedAt, resultAt),
+      // READ ONLY: a read the classifier let through that writes after all (a volatile function, nextval,
+      // which a rollback would not undo) fails on the target instead of changing it.
+      begin: kind === 'read' ? 'BEGIN READ ONLY' : 'BEGIN',
+      apply: kind === 'write' && this.mode === 'apply',
+      onApplied: (o) => this.stats.apply.count(o),
+      onCompared: (d, text, ms, startedAt, resultAt) => this.compared(kind, d, text, ms, startedAt, resultAt),
       onAbandoned: () => {
-        this.stats.abandoned++;
-        this.stats.mismatched.abandoned++;
+        st.abandoned++;
+        st.mismatched.abandoned++;
       },
       onDone: (c, healthy) => {
         this.active.delete(c);
@@ -201,12 +268,15 @@ export class Shadower {
     return tx;
   }
 
-  private compared(d: Difference | null, text: string, ms: number, startedAt: number, resultAt: number): void {
+  private compared(kind: ShadowKind, d: Difference | null, text: string, ms: number, startedAt: number, resultAt: number): void {
+    const st = kind === 'write' ? this.stats : this.stats.darkReads;
     if (d === null) {
-      this.stats.compared++;
-      this.stats.matched++;
-      if (this.stats.latencyMs.length >= 4096) this.stats.latencyMs.splice(0, 2048);
-      this.stats.latencyMs.push(ms);
+      st.compared++;
+      st.matched++;
+      if (kind === 'write') {
+        if (this.stats.latencyMs.length >= 4096) this.stats.latencyMs.splice(0, 2048);
+        this.stats.latencyMs.push(ms);
+      }
       return;
     }
     // Explain before counting (DESIGN.md): a difference while the target had not applied what the source
@@ -214,15 +284,16 @@ export class Shadower {
     if (!EXPLAINED.has(d.cls)) {
       const lagging = this.sampler.laggingDuring(startedAt, resultAt);
       if (lagging === undefined) {
-        setTimeout(() => this.compared(d, text, ms, startedAt, resultAt), 25).unref();
+        setTimeout(() => this.compared(kind, d, text, ms, startedAt, resultAt), 25).unref();
         return;
       }
       if (lagging) d = { ...d, cls: 'lag-suspect' };
     }
-    this.stats.compared++;
-    this.stats.mismatched[d.cls]++;
+    st.compared++;
+    st.mismatched[d.cls]++;
     const rec: MismatchRecord = {
       at: new Date().toISOString(),
+      kind,
       cls: d.cls,
       explained: EXPLAINED.has(d.cls),
       fingerprint: shapeKey(text),
@@ -250,10 +321,15 @@ export class Shadower {
     return this.active.size;
   }
 
+  /** Connected shadow connections waiting for a transaction. */
+  poolFree(): number {
+    return this.free.length;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.adaptTimer);
-    clearInterval(this.seqTimer);
+    if (this.adaptTimer) clearInterval(this.adaptTimer);
+    if (this.seqTimer) clearInterval(this.seqTimer);
     for (const c of this.free) c.kill('closing');
     this.free.length = 0;
     await this.sampler.stop();

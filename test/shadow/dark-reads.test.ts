@@ -1,0 +1,106 @@
+/**
+ * Dark reads against a live logical replica: reads sent to the source also run on the target (READ ONLY,
+ * rolled back) and are compared; a row changed only on the target shows as a read `value` mismatch; with the
+ * target down the clients see nothing and the shadow counts it. Write shadows stay off (writes: false).
+ */
+import t from 'tap';
+import pg from 'pg';
+import { startPg, type Teardown } from '../helpers/servers.js';
+import { startShadowProxy } from '../helpers/shadow-proxy.js';
+import { query, replicate, waitCaughtUp } from '../helpers/replication.js';
+
+const source = await startPg(t, 14, { logical: true });
+const target = await startPg(t, 15);
+await query(source.url(), 'create table kv (k int primary key, v text not null, n numeric not null)');
+await query(source.url(), "insert into kv select g, 'value ' || g, g * 1.5 from generate_series(1, 200) g");
+await query(source.url(), 'create table items (id bigint generated always as identity primary key, name text not null)');
+await replicate(source, target);
+
+const p = await startShadowProxy(t, source.url(), target.url(), 'READS_10PCT_AURORA', { writes: false, darkReadRate: 1, poolSize: 4 });
+while (p.shadower.poolFree() < 4) await new Promise((r) => setTimeout(r, 20));
+
+async function client(t: Teardown): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: p.url() });
+  await c.connect();
+  t.teardown(() => c.end().catch(() => {}));
+  return c;
+}
+
+/** Waits until every shadow has ended, so counters are final. */
+async function settled(): Promise<void> {
+  const end = Date.now() + 5000;
+  while (p.shadower.poolInUse() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+t.test('reads at READS_10PCT are dark-read on the target and match; writes are not shadowed', async (t) => {
+  const c = await client(t);
+  const seqBefore = (await query(target.url(), "select last_value::text as v from pg_sequences where sequencename = 'items_id_seq'")).rows[0].v;
+  for (let k = 1; k <= 100; k++) {
+    const r = await c.query({ name: 'getkv', text: 'select k, v, n from kv where k = $1', values: [k] });
+    t.equal(r.rows[0]?.v, `value ${k}`);
+  }
+  for (let k = 1; k <= 50; k++) await c.query(`select count(*), sum(n) from kv where k <= ${k}`);
+  await c.query('begin read only');
+  await c.query('select * from kv order by k limit 20');
+  await c.query('commit');
+  for (let i = 0; i < 20; i++) await c.query('insert into items (name) values ($1)', [`item ${i}`]);
+  await settled();
+  const d = p.shadower.stats.darkReads;
+  t.ok(d.compared >= 100, `compared ${d.compared} dark-read units (sampled ${d.sampled})`);
+  t.equal(d.matched, d.compared, `all matched ${JSON.stringify(d.mismatched)}`);
+  t.equal(d.unexplained, 0, 'no unexplained dark-read mismatches');
+  t.equal(d.notShadowed['pool-exhausted'], 0, 'never short of a connection');
+  const st = p.shadower.stats;
+  t.equal(st.sampled + st.shadowed + st.compared, 0, 'no write shadows (writes: false)');
+  await waitCaughtUp(source);
+  const seqAfter = (await query(target.url(), "select last_value::text as v from pg_sequences where sequencename = 'items_id_seq'")).rows[0].v;
+  t.equal(seqAfter, seqBefore, 'target sequences not moved');
+  t.equal((await query(target.url(), 'select count(*)::int as n from items')).rows[0].n, 20, 'writes replicated once');
+});
+
+t.test('SOURCE_PRIMARY: reads are classified and dark-read too', async (t) => {
+  p.setState('SOURCE_PRIMARY');
+  t.teardown(() => p.setState('READS_10PCT_AURORA'));
+  const c = await client(t);
+  const before = p.shadower.stats.darkReads.compared;
+  for (let k = 1; k <= 30; k++) await c.query('select v from kv where k = $1', [k]);
+  await c.query('update kv set v = v where k = 1');
+  await settled();
+  const d = p.shadower.stats.darkReads;
+  t.ok(d.compared - before >= 30, `compared ${d.compared - before}`);
+  t.equal(d.unexplained, 0, 'no unexplained mismatches');
+});
+
+t.test('a row changed on the target only is a read value mismatch', async (t) => {
+  await waitCaughtUp(source);
+  await query(target.url(), "update kv set v = 'changed on the target' where k = 7");
+  t.teardown(() => query(target.url(), "update kv set v = 'value 7' where k = 7"));
+  const c = await client(t);
+  let hit;
+  for (let i = 0; i < 40 && !hit; i++) {
+    await c.query('select k, v from kv where k = $1', [7]);
+    await settled();
+    hit = p.shadower.mismatches(0, 100).items.find((m) => m.kind === 'read' && m.cls === 'value');
+  }
+  t.ok(hit, 'value mismatch recorded');
+  t.equal(hit?.explained, false, 'not explained');
+  t.match(hit?.fingerprint ?? '', /select k, v from kv/i, 'with the statement fingerprint');
+  t.ok(p.shadower.stats.darkReads.unexplained >= 1, 'counted as an unexplained dark-read mismatch');
+  t.equal(p.shadower.stats.unexplained, 0, 'gate 3 (write) counters untouched');
+});
+
+t.test('target down: clients unaffected, dark reads counted as not shadowed', async (t) => {
+  const c = await client(t);
+  await c.query('select 1');
+  const d = p.shadower.stats.darkReads;
+  const before = d.notShadowed['target-down'] + d.notShadowed['pool-exhausted'] + d.abandoned;
+  await target.stop();
+  for (let k = 1; k <= 60; k++) {
+    const r = await c.query('select v from kv where k = $1', [k]);
+    t.equal(r.rows[0]?.v, `value ${k}`);
+  }
+  const after = d.notShadowed['target-down'] + d.notShadowed['pool-exhausted'] + d.abandoned;
+  t.ok(after - before >= 50, `dark reads not run: ${JSON.stringify({ ...d.notShadowed, abandoned: d.abandoned })}`);
+  t.ok(d.notShadowed['target-down'] > 0, 'counted as target-down');
+});
