@@ -7,6 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPg, type Teardown } from '../helpers/servers.js';
 import { startShadowProxy } from '../helpers/shadow-proxy.js';
+import { startProxy } from '../helpers/proxy.js';
 import { query, replicate, waitCaughtUp } from '../helpers/replication.js';
 
 const source = await startPg(t, 14, { logical: true });
@@ -88,6 +89,23 @@ t.test('a row changed on the target only is a read value mismatch', async (t) =>
   t.match(hit?.fingerprint ?? '', /select k, v from kv/i, 'with the statement fingerprint');
   t.ok(p.shadower.stats.darkReads.unexplained >= 1, 'counted as an unexplained dark-read mismatch');
   t.equal(p.shadower.stats.unexplained, 0, 'gate 3 (write) counters untouched');
+});
+
+t.test('from the CLI options: --dark-read-pct before READS_100PCT, write shadows in SHADOW_WRITES, apply mode refused on a replica', async (t) => {
+  const sc = await startProxy(t, source.url(), target.url(), { state: 'READS_10PCT_AURORA', darkReadPct: 100 });
+  t.equal(sc.shadower()?.writes, false, 'READS_10PCT: a dark-read service, no write shadows');
+  for (let i = 0; i < 100 && (sc.shadower()?.poolFree() ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+  const c = new pg.Client({ connectionString: sc.url() });
+  await c.connect();
+  t.teardown(() => c.end().catch(() => {}));
+  for (let k = 1; k <= 30; k++) await c.query('select v from kv where k = $1', [k]);
+  for (let i = 0; i < 50 && (sc.shadower()?.stats.darkReads.compared ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok((sc.shadower()?.stats.darkReads.compared ?? 0) > 0, `dark reads compared (${sc.shadower()?.stats.darkReads.compared})`);
+  await sc.setState('SHADOW_WRITES', 'test');
+  t.equal(sc.shadower()?.writes, true, 'SHADOW_WRITES: the write-shadow service');
+  await sc.setState('READS_100PCT_AURORA', 'test');
+  t.equal(sc.shadower(), null, 'READS_100PCT: no reads left on the source, no dark reads');
+  await t.rejects(startProxy(t, source.url(), target.url(), { shadowMode: 'apply' }), /--shadow-mode apply: .*subscription/, 'apply mode refused on a replica target');
 });
 
 t.test('target down: clients unaffected, dark reads counted as not shadowed', async (t) => {
