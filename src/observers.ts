@@ -35,7 +35,7 @@ export function breakerRelay(): { onBreaker(tr: BreakerTransition): void; bind(o
 
 export async function startObservers(cfg: StartConfig, d: { controller: Controller; proxy: ProxyServer; registry: Registry }): Promise<Observers> {
   const ctl = d.controller;
-  const aws = { ...(cfg.aws.region ? { region: cfg.aws.region } : {}), ...(cfg.aws.endpoint ? { endpoint: cfg.aws.endpoint } : {}) };
+  const aws = cfg.aws;
   const alerts: AlertSink = createAlertSink({ webhookUrl: cfg.alertWebhook, sidecarId: cfg.sidecarId, registry: d.registry });
   const scale: ScaleHook | null = cfg.scaleCommand || cfg.scaleWebhook ? createScaleHook({ command: cfg.scaleCommand, webhookUrl: cfg.scaleWebhook }) : null;
   const target = `${cfg.target.host}:${cfg.target.port}`;
@@ -87,6 +87,8 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
       });
     } catch (e) {
       // Replication watching is an observer: the proxy runs without it, and says so.
+      await replication?.stop();
+      replication = null;
       log.error({ err: (e as Error).message }, 'replication monitor not started: lag and replication-error breakers get no input');
     }
   }

@@ -10,6 +10,7 @@ import { connectControl } from '../replication/control-conn.js';
 import { rollbackWritesToSource } from '../replication/rollback.js';
 import { applicationRoleCandidates } from '../replication/fence.js';
 import { pauseNativeReplication } from '../replication/native.js';
+import { dmsMonitor } from '../replication/dms-monitor.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
 import type { RollbackHooks } from './rollback-runner.js';
 import type { WritePause } from './write-pause.js';
@@ -98,6 +99,11 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
       }
     },
     async pauseReplication() {
+      if (cfg.dmsTaskArn) {
+        // DESIGN.md rollback step 5 with AWS DMS: StopReplicationTask.
+        await dmsMonitor({ taskArn: cfg.dmsTaskArn, aws: cfg.aws }).pause();
+        return true;
+      }
       if (!cfg.subscription) return false;
       const r = await pauseNativeReplication(backendUrl(cfg.control.target), { subscription: cfg.subscription });
       return r.ok;

@@ -97,5 +97,5 @@ export function registerShadowMetrics(reg: Registry, get: () => Shadower | null)
     m.set({ outcome: 'rolled_back' }, a['rolled-back']);
     m.set({ outcome: 'lost' }, a.lost);
   });
-  g('pgcutover_replication_lag_bytes', 'Source WAL not yet applied by subscribers (sampled by the shadow service)', [], (m, sh) => m.set(sh.lagBytes));
+  g('pgcutover_shadow_lag_bytes', 'Source WAL not yet replayed by its subscribers, sampled every 20 ms for the shadow sampling budget (bytes)', [], (m, sh) => m.set(sh.lagBytes));
 }

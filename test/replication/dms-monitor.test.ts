@@ -157,3 +157,34 @@ t.test('an unknown task is an observation failure, which the watcher turns into 
   t.equal(await watch.poll(), 'REPLICATION_FAILED');
   t.match(watch.last()?.error, /monitor failed 3 times: DMS task .* not found/);
 });
+
+t.test('pg-cutover start --dms-task-arn: DMS lag feeds the lag breaker; a rollback stops the task', async (t) => {
+  process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST';
+  process.env.AWS_SECRET_ACCESS_KEY = 'secret';
+  Object.assign(double.task, { Status: 'running', StopReason: undefined, ReplicationTaskStats: { FullLoadProgressPercent: 100, TablesLoaded: 3, TablesErrored: 0 } });
+  double.latency.source = [2];
+  double.latency.target = [90];
+  const { startProxy } = await import('../helpers/proxy.js');
+  const p = await startProxy(t, 'postgres://app:app@127.0.0.1:1/app', 'postgres://app:app@127.0.0.1:2/app', {
+    state: 'READS_50PCT_AURORA',
+    dmsTaskArn: ARN,
+    awsEndpoint: endpoint,
+    awsRegion: 'us-east-1',
+    lagProbe: 'false',
+    timeScale: '0.00001',
+  });
+  const lag = () => p.controller.breakers.readings().find((b) => b.name === 'replication-lag');
+  for (let i = 0; i < 50 && lag()?.value !== 90; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(lag()?.value, 90, 'the lag breaker reads CDCLatencyTarget (90 s)');
+  const health = (await (await fetch(`${p.adminUrl}/healthz`)).json()) as { replication: { mode: string; state: string } };
+  t.equal(health.replication.mode, 'dms', '/healthz shows the DMS replication runtime');
+  const metrics = await (await fetch(`${p.adminUrl}/metrics`)).text();
+  t.match(metrics, /pgcutover_replication_state\{state="CDC_ACTIVE"\} 1|pgcutover_replication_state\{state="REPLICATION_FAILED"\} 1/, 'replication state exported');
+  const stopsBefore = double.calls.filter((c) => c.target.endsWith('StopReplicationTask')).length;
+  const rb = await p.controller.rollback('test', 'test');
+  t.ok(rb.ok, 'rollback accepted');
+  await p.controller.rollbackDone();
+  t.equal(double.calls.filter((c) => c.target.endsWith('StopReplicationTask')).length, stopsBefore + 1, 'rollback step 5 stopped the DMS task');
+  const audit = (await p.controller['d'].store.audit(50)) as { kind: string; reason?: string; detail?: { paused?: boolean } }[];
+  t.match(audit.find((a) => a.reason === '5 replication paused'), { detail: { paused: true } }, 'audited as paused');
+});
