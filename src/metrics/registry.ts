@@ -26,6 +26,17 @@ export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => voi
   perRole('pgcutover_backend_errors_total', 'ErrorResponses returned per backend', (s) => s.errors);
   perRole('pgcutover_backend_faults_total', 'Errors the backend caused (lost connections, SQLSTATE 08/53/57/58/XX)', (s) => s.backendFaults);
   perRole('pgcutover_backend_connect_failures_total', 'Failed backend logins', (s) => s.connectFailures);
+  gauge('pgcutover_unit_latency_seconds', 'Unit latency through the proxy (dispatch to ReadyForQuery) in the current cutover state, by backend and read/write', ['backend', 'kind', 'quantile'], (g) => {
+    for (const backend of ['source', 'target'] as const) {
+      for (const kind of ['read', 'write'] as const) {
+        const h = stats.latency[backend][kind];
+        for (const q of [0.5, 0.99]) {
+          const v = h.quantile(q);
+          g.set({ backend, kind, quantile: String(q) }, v === null ? Number.NaN : v / 1000);
+        }
+      }
+    }
+  });
   extra?.(reg);
   return reg;
 }

@@ -182,6 +182,12 @@ export class ClientSession implements LinkEvents {
     }
     const link = this.links[role];
     if (link === null) return this.connectThenDispatch(unit, role);
+    const wasIdle = link.idle;
+    // Unit latency (gate 3, metrics): from here to the ReadyForQuery that leaves the link with nothing owed.
+    if (link.pending === 0) {
+      this.unitAt[role] = performance.now();
+      this.unitWrote[role] = this.state.unitWrite;
+    }
     const catchUp = this.deps.router.catchUp(this.state, link, unit);
     if (catchUp !== null) {
       this.flushRun();
@@ -192,7 +198,9 @@ export class ClientSession implements LinkEvents {
     const policy = this.deps.router.policy();
     const isRead = role === 'target' && role !== policy.writesTo;
     if (policy.shadow && role === policy.writesTo && this.state.unitWrite && this.shadow === null) this.startShadow();
-    else if (role === 'source' && !this.state.unitWrite && !policy.shadow && this.shadow === null) this.startDarkRead();
+    // A dark read covers one unit sent outside a transaction: inside one, the target would not see the
+    // transaction's own earlier writes (a false mismatch), and later units of it may write.
+    else if (role === 'source' && !this.state.unitWrite && !policy.shadow && this.shadow === null && wasIdle) this.startDarkRead();
     if (isRead) {
       this.retryFrames = unit;
       link.holdReply();
@@ -259,7 +267,14 @@ export class ClientSession implements LinkEvents {
     const sh = this.deps.shadower();
     if (sh === null || sh.darkReadRate <= 0 || this.state.pinnedTo !== null) return;
     this.shadow = sh.beginRead(this.shadowPrelude, this.state.named);
+    this.shadowIsRead = this.shadow !== null;
   }
+
+  /** The shadow in progress is a dark read: it ends with its unit's ReadyForQuery, whatever the status. */
+  private shadowIsRead = false;
+  /** performance.now() when the unit in flight on each backend was sent (0: none), and whether it wrote. */
+  private readonly unitAt = { source: 0, target: 0 };
+  private readonly unitWrote = { source: false, target: false };
 
   /** The session's settings to replay on a shadow connection first; built only for a sampled unit. */
   private readonly shadowPrelude = (): string[] => {
@@ -352,11 +367,20 @@ export class ClientSession implements LinkEvents {
 
   onReady(link: BackendLink): void {
     this.cancelRequested = false;
-    if (link.idle) {
-      if (this.shadow !== null && link.role === 'source') {
-        this.shadow.finish();
-        this.shadow = null;
+    if (link.pending === 0) {
+      const at = this.unitAt[link.role];
+      if (at > 0) {
+        const h = this.deps.stats.latency[link.role];
+        (this.unitWrote[link.role] ? h.write : h.read).record(performance.now() - at);
+        this.unitAt[link.role] = 0;
       }
+    }
+    if (this.shadow !== null && link.role === 'source' && (link.idle || (this.shadowIsRead && link.pending === 0))) {
+      this.shadow.finish();
+      this.shadow = null;
+      this.shadowIsRead = false;
+    }
+    if (link.idle) {
       this.retryFrames = null;
       this.deps.router.unitDone(this.state, link);
       if (this.draining) this.maybeFinishDrain();

@@ -22,7 +22,7 @@ t.test('LatencyHistogram quantiles are within a bucket (~19%) of the truth', asy
 
 const at = Date.parse('2026-11-25T00:00:00Z');
 const proxyWith = (stats: ProxyStats) => ({ stats }) as unknown as ProxyServer;
-const shadowerWith = (st: ShadowStats) => ({ stats: st }) as unknown as Shadower;
+const shadowerWith = (st: ShadowStats) => ({ stats: st, writes: true }) as unknown as Shadower;
 const byName = (r: ReturnType<typeof gate3>) => Object.fromEntries(r.criteria.map((c) => [c.name, c]));
 
 t.test('gate 3 passes with enough clean evidence and fails naming each criterion otherwise', async (t) => {

@@ -91,6 +91,24 @@ t.test('a row changed on the target only is a read value mismatch', async (t) =>
   t.equal(p.shadower.stats.unexplained, 0, 'gate 3 (write) counters untouched');
 });
 
+t.test('inside a transaction nothing is dark-read: the target cannot see the transaction\'s own writes', async (t) => {
+  const c = await client(t);
+  await settled();
+  const before = { ...p.shadower.stats.darkReads, unexplained: p.shadower.stats.darkReads.unexplained };
+  for (let i = 0; i < 10; i++) {
+    await c.query('begin');
+    await c.query("update kv set v = 'in tx' where k = 7");
+    const r = await c.query('select v from kv where k = 7');
+    t.equal(r.rows[0].v, 'in tx', 'the client reads its own write');
+    await c.query('rollback');
+  }
+  await c.query('begin; select v from kv where k = 8; commit');
+  await settled();
+  const d = p.shadower.stats.darkReads;
+  t.equal(d.unexplained, before.unexplained, 'no unexplained read mismatch');
+  t.equal(p.shadower.stats.shadowed, 0, 'no write was shadowed');
+});
+
 t.test('from the CLI options: --dark-read-pct before READS_100PCT, write shadows in SHADOW_WRITES, apply mode refused on a replica', async (t) => {
   const sc = await startProxy(t, source.url(), target.url(), { state: 'READS_10PCT_AURORA', darkReadPct: 100 });
   t.equal(sc.shadower()?.writes, false, 'READS_10PCT: a dark-read service, no write shadows');
