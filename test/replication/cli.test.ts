@@ -24,7 +24,7 @@ t.test('replicate setup, status, pause, resume, validate, teardown', async (t) =
   const setup = await run('replicate', 'setup');
   t.equal(setup.code, 0, setup.err);
   t.match(setup.out, /created publication pgcutover \(source\) and subscription pgcutover \(target\)/);
-  t.match(setup.out, /schema copied to the target: items, pgcutover_heartbeat/);
+  t.match(setup.out, /schema copied to the target: items\n/, 'the heartbeat table is created by pg-cutover itself, not copied');
   const d = await connectControl(dst.url());
   t.teardown(() => d.end());
   t.ok((await waitForCaughtUp(s, d, 'pgcutover', { timeoutMs: 30_000 })).ok, 'caught up');
