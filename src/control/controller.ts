@@ -218,7 +218,10 @@ export class Controller {
     const tFaults = st.backendFaults.target + st.connectFailures.target + st.targetDiverted + st.shadowTargetFaults;
     const sStmts = st.statements.source;
     const sFaults = st.backendFaults.source;
-    feed(this.breakers, 'target', tStmts - this.last.targetStatements, tFaults - this.last.targetFaults, now);
+    // During a rollback the target's failures are our own doing (the drain cancels, the fence ends sessions)
+    // and the target is being left anyway: they must not latch the breaker that would block the next attempt.
+    const tNew = this.snap.state === 'ROLLBACK' ? 0 : tFaults - this.last.targetFaults;
+    feed(this.breakers, 'target', tStmts - this.last.targetStatements, tNew, now);
     feed(this.breakers, 'source', sStmts - this.last.sourceStatements, sFaults - this.last.sourceFaults, now);
     this.last = { targetStatements: tStmts, targetFaults: tFaults, sourceStatements: sStmts, sourceFaults: sFaults };
     const ev = this.breakers.evaluate(now);

@@ -25,7 +25,8 @@ export class ShadowConn {
     readonly pid: number,
     readonly secret: number,
     mask: MaskRule,
-    onDead: (c: ShadowConn, why: string) => void,
+    /** The connection ended; `byUs`: we closed it on purpose (shadow done, shutting down), not a target failure. */
+    onDead: (c: ShadowConn, why: string, byUs: boolean) => void,
   ) {
     this.collector = new ResultCollector(mask, (u) => {
       const sink = this.expect.shift();
@@ -41,12 +42,12 @@ export class ShadowConn {
         if (type === Backend.NoticeResponse || type === Backend.ParameterStatus || type === Backend.NotificationResponse) return;
         this.collector.frame(type, buf, start, end);
       });
-      if (bad) this.kill(`bad frame: ${bad.message}`);
+      if (bad) this.fail(`bad frame: ${bad.message}`);
     });
     const lost = (why: string) => {
       if (this.dead) return;
       this.dead = true;
-      onDead(this, why);
+      onDead(this, why, this.closedByUs);
     };
     socket.on('error', (e) => lost(e.message));
     socket.on('close', () => lost('closed'));
@@ -63,7 +64,17 @@ export class ShadowConn {
     return this.socket.write(bytes);
   }
 
+  private closedByUs = false;
+
+  /** Close it on purpose (the shadow ended unhealthy, the pool is closing): not counted as a target failure. */
   kill(why: string): void {
+    if (this.dead) return;
+    this.closedByUs = true;
+    this.socket.destroy(new Error(why));
+  }
+
+  /** Close it because the target sent something unreadable: a target failure. */
+  private fail(why: string): void {
     if (this.dead) return;
     this.socket.destroy(new Error(why));
   }

@@ -162,7 +162,7 @@ export class Shadower {
         }
         this.retryMs = RETRY_MIN_MS;
         if (this.closed) return void r.value.socket.destroy();
-        const c = new ShadowConn(this.o.target, r.value.socket, r.value.pid, r.value.secret, this.o.mask, (conn, why) => this.lost(conn, why));
+        const c = new ShadowConn(this.o.target, r.value.socket, r.value.pid, r.value.secret, this.o.mask, (conn, why, byUs) => this.lost(conn, why, byUs));
         this.free.push(c);
       });
     }
@@ -170,14 +170,19 @@ export class Shadower {
 
   private readonly active = new Map<ShadowConn, ShadowTx>();
 
-  private lost(conn: ShadowConn, why: string): void {
+  private lost(conn: ShadowConn, why: string, byUs: boolean): void {
+    const i = this.free.indexOf(conn);
+    if (i >= 0) this.free.splice(i, 1);
+    this.active.get(conn)?.connectionLost();
+    // Closed by us (shadow done, shutting down): nothing the target did; only refill.
+    if (byUs || this.closed) {
+      if (!this.closed) this.fill();
+      return;
+    }
     this.stats.targetErrors++;
     this.targetDown = true;
     log.debug({ why }, 'shadow connection lost');
-    const i = this.free.indexOf(conn);
-    if (i >= 0) this.free.splice(i, 1);
     this.o.onTargetFault?.();
-    this.active.get(conn)?.connectionLost();
     this.retryFill(false);
   }
 

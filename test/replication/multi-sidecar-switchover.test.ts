@@ -122,7 +122,8 @@ t.test('switchover and rollback pause the writes of every sidecar; none is lost 
   t.ok(rb.ok, `→ ROLLBACK ${rb.ok ? '' : rb.reason}`);
   for (let i = 0; i < 300 && a.state() !== 'SOURCE_PRIMARY'; i++) await sleep(100);
   t.equal(a.state(), 'SOURCE_PRIMARY', 'the rollback procedure finished');
-  await sleep(300);
+  await sleep(1200);
+  for (const s of [a, b]) t.notOk(s.controller.breakers.isOpen('error-rate'), 'the fence\'s own session ends did not latch the error-rate breaker');
   await Promise.all([wa.stop(), wb.stop()]);
   t.equal(wb.codes.get('25006') ?? 0, 0, `b's writers never met a fenced database (${JSON.stringify([...wb.codes])})`);
   t.comment(`a failures ${JSON.stringify([...wa.codes])}; b failures ${JSON.stringify([...wb.codes])}`);
