@@ -78,6 +78,34 @@ t.test('a difference only on the target is reported with its class and fingerpri
   await query(target.url(), 'alter table items drop constraint no_bad_names');
 });
 
+t.test('a column default that differs on the target is a value mismatch', async (t) => {
+  await waitCaughtUp(source);
+  // Target first: an extra column on the subscriber is fine for logical replication, a missing one is not.
+  await query(target.url(), "alter table items add column status text not null default 'NEW'");
+  await query(source.url(), "alter table items add column status text not null default 'new'");
+  // Let the target report the DDL's WAL as applied, so the difference is not explained away as lag.
+  await waitCaughtUp(source);
+  const c = new pg.Client({ connectionString: proxy.url() });
+  await c.connect();
+  t.teardown(() => c.end());
+  const before = proxy.shadower()!.stats.mismatched.value;
+  // In a transaction that stays open a moment: an autocommit INSERT's own commit moves the source's LSN
+  // within the LSN sampler's 20 ms window, which explains the difference away as lag-suspect (conservative).
+  for (let i = 0; i < 5; i++) {
+    await c.query('begin');
+    const r = await c.query('insert into items (name) values ($1) returning name, status', [`defaults ${i}`]);
+    t.equal(r.rows[0].status, 'new', 'the client gets the source\'s default');
+    await new Promise((res) => setTimeout(res, 60));
+    await c.query('commit');
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(proxy.shadower()!.stats.mismatched.value > before, `value mismatches counted (${proxy.shadower()!.stats.mismatched.value - before})`);
+  const body = (await (await fetch(`${proxy.adminUrl}/shadow/mismatches?limit=20`)).json()) as { items: { cls: string; fingerprint: string; explained: boolean }[] };
+  const hit = body.items.find((m) => m.cls === 'value' && /insert into items/i.test(m.fingerprint));
+  t.ok(hit, 'a value mismatch with the INSERT\'s fingerprint');
+  t.equal(hit?.explained, false, 'unexplained: it counts against gate 3');
+});
+
 t.test('an idle transaction\'s shadow is abandoned at the cap and does not hold the apply worker', async (t) => {
   const p2 = await startProxy(t, source.url(), target.url(), { state: 'SHADOW_WRITES', shadowSamplePct: 100, shadowCapMs: 300, shadowLagBudgetBytes: 64 * 1024 * 1024 });
   await p2.shadower()!.sequencesReady;
