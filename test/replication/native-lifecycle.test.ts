@@ -12,17 +12,8 @@ import { nativeMonitor } from '../../src/replication/native-monitor.js';
 import { watchReplication, type Observation } from '../../src/replication/monitor.js';
 import { startHeartbeat } from '../../src/replication/heartbeat.js';
 import type { ReplicationState } from '../../src/control/replication-machine.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, pollMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(pollMs);
-  }
-}
 
 const [src, dst, plain] = await Promise.all([startPg(t, 14, { logical: true }), startPg(t, 15), startPg(t, 14)]);
 const s = await connectControl(src.url());

@@ -7,20 +7,11 @@ import { pauseNativeReplication, resumeNativeReplication, setupNativeReplication
 import { disableAndWait, directionNames, startReverseReplication } from '../../src/replication/reverse.js';
 import { HEARTBEAT_TABLE } from '../../src/replication/heartbeat.js';
 import { startReplicationRuntime } from '../../src/replication/runtime.js';
+import { sleep, until } from '../helpers/wait.js';
 import {
   directionFor, isSessionLost, reconnectDelayMs, reportedLag, reportedReplicationError,
 } from '../../src/replication/runtime-plan.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000, pollMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(pollMs);
-  }
-}
 
 t.test('pure decisions', async (t) => {
   const names = directionNames();
