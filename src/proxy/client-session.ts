@@ -126,7 +126,15 @@ export class ClientSession implements LinkEvents {
       return;
     }
     const busy = this.busyLink();
-    if (busy !== null) return this.send(busy, type, buf, start, end);
+    if (busy !== null) {
+      // A unit inside a transaction may use a statement prepared on the other backend (the writer moved
+      // while the session was idle: BEGIN went to the new writer, the next Bind names a statement only the
+      // old one has). At a unit's start, nothing owed, prepare it here first.
+      if ((type === Frontend.Bind || type === Frontend.Describe) && !busy.inUnit && busy.pending === 0 && !this.deps.router.ready(this.state, busy)) {
+        this.catchUpInTransaction(busy, { type, buf, start, end });
+      }
+      return this.send(busy, type, buf, start, end);
+    }
     if (this.unit.length === 0 && !this.darkReadsOn()) {
       // Fast path: in states where everything goes to one backend, forward without classifying.
       // Not with dark reads on: they need each unit classified to find the reads (SOURCE_PRIMARY).
@@ -207,6 +215,15 @@ export class ClientSession implements LinkEvents {
     }
     for (const f of unit) this.send(link, f.type, f.buf, f.start, f.end);
     this.flushRun();
+  }
+
+  private catchUpInTransaction(link: BackendLink, f: Frame): void {
+    const c = this.deps.router.catchUp(this.state, link, [f]);
+    if (c === null) return;
+    this.flushRun();
+    link.pending += c.replies;
+    link.swallow += c.replies;
+    link.socket.write(c.bytes);
   }
 
   private connectThenDispatch(unit: Frame[], role: Role): void {
