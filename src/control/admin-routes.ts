@@ -135,6 +135,14 @@ export function adminRoutes(d: AdminDeps): Route[] {
     },
     {
       method: 'GET',
+      path: '/clients',
+      handler: ({ query }) => {
+        const limit = Math.min(10_000, Math.max(1, Number(query.get('limit') ?? 1000) || 1000));
+        return { status: 200, body: { total: d.proxy.clientCount, holdingWrites: d.proxy.holding(), clients: d.proxy.describeSessions(limit) } };
+      },
+    },
+    {
+      method: 'GET',
       path: '/shadow/mismatches',
       handler: ({ query }) => {
         const offset = Math.max(0, Number(query.get('offset') ?? 0) || 0);

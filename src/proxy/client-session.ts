@@ -474,6 +474,27 @@ export class ClientSession implements LinkEvents {
     void sendCancelRequest(l.target, l.pid, l.secret);
   }
 
+  /** What this session is doing, for GET /clients (PgBouncer's SHOW CLIENTS / SHOW SERVERS). */
+  describe(): Record<string, unknown> {
+    const link = (l: BackendLink | null) =>
+      l === null ? null : { pid: l.pid, address: l.address, idle: l.idle, txStatus: String.fromCharCode(l.txStatus), pending: l.pending, swallow: l.swallow, inUnit: l.inUnit, holdingReply: l.retryable };
+    return {
+      id: this.id,
+      pid: this.pid,
+      user: this.user,
+      database: this.params.database ?? this.user,
+      applicationName: this.params.application_name ?? '',
+      client: `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`,
+      phase: this.phase,
+      draining: this.draining,
+      pinnedTo: this.state.pinnedTo,
+      waiting: this.held !== null ? 'backend connect or reply' : this.parked !== null ? 'writes held' : null,
+      shadow: this.shadow === null ? null : this.shadowIsRead ? 'dark read' : 'write',
+      source: link(this.links.source),
+      target: link(this.links.target),
+    };
+  }
+
   /** Forwards a CancelRequest to the backend running this session's query. */
   cancel(): void {
     this.cancelRequested = true;

@@ -169,6 +169,16 @@ export class ProxyServer {
     }
   }
 
+  /** Every logged-in client session (GET /clients), oldest first, at most `limit`. */
+  describeSessions(limit = 1000): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const s of this.sessions.values()) {
+      if (out.length >= limit) break;
+      out.push(s.describe());
+    }
+    return out;
+  }
+
   /** True while new write units are parked. */
   holding(): boolean {
     return this.holdingWrites;

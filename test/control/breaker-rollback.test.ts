@@ -82,12 +82,13 @@ function readLoad(url: string, n: number, query: (i: number) => string) {
       return queries;
     },
     /** Stops the loops; returns the clients whose query had not come back 5 s later (their sockets are then cut). */
-    stop(): Promise<string[]> {
+    stop(beforeCut?: (hung: string[]) => Promise<void>): Promise<string[]> {
       stopping ??= (async () => {
         running = false;
         await Promise.race([Promise.all(loops), sleep(5000)]);
         const now = Date.now();
         const hung = sentAt.flatMap((at, k) => (at === null ? [] : [`client ${k}: query in flight for ${now - at} ms`]));
+        if (beforeCut) await beforeCut(hung).catch(() => undefined);
         for (const c of clients) (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
         return hung;
       })();
@@ -129,7 +130,9 @@ t.test('target stopped at READS_50PCT under load: fallback, breaker trip, rollba
   const servedBefore = load.served[14]!;
   await sleep(300);
   t.ok(load.served[14]! > servedBefore, 'reads keep being served by the source');
-  t.same(await load.stop(), [], 'every query came back');
+  // A hung query (seen once in CI, not reproduced since): say what the proxy's sessions were doing.
+  const hung = await load.stop(async (h) => void (h.length > 0 && t.comment(JSON.stringify(await get(proxy, '/clients')))));
+  t.same(hung, [], 'every query came back');
 
   // Reads in flight when the target went away are retried on the source; sessions whose idle target
   // connection was ended reconnect on next use: no client sees anything, not even at the moment of the loss.

@@ -34,6 +34,10 @@ t.test('named statements follow the session into a transaction on the new writer
   await c.query('commit');
   t.equal((await query(target.url(), 'select bal from acct where id = 2')).rows[0].bal, 7, 'committed on the target');
 
+  const listed = (await (await fetch(`${proxy.adminUrl}/clients`)).json()) as { total: number; clients: Record<string, unknown>[] };
+  t.equal(listed.total, 1, 'GET /clients lists the session');
+  t.match(listed.clients[0], { user: 'postgres', phase: 'ready', source: { idle: true, txStatus: 'I' }, target: { idle: true, pending: 0 } }, 'with both backends, idle');
+
   await proxy.setState('SOURCE_PRIMARY', 'test: and back');
   await c.query('begin');
   t.equal((await c.query({ ...upd, values: [1, 1] })).rows[0].bal, 6, 'back on the source, still prepared');
