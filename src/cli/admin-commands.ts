@@ -113,7 +113,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
           const r = await c.state();
           if (!r.ok) return failed(r, o, 'status');
           if (o.json) printJson(r.body);
-          else io.out(renderState(r.body, now()));
+          else io.out(renderState(r.body, now()) + (await healthLines(c)));
           return EXIT.ok;
         }
         const interval = Number(w.interval);
@@ -127,7 +127,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
             else {
               if (io.isTTY) io.out('\x1b[2J\x1b[H');
               io.out(`${stamp}  ${c.target.baseUrl}  (Ctrl-C to stop)\n`);
-              io.out(r.ok ? renderState(r.body, now()) : `unavailable: ${r.message}\n`);
+              io.out(r.ok ? renderState(r.body, now()) + (await healthLines(c)) : `unavailable: ${r.message}\n`);
               if (!io.isTTY) io.out('\n');
             }
             await sleep(interval, undefined, { signal }).catch(() => undefined);
@@ -267,6 +267,27 @@ function fmtValue(v: unknown): string {
 }
 
 const STATE_KEYS = new Set(['state', 'version', 'since', 'reason', 'readPercent', 'writesTo', 'degraded']);
+
+/** Breakers, replication and clients from GET /healthz under the state table; nothing when it is unavailable. */
+async function healthLines(c: { healthz(): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false }> }): Promise<string> {
+  const h = await c.healthz().catch(() => ({ ok: false as const }));
+  return h.ok ? renderHealth(h.body) : '';
+}
+
+export function renderHealth(h: Record<string, unknown>): string {
+  const rows: [string, string][] = [];
+  if (typeof h.clients === 'number') rows.push(['clients', String(h.clients)]);
+  if (Array.isArray(h.breakers)) {
+    const b = h.breakers as { name: string; status: string; value: number | null; threshold: number }[];
+    rows.push(['breakers', b.map((x) => (x.status === 'open' ? `${x.name} OPEN (${x.value} > ${x.threshold})` : `${x.name} ${x.status}`)).join(', ')]);
+  }
+  const r = h.replication as { mode?: string; state?: string; lagSeconds?: number | null; replicationError?: string | null } | null | undefined;
+  if (r) {
+    const lag = typeof r.lagSeconds === 'number' ? `, lag ${r.lagSeconds.toFixed(1)} s` : '';
+    rows.push(['replication', `${r.mode ?? '?'} ${r.state ?? '?'}${lag}${r.replicationError ? `, error: ${r.replicationError}` : ''}`]);
+  }
+  return rows.length > 0 ? keyValues(rows) : '';
+}
 
 export function renderState(s: StateBody, now: number): string {
   const rows: [string, string][] = [['state', String(s.state)]];

@@ -100,6 +100,23 @@ t.test('status: table by default, JSON with --json', async (t) => {
   const json = await cli(['status', '--json'], { PGCUTOVER_ADMIN: `127.0.0.1:${a.port}` });
   t.equal(json.code, 0);
   t.same(JSON.parse(json.out), a.state, 'address from $PGCUTOVER_ADMIN as host:port');
+
+  a.replies['GET /healthz'] = {
+    status: 200,
+    body: {
+      status: 'ok',
+      clients: 12,
+      breakers: [
+        { name: 'error-rate', status: 'closed', value: 0, threshold: 0.01 },
+        { name: 'replication-lag', status: 'open', value: 90, threshold: 60 },
+      ],
+      replication: { mode: 'native', state: 'CDC_ACTIVE', lagSeconds: 90.04, replicationError: null },
+    },
+  };
+  const withHealth = await cli(['status', '--admin', a.url]);
+  t.match(withHealth.out, /^clients\s+12$/m, 'clients from /healthz');
+  t.match(withHealth.out, /^breakers\s+error-rate closed, replication-lag OPEN \(90 > 60\)$/m, 'breakers, open ones with their reading');
+  t.match(withHealth.out, /^replication\s+native CDC_ACTIVE, lag 90\.0 s$/m, 'replication state and lag');
 });
 
 t.test('transition: accepted, refused with guards, bad token, bad input', async (t) => {
@@ -324,9 +341,10 @@ t.test('status --watch polls until stopped, keeps going through an outage', asyn
   const a = await fakeAdmin(t);
   const ac = new AbortController();
   const run = cli(['status', '--watch', '--interval', '50', '--admin', a.url], {}, { watchStop: ac.signal });
-  await waitFor(() => a.calls.length >= 2);
+  const polls = () => a.calls.filter((c) => c.path === '/state').length;
+  await waitFor(() => polls() >= 2);
   a.replies['GET /state'] = { status: 503, body: { error: 'draining' } };
-  await waitFor(() => a.calls.length >= 4);
+  await waitFor(() => polls() >= 4);
   ac.abort();
   const r = await run;
   t.equal(r.code, 0, 'stopping the watch is a normal end');
