@@ -352,11 +352,19 @@ export class ClientSession implements LinkEvents {
     const view = this.runStart === 0 && this.runEnd === buf.length ? buf : buf.subarray(this.runStart, this.runEnd);
     this.runLink = null;
     this.runBuf = null;
-    if (!link.socket.write(view)) {
+    // Backpressure: stop reading the client until the backend drains, or goes away. A backend that closes
+    // never drains: waiting for 'drain' alone left the client paused for good after its read was retried on
+    // the source (a query hung forever, found when the target was stopped under load). A destroyed one
+    // needs no backpressure at all: its loss is handled by onLost.
+    if (!link.socket.write(view) && !link.socket.destroyed) {
       this.socket.pause();
-      link.socket.once('drain', () => {
+      const resume = () => {
+        link.socket.off('drain', resume);
+        link.socket.off('close', resume);
         if (this.phase === 'ready' && this.held === null) this.socket.resume();
-      });
+      };
+      link.socket.once('drain', resume);
+      link.socket.once('close', resume);
     }
   }
 
