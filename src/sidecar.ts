@@ -198,6 +198,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       });
     } catch (e) {
       await ctl.close();
+      pauses.close();
+      await bus?.close();
       return { ok: false, errors: [`--unleash-url: ${(e as Error).message}`] };
     }
   }
@@ -214,6 +216,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   } catch (e) {
     await observers.stop();
     await ctl.close();
+    pauses.close();
+    await bus?.close();
     await unleash?.close();
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
@@ -225,6 +229,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await proxy.shutdown(0);
     await observers.stop();
     await ctl.close();
+    pauses.close();
+    await bus?.close();
     await unleash?.close();
     return { ok: false, errors: [`--admin ${cfg.admin.host}:${cfg.admin.port}: ${(e as Error).message}`] };
   }
