@@ -35,7 +35,6 @@ export function breakerRelay(): { onBreaker(tr: BreakerTransition): void; bind(o
 
 export async function startObservers(cfg: StartConfig, d: { controller: Controller; proxy: ProxyServer; registry: Registry }): Promise<Observers> {
   const ctl = d.controller;
-  const aws = cfg.aws;
   const alerts: AlertSink = createAlertSink({ webhookUrl: cfg.alertWebhook, sidecarId: cfg.sidecarId, registry: d.registry });
   const scale: ScaleHook | null = cfg.scaleCommand || cfg.scaleWebhook ? createScaleHook({ command: cfg.scaleCommand, webhookUrl: cfg.scaleWebhook }) : null;
   const target = `${cfg.target.host}:${cfg.target.port}`;
@@ -46,7 +45,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
 
   let cpu: CpuWatch | null = null;
   if (cfg.targetClusterId || cfg.targetInstanceId) {
-    const source = createCpuSource({ aws, dbClusterIdentifier: cfg.targetClusterId, dbInstanceIdentifier: cfg.targetInstanceId });
+    const source = createCpuSource({ aws: cfg.aws, dbClusterIdentifier: cfg.targetClusterId, dbInstanceIdentifier: cfg.targetInstanceId });
     cpu = startCpuWatch({ source, intervalMs: cfg.cloudwatchIntervalMs, onSample: (v) => ctl.breakers.observeCpu(v) });
   }
 
@@ -54,7 +53,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
   if (cfg.cloudwatchNamespace) {
     let prev: ProxyCounters | null = null;
     publisher = createCloudWatchPublisher({
-      aws,
+      aws: cfg.aws,
       namespace: cfg.cloudwatchNamespace,
       dimensions: [{ Name: 'Sidecar', Value: cfg.sidecarId }],
       intervalMs: cfg.cloudwatchIntervalMs,
@@ -75,7 +74,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
         sourceUrl: backendUrl(cfg.control.source),
         targetUrl: backendUrl(cfg.control.target),
         ...(cfg.subscription ? { subscription: cfg.subscription } : {}),
-        ...(cfg.dmsTaskArn ? { dms: { taskArn: cfg.dmsTaskArn, aws } } : {}),
+        ...(cfg.dmsTaskArn ? { dms: { taskArn: cfg.dmsTaskArn, aws: cfg.aws } } : {}),
         heartbeat: cfg.lagProbe,
         writer: () => STATE_POLICY[ctl.snapshot().state].writesTo,
         onLag: (s) => ctl.breakers.observeLag(s),

@@ -183,6 +183,21 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   ctl.onChange(() => proxy.stats.latency.reset());
 
   let unleash: UnleashBinding | null = null;
+  let observers: Observers | null = null;
+  let admin: Awaited<ReturnType<typeof startAdmin>> | null = null;
+  /** Closes whatever has been started, in one order for a failed start and for stop(); `proxyMs` null: not listening. */
+  const teardown = async (proxyMs: number | null): Promise<void> => {
+    if (proxyMs !== null) await proxy.shutdown(proxyMs);
+    const sh = shadower;
+    shadower = null;
+    await sh?.close();
+    await observers?.stop();
+    await unleash?.close();
+    await ctl.close();
+    pauses.close();
+    await bus?.close();
+    await admin?.close();
+  };
   if (cfg.unleashUrl) {
     try {
       unleash = await startUnleashBinding({
@@ -197,9 +212,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
         },
       });
     } catch (e) {
-      await ctl.close();
-      pauses.close();
-      await bus?.close();
+      await teardown(null);
       return { ok: false, errors: [`--unleash-url: ${(e as Error).message}`] };
     }
   }
@@ -208,34 +221,27 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     registerShadowMetrics(reg, () => shadower);
     registerControlMetrics(reg, ctl, () => unleash);
   });
-  const observers: Observers = await startObservers(cfg, { controller: ctl, proxy, registry });
-  relay.bind(observers);
+  const started: Observers = await startObservers(cfg, { controller: ctl, proxy, registry });
+  observers = started;
+  relay.bind(started);
   let listen: { host: string; port: number };
   try {
     listen = await proxy.listen();
   } catch (e) {
-    await observers.stop();
-    await ctl.close();
-    pauses.close();
-    await bus?.close();
-    await unleash?.close();
+    await teardown(null);
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => observers.replication?.status() ?? null }), ...extraRoutes];
-  let admin;
+  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null }), ...extraRoutes];
+  let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });
+    adminPort = admin.port;
   } catch (e) {
-    await proxy.shutdown(0);
-    await observers.stop();
-    await ctl.close();
-    pauses.close();
-    await bus?.close();
-    await unleash?.close();
+    await teardown(0);
     return { ok: false, errors: [`--admin ${cfg.admin.host}:${cfg.admin.port}: ${(e as Error).message}`] };
   }
   log.info(
-    { listen, admin: admin.port, state: ctl.snapshot().state, store: cfg.redis ? 'redis' : 'memory', source: `${cfg.source.host}:${cfg.source.port}`, target: `${cfg.target.host}:${cfg.target.port}` },
+    { listen, admin: adminPort, state: ctl.snapshot().state, store: cfg.redis ? 'redis' : 'memory', source: `${cfg.source.host}:${cfg.source.port}`, target: `${cfg.target.host}:${cfg.target.port}` },
     'pg-cutover sidecar started',
   );
   let stopped: Promise<void> | null = null;
@@ -249,17 +255,10 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       setState: (s, reason) => ctl.override(s, reason),
       shadower: () => shadower,
       listen,
-      admin: { host: cfg.admin.host, port: admin.port },
+      admin: { host: cfg.admin.host, port: adminPort },
       stop(timeoutMs = cfg.shutdownTimeoutMs) {
         stopped ??= (async () => {
-          await proxy.shutdown(timeoutMs);
-          await shadower?.close();
-          await observers.stop();
-          await unleash?.close();
-          await ctl.close();
-          pauses.close();
-          await bus?.close();
-          await admin.close();
+          await teardown(timeoutMs);
           log.info('pg-cutover sidecar stopped');
         })();
         return stopped;

@@ -8,7 +8,7 @@ import { backendUrl } from '../proxy/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { runGate1 } from '../replication/gate1.js';
 import { runGate2 } from '../replication/gate2.js';
-import { criterion, gateResult, type GateResult } from '../replication/gates.js';
+import { criterion, gateResult, percentile, type GateResult } from '../replication/gates.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
 import type { GateReport } from './controller.js';
@@ -35,12 +35,6 @@ export interface Gate3Config {
 
 export const DEFAULT_GATE3: Omit<Gate3Config, 'minShadowed'> = { maxExplainedShare: 0.05, readP99Ms: 30, writeP99Ms: 20, gate2MaxAgeMs: 24 * 3600_000 };
 
-const p99 = (xs: readonly number[]): number | null => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
-};
-
 /**
  * Gate 3 (DESIGN.md): shadow validation passed (enough shadowed transactions, no unexplained mismatch, explained
  * ones under a share), target errors ≤ 0.1%, read p99 on the target (reads through the proxy in this stage),
@@ -58,7 +52,7 @@ export function gate3(cfg: Gate3Config, proxy: ProxyServer, sh: Shadower | null,
   const tFaults = proxy.stats.backendFaults.target + proxy.stats.connectFailures.target;
   const errRate = tStmts > 0 ? tFaults / tStmts : 0;
   const readP99 = proxy.stats.latency.target.read.quantile(0.99);
-  const writeP99 = p99(st?.latencyMs ?? []);
+  const writeP99 = percentile(st?.latencyMs ?? [], 99);
   return gateResult(
     3,
     [

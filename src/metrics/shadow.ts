@@ -2,12 +2,9 @@
 import { Gauge, type Registry } from 'prom-client';
 import { MISMATCH_CLASSES } from '../shadow/compare.js';
 import type { Shadower } from '../shadow/shadower.js';
+import { percentile } from '../replication/gates.js';
 
-function p99(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
-}
+const p99 = (xs: readonly number[]): number | null => percentile(xs, 99);
 
 export function shadowSummary(sh: Shadower) {
   const st = sh.stats;
