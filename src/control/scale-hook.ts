@@ -15,6 +15,8 @@ export interface ScaleHookOptions {
   webhookUrl?: string;
   /** Command run time or webhook round trip before giving up. Default 30 s. */
   timeoutMs?: number;
+  /** After the timeout's SIGTERM, how long a command's process group gets before SIGKILL. Default 2 s. */
+  killGraceMs?: number;
   /** After a run, later calls within this long return `suppressed`. Default 10 min. */
   minIntervalMs?: number;
   now?: () => number;
@@ -74,7 +76,7 @@ export function scaleEnv(reading: ScaleReading, ctx: ScaleContext): Record<strin
  * whole group. Killing only /bin/sh would leave its children holding our pipes, and we would wait
  * for them. Output is kept to the last TAIL_CHARS of each stream.
  */
-function runCommand(command: string, env: Record<string, string>, timeoutMs: number): Promise<ScaleResult> {
+function runCommand(command: string, env: Record<string, string>, timeoutMs: number, killGraceMs: number): Promise<ScaleResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     let timedOut = false;
@@ -119,7 +121,7 @@ function runCommand(command: string, env: Record<string, string>, timeoutMs: num
             child.stdout.destroy();
             child.stderr.destroy();
             finish(false, 'killed');
-          }, KILL_GRACE_MS),
+          }, killGraceMs),
         );
       }, timeoutMs),
     );
@@ -161,7 +163,7 @@ export function createScaleHook(opts: ScaleHookOptions): ScaleHook {
         }
         lastRunAt = at; // before awaiting: a second call while this one runs is suppressed too
         const results: ScaleResult[] = [];
-        if (opts.command) results.push(await runCommand(opts.command, scaleEnv(reading, ctx), timeoutMs));
+        if (opts.command) results.push(await runCommand(opts.command, scaleEnv(reading, ctx), timeoutMs, opts.killGraceMs ?? KILL_GRACE_MS));
         if (opts.webhookUrl) {
           const body = {
             breaker: 'target-cpu',

@@ -39,7 +39,10 @@ async function count(url: string, tag: string): Promise<number> {
   return r.rows[0].n;
 }
 
-t.test('read split follows the state within ±3 points over 2,000 autocommit reads', async (t) => {
+/** Six standard deviations of a binomial share in points: a correct split misses it about once in 10^9 runs. */
+const sixSigma = (pct: number, n: number) => 6 * 100 * Math.sqrt(((pct / 100) * (1 - pct / 100)) / n);
+
+t.test('read split follows the state within six standard deviations over 2,000 autocommit reads', async (t) => {
   const c = await client();
   for (const [state, pct] of [['SOURCE_PRIMARY', 0], ['READS_10PCT_AURORA', 10], ['READS_50PCT_AURORA', 50], ['READS_100PCT_AURORA', 100]] as const) {
     set(state);
@@ -47,7 +50,8 @@ t.test('read split follows the state within ±3 points over 2,000 autocommit rea
     const n = 2000;
     for (let i = 0; i < n; i++) if ((await major(c)) === 15) onTarget++;
     const share = (onTarget / n) * 100;
-    t.ok(Math.abs(share - pct) <= 3, `${state}: ${share.toFixed(1)}% of reads on the target (want ${pct}±3)`);
+    const tol = sixSigma(pct, n);
+    t.ok(Math.abs(share - pct) <= tol, `${state}: ${share.toFixed(1)}% of reads on the target (want ${pct}±${tol.toFixed(1)})`);
   }
   // Extended protocol (unnamed and named statements) splits too.
   set('READS_50PCT_AURORA');
