@@ -38,6 +38,11 @@ export interface SequenceSyncOptions {
    * exactly the source's value, even if the destination is ahead (switchover after shadowing).
    */
   headroom?: number;
+  /**
+   * Never move a destination sequence backwards (shadow writes: rolled-back shadow INSERTs still consumed
+   * target values). Default false: the switchover sets exactly the source's values.
+   */
+  neverBackwards?: boolean;
 }
 
 /** setval on `to` for every sequence `from` has used; one statement for all of them. */
@@ -49,16 +54,20 @@ export async function syncSequences(from: Db, to: Db, opts: SequenceSyncOptions 
   const missing = src.filter((x) => !have.has(`${x.schema}.${x.name}`)).map((x) => `${x.schema}.${x.name}`);
   if (present.length === 0) return { set: [], missing, ms: Date.now() - started };
   const h = Math.max(0, Math.floor(opts.headroom ?? 0));
-  // Headroom in increments, clamped to the sequence's bounds (a descending sequence goes down).
+  // Headroom in increments, clamped to the sequence's bounds (a descending sequence goes down); with
+  // neverBackwards, a destination already further along in the sequence's direction keeps its value.
   const r = await to.query<{ schema: string; name: string; value: string }>(
     `SELECT w.schema, w.name,
             setval(format('%I.%I', w.schema, w.name)::regclass,
-                   CASE WHEN s.increment_by > 0 THEN least(w.v::numeric + $4::numeric * s.increment_by, s.max_value)
-                        ELSE greatest(w.v::numeric + $4::numeric * s.increment_by, s.min_value) END::bigint,
+                   CASE WHEN s.increment_by > 0
+                        THEN greatest(least(w.v::numeric + $4::numeric * s.increment_by, s.max_value),
+                                      CASE WHEN $5 THEN coalesce(s.last_value, s.min_value) ELSE s.min_value END)
+                        ELSE least(greatest(w.v::numeric + $4::numeric * s.increment_by, s.min_value),
+                                   CASE WHEN $5 THEN coalesce(s.last_value, s.max_value) ELSE s.max_value END) END::bigint,
                    true)::text AS value
        FROM unnest($1::text[], $2::text[], $3::text[]) AS w(schema, name, v)
        JOIN pg_sequences s ON s.schemaname = w.schema AND s.sequencename = w.name`,
-    [present.map((x) => x.schema), present.map((x) => x.name), present.map((x) => x.lastValue!), h],
+    [present.map((x) => x.schema), present.map((x) => x.name), present.map((x) => x.lastValue!), h, opts.neverBackwards === true],
   );
   return { set: r.rows, missing, ms: Date.now() - started };
 }
