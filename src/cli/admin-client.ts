@@ -145,7 +145,8 @@ export function createAdminClient(target: AdminTarget, opts: AdminClientOptions 
     state: () => call('GET', '/state'),
     transition: (req) => call('POST', '/transition', { to: req.to, reason: req.reason, force: req.force ?? false }),
     rollback: (req) => call('POST', '/rollback', { reason: req.reason }),
-    gate: (n) => call('GET', `/gates/${encodeURIComponent(String(n))}`),
+    // POST runs the gate (GET /gates/:n only reads the last result); the empty object is for the JSON content type.
+    gate: (n) => call('POST', `/gates/${encodeURIComponent(String(n))}`, {}),
     audit: (o = {}) => call('GET', o.limit === undefined ? '/audit' : `/audit?limit=${o.limit}`),
     shadowMismatches: (o = {}) => call('GET', o.limit === undefined ? '/shadow/mismatches' : `/shadow/mismatches?limit=${o.limit}`),
   };

@@ -19,6 +19,7 @@ import {
   type AuditRow,
   type StateBody,
 } from './admin-client.js';
+import { oneLine, safeJson } from './sanitize.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 
@@ -61,7 +62,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
   const io: AdminCliIO = { ...defaultIO(), ...ioOverride };
   const now = io.now ?? Date.now;
   const fail = (message: string, code: number): number => {
-    io.err(`pg-cutover: ${message}\n`);
+    io.err(`pg-cutover: ${oneLine(message)}\n`);
     return code;
   };
   const prepare = (cmd: Command): Command => {
@@ -88,7 +89,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       else code = await body(createAdminClient(target.value, { timeoutMs, fetch: io.fetch }), o, ...args);
       io.setExitCode(code);
     };
-  const printJson = (v: unknown) => io.out(JSON.stringify(v, null, 2) + '\n');
+  const printJson = (v: unknown) => io.out(safeJson(v, 2) + '\n');
   /** Prints a failed call; returns its exit code. */
   const failed = (r: Exclude<AdminResult<unknown>, { ok: true }>, o: CommonOpts, what: string): number => {
     if (r.kind === 'unreachable') return fail(r.message, EXIT.usage);
@@ -123,11 +124,11 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
           while (!signal.aborted) {
             const r = await c.state();
             const stamp = new Date(now()).toISOString();
-            if (o.json) io.out(JSON.stringify(r.ok ? { at: stamp, ...r.body } : { at: stamp, error: r.message }) + '\n');
+            if (o.json) io.out(safeJson(r.ok ? { at: stamp, ...r.body } : { at: stamp, error: r.message }) + '\n');
             else {
               if (io.isTTY) io.out('\x1b[2J\x1b[H');
               io.out(`${stamp}  ${c.target.baseUrl}  (Ctrl-C to stop)\n`);
-              io.out(r.ok ? renderState(r.body, now()) + (await healthLines(c)) : `unavailable: ${r.message}\n`);
+              io.out(r.ok ? renderState(r.body, now()) + (await healthLines(c)) : `unavailable: ${oneLine(r.message)}\n`);
               if (!io.isTTY) io.out('\n');
             }
             await sleep(interval, undefined, { signal }).catch(() => undefined);
@@ -152,7 +153,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
         const r = await c.transition({ to: parsed.state, reason: t.reason, force: Boolean(t.force) });
         if (!r.ok) return failed(r, o, `transition to ${parsed.state}`);
         if (o.json) printJson(r.body);
-        else io.out(`transition accepted: now ${r.body.state}${t.force ? ' (forced)' : ''}\n` + renderState(r.body, now()));
+        else io.out(`transition accepted: now ${oneLine(String(r.body.state))}${t.force ? ' (forced)' : ''}\n` + renderState(r.body, now()));
         return EXIT.ok;
       }),
     );
@@ -236,14 +237,14 @@ function watchSignal(given?: AbortSignal): { signal: AbortSignal; release(): voi
 
 /** Rows under a header, two spaces between columns; the last column is not padded. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const all = [header, ...rows];
+  const all = [header, ...rows].map((r) => r.map((c) => oneLine(c ?? '')));
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 function keyValues(rows: readonly (readonly [string, string])[]): string {
   const w = Math.max(0, ...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}\n`).join('');
+  return rows.map(([k, v]) => `${oneLine(k).padEnd(w)}  ${oneLine(v)}\n`).join('');
 }
 
 function toMs(at: unknown): number | null {
@@ -356,7 +357,7 @@ export function renderAudit(entries: readonly AuditRow[]): string {
   let out = lines[0] + '\n';
   entries.forEach((e, i) => {
     out += lines[i + 1] + '\n';
-    for (const s of Array.isArray(e.steps) ? e.steps : []) out += `    - ${stepLine(s)}\n`;
+    for (const s of Array.isArray(e.steps) ? e.steps : []) out += `    - ${oneLine(stepLine(s))}\n`;
   });
   return out;
 }
@@ -445,7 +446,7 @@ export function renderShadowReport(r: ShadowReport): string {
   const lines = table(['COUNT', 'UNEXPLAINED', 'CLASSES', 'LAST SEEN', 'STATEMENT SHAPE'], rows);
   out += lines[0] + '\n';
   r.groups.forEach((g, i) => {
-    out += lines[i + 1] + '\n' + `    example: ${exampleLine(g.example)}\n`;
+    out += lines[i + 1] + '\n' + `    example: ${oneLine(exampleLine(g.example))}\n`;
   });
   return out;
 }

@@ -43,12 +43,26 @@ function outcome(o: TransitionOutcome): Reply {
 
 const str = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
 
+/**
+ * The audit's `by`: the credential's identity, never the body's word. A body's `note` (or a legacy `by`)
+ * is kept, labelled as what the caller said, cut to 200 characters.
+ */
+export function auditActor(actor: string, body: { note?: unknown; by?: unknown }): string {
+  const said = str(body.note) ? body.note : str(body.by) ? body.by : null;
+  return `operator:${actor}${said === null ? '' : ` (note: ${said.slice(0, 200)})`}`;
+}
+
+const gateNumber = (raw: string): 1 | 2 | 3 | null => (raw === '1' || raw === '2' || raw === '3' ? (Number(raw) as 1 | 2 | 3) : null);
+const noGate = (raw: string): Reply => ({ status: 400, body: { error: `no gate ${JSON.stringify(raw)}: gates are 1, 2 and 3` } });
+
 export function adminRoutes(d: AdminDeps): Route[] {
   const stateBody = () => {
     const s = d.controller.snapshot();
     const p = d.controller.policy();
     return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded };
   };
+  /** The last full report of each gate run here (POST /gates/:n); GET /gates/:n reads it and runs nothing. */
+  const lastGate: Partial<Record<1 | 2 | 3, unknown>> = {};
   return [
     {
       method: 'GET',
@@ -75,24 +89,24 @@ export function adminRoutes(d: AdminDeps): Route[] {
       method: 'POST',
       path: '/transition',
       mutates: true,
-      handler: async ({ body }) => {
-        const b = body as { to?: unknown; reason?: unknown; force?: unknown; by?: unknown };
+      handler: async ({ body, actor }) => {
+        const b = body as { to?: unknown; reason?: unknown; force?: unknown; by?: unknown; note?: unknown };
         if (!str(b.to)) return { status: 400, body: { error: 'body must be {"to": STATE, "reason"?: string, "force"?: boolean}' } };
         const to = parseState(b.to);
         if (!to.ok) return { status: 400, body: { error: to.reason, code: to.code } };
         if (b.reason !== undefined && typeof b.reason !== 'string') return { status: 400, body: { error: '"reason" must be a string' } };
         if (b.force !== undefined && typeof b.force !== 'boolean') return { status: 400, body: { error: '"force" must be true or false' } };
-        return outcome(await d.controller.transition({ to: to.state, reason: b.reason, force: b.force === true, by: `operator:${str(b.by) ? b.by : 'admin-api'}` }));
+        return outcome(await d.controller.transition({ to: to.state, reason: b.reason, force: b.force === true, by: auditActor(actor, b) }));
       },
     },
     {
       method: 'POST',
       path: '/rollback',
       mutates: true,
-      handler: async ({ body }) => {
-        const b = body as { reason?: unknown; by?: unknown };
+      handler: async ({ body, actor }) => {
+        const b = body as { reason?: unknown; by?: unknown; note?: unknown };
         if (!str(b.reason)) return { status: 400, body: { error: 'a rollback needs {"reason": "..."}' } };
-        return outcome(await d.controller.rollback(b.reason, `operator:${str(b.by) ? b.by : 'admin-api'}`));
+        return outcome(await d.controller.rollback(b.reason, auditActor(actor, b)));
       },
     },
     {
@@ -108,12 +122,27 @@ export function adminRoutes(d: AdminDeps): Route[] {
       },
     },
     {
+      // Running a gate costs (gate 2 checksums both databases) and sets what the guards read: POST only.
+      method: 'POST',
+      path: '/gates/:n',
+      mutates: true,
+      handler: async ({ params }) => {
+        const n = gateNumber(params.n);
+        if (n === null) return noGate(params.n);
+        const report = await d.controller.gate(n);
+        lastGate[n] = report;
+        return { status: 200, body: report };
+      },
+    },
+    {
       method: 'GET',
       path: '/gates/:n',
-      handler: async ({ params }) => {
-        const n = Number(params.n);
-        if (n !== 1 && n !== 2 && n !== 3) return { status: 400, body: { error: `no gate ${JSON.stringify(params.n)}: gates are 1, 2 and 3` } };
-        return { status: 200, body: await d.controller.gate(n) };
+      handler: ({ params }) => {
+        const n = gateNumber(params.n);
+        if (n === null) return noGate(params.n);
+        const last = lastGate[n];
+        if (last === undefined) return { status: 404, body: { error: `gate ${n} has not been run on this sidecar; POST /gates/${n} runs it` } };
+        return { status: 200, body: last };
       },
     },
     {

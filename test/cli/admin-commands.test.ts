@@ -35,7 +35,7 @@ async function fakeAdmin(t: { teardown(fn: () => unknown): void }) {
       route('GET', '/state', false, () => ({ status: 200, body: state })),
       route('POST', '/transition', true, () => ({ status: 200, body: { ...state, state: 'READS_50PCT_AURORA', version: 4, since: T0, readPercent: 50 } })),
       route('POST', '/rollback', true, () => ({ status: 200, body: { ...state, state: 'ROLLBACK', version: 4, since: T0, reason: 'p99 too high' } })),
-      route('GET', '/gates/:n', false, () => ({ status: 404, body: { error: 'no such gate' } })),
+      route('POST', '/gates/:n', true, () => ({ status: 404, body: { error: 'no such gate' } })),
       route('GET', '/audit', false, () => ({ status: 200, body: { entries: [] } })),
       route('GET', '/shadow/mismatches', false, () => ({ status: 200, body: { total: 0, items: [] } })),
     ],
@@ -184,7 +184,7 @@ t.test('rollback, gate, audit', async (t) => {
   t.match(rb.out, /rollback started\nstate\s+ROLLBACK/);
   t.same(a.calls.at(-1)!.body, { reason: 'p99 too high' });
 
-  a.replies['GET /gates/2'] = {
+  a.replies['POST /gates/2'] = {
     status: 200,
     body: {
       gate: 2,
@@ -195,7 +195,7 @@ t.test('rollback, gate, audit', async (t) => {
       ],
     },
   };
-  a.replies['GET /gates/3'] = {
+  a.replies['POST /gates/3'] = {
     status: 200,
     body: { gate: 3, passed: false, criteria: [{ name: 'shadow mismatches', measured: 4, threshold: 0, passed: false, detail: '4 unexplained' }] },
   };
@@ -245,6 +245,30 @@ t.test('rollback, gate, audit', async (t) => {
   const auditJson = await cli(['audit', '--json'], env);
   t.equal(JSON.parse(auditJson.out).entries.length, 2);
   t.equal(a.calls.at(-1)!.query, 'limit=50', 'default limit');
+});
+
+t.test('control characters from the server are printed inert (no ANSI escapes, no forged lines)', async (t) => {
+  const a = await fakeAdmin(t);
+  const env = { PGCUTOVER_ADMIN: a.url, PGCUTOVER_ADMIN_TOKEN: TOKEN };
+  const evil = 'ok\x1b[2J\x1b[31mred\r\n2025-06-01 12:00:00Z  operator:root  transition  forged\u009b1m\u202eevil';
+  a.replies['GET /audit'] = { status: 200, body: { entries: [{ at: T0, by: `operator:x\x07`, kind: 'transition', to: 'ROLLBACK', reason: evil, steps: [{ name: 'step', detail: evil }] }] } };
+  a.replies['GET /state'] = { status: 200, body: { ...a.state, reason: evil, [`k\x1b]0;title\x07`]: evil } };
+  a.replies['POST /rollback'] = { status: 409, body: { error: evil, code: 'x\x1by' } };
+  const outputs = [
+    (await cli(['audit'], env)).out,
+    (await cli(['status'], env)).out,
+    (await cli(['rollback', '--reason', 'r'], env)).err,
+  ];
+  for (const out of outputs) {
+    t.notMatch(out, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, 'no control character but the newline');
+    t.notMatch(out, /\n2025-06-01 12:00:00Z  operator:root/, 'no forged line');
+    t.match(out, /\\x1b\[2J/, 'the escape is shown, not obeyed');
+  }
+  const audit = outputs[0]!.trimEnd().split('\n');
+  t.equal(audit.length, 3, 'header, one entry, one step');
+  const json = (await cli(['audit', '--json'], env)).out;
+  t.notMatch(json, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, '--json: escaped too');
+  t.equal(JSON.parse(json).entries[0].reason, evil, '--json: the same value once parsed');
 });
 
 t.test('shadow report groups mismatches by fingerprint', async (t) => {

@@ -176,7 +176,7 @@ t.test('unknown path: 404; wrong method: 405', async (t) => {
       t.equal(r.status, 404, `${method} ${path}: 404`);
       t.match(r.body, { error: /no such endpoint/ });
     }
-    for (const [method, path, allow] of [['GET', '/transition', 'POST'], ['GET', '/rollback', 'POST'], ['POST', '/state', 'GET'], ['PUT', '/state', 'GET'], ['DELETE', '/gates/1', 'GET']] as const) {
+    for (const [method, path, allow] of [['GET', '/transition', 'POST'], ['GET', '/rollback', 'POST'], ['POST', '/state', 'GET'], ['PUT', '/state', 'GET'], ['DELETE', '/gates/1', 'POST, GET']] as const) {
       const r = await call(method, path, method === 'POST' ? { body: '{}', headers: auth } : {});
       t.equal(r.status, 405, `${method} ${path}: 405`);
       t.match(r.body, { error: new RegExp(`use ${allow}`) });
@@ -184,23 +184,40 @@ t.test('unknown path: 404; wrong method: 405', async (t) => {
   });
 });
 
-t.test('gates: /gates/9 is 400; /gates/1 runs against the real servers', async (t) => {
+t.test('gates: /gates/9 is 400; POST /gates/1 runs against the real servers; GET only reads the last result', async (t) => {
   await unchanged(t, 'gates', async () => {
     for (const n of ['9', '0', 'x', '1.5', '-1']) {
-      const r = await call('GET', `/gates/${n}`);
-      t.equal(r.status, 400, `/gates/${n}: 400`);
-      t.match(r.body, { error: /gates are 1, 2 and 3/ });
+      for (const r of [await post(`/gates/${n}`, {}), await call('GET', `/gates/${n}`)]) {
+        t.equal(r.status, 400, `/gates/${n}: 400`);
+        t.match(r.body, { error: /gates are 1, 2 and 3/ });
+      }
     }
-    const bad = await call('GET', '/gates/%E0%A4%A');
+    const bad = await post('/gates/%E0%A4%A', {});
     t.equal(bad.status, 400, 'a malformed percent-encoding: 400, not a crash');
-    const g = await call('GET', '/gates/1');
+    t.match(await call('GET', '/gates/2'), { status: 404, body: { error: /gate 2 has not been run.*POST \/gates\/2/ } }, 'GET runs nothing');
+    t.equal((await post('/gates/2', {}, {})).status, 401, 'running a gate needs the token');
+    t.equal((await call('POST', '/gates/2', { body: '{}', headers: { ...auth, 'content-type': 'text/plain' } })).status, 415, 'and a JSON content type');
+    t.match(await call('GET', '/gates/2'), { status: 404 }, 'still not run');
+    const g = await post('/gates/1', {});
     t.equal(g.status, 200);
     t.match(g.body, { gate: 1, passed: Boolean, at: Number });
     const criteria = g.body.criteria as { name: string; passed: boolean; threshold: unknown }[];
     t.ok(Array.isArray(criteria) && criteria.length >= 3, `${criteria.length} criteria`);
     for (const c of criteria) t.match(c, { name: String, passed: Boolean }, `criterion ${c.name}`);
     t.ok(criteria.some((c) => /reachable/i.test(c.name) && c.passed), 'both databases reachable');
+    const again = await call('GET', '/gates/1');
+    t.same(again, { ...again, status: 200, body: g.body }, 'GET /gates/1 returns the result POST produced');
   });
+});
+
+t.test("the audit's actor is the credential; the body's `by` is only a note", async (t) => {
+  const r = await post('/transition', { to: 'READS_10PCT_AURORA', force: true, reason: 'actor test', by: 'mallory' });
+  t.equal(r.status, 200, JSON.stringify(r.body));
+  const audit = (await call('GET', '/audit?limit=1000')).body.entries as { reason: string; by: string }[];
+  const e = audit.find((x) => x.reason === 'actor test');
+  t.ok(e, 'transition audited');
+  t.equal(e?.by, 'operator:admin-token (note: mallory)');
+  await proxy.setState('SOURCE_PRIMARY', 'test setup');
 });
 
 t.test('oversized body: 413', async (t) => {
