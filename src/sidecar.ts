@@ -31,6 +31,7 @@ import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
 import { breakerRelay, startObservers, type Observers } from './observers.js';
+import { logLevelFile, reloadAll, type Reloadable, type ReloadReport } from './control/reload.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
@@ -45,6 +46,8 @@ export interface Sidecar {
   listen: { host: string; port: number };
   admin: { host: string; port: number };
   stop(timeoutMs?: number): Promise<void>;
+  /** SIGHUP: re-reads the users, the TLS certificate and the log level; never ends a connection. */
+  reload(): Promise<ReloadReport[]>;
 }
 
 export type Started = { ok: true; value: Sidecar } | { ok: false; errors: string[] };
@@ -77,6 +80,26 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
   // Derive SCRAM keys now: a first login must cost the same for every user, known or not.
   warmScramSecrets(users.value.values());
+  const reloadable: Reloadable[] = [];
+  if (cfg.logLevelFile) {
+    const level = logLevelFile(cfg.logLevelFile, log);
+    const first = level.reload();
+    if (!first.ok) return { ok: false, errors: first.errors };
+    reloadable.push(level);
+  }
+  // The proxy reads this map at each login: a reload swaps its contents, sessions already in keep going.
+  const userMap = users.value;
+  reloadable.push({
+    what: 'users',
+    reload: () => {
+      const r = resolveUsers(cfg, env);
+      if (!r.ok) return r;
+      warmScramSecrets(r.value.values());
+      userMap.clear();
+      for (const [k, v] of r.value) userMap.set(k, v);
+      return { ok: true, value: `${userMap.size} users` };
+    },
+  });
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
   if (cfg.shadow.mode === 'apply') {
@@ -256,6 +279,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       shadower: () => shadower,
       listen,
       admin: { host: cfg.admin.host, port: adminPort },
+      reload: () => reloadAll(reloadable, log),
       stop(timeoutMs = cfg.shutdownTimeoutMs) {
         stopped ??= (async () => {
           await teardown(timeoutMs);

@@ -22,8 +22,8 @@ function addStartOptions(cmd: Command): Command {
   return cmd;
 }
 
-/** Stops `stop` on SIGTERM/SIGINT, exits 0 when it resolves. */
-export function onSignals(stop: () => Promise<void>): void {
+/** Stops `stop` on SIGTERM/SIGINT, exits 0 when it resolves; SIGHUP runs `reload` and never exits. */
+export function onSignals(stop: () => Promise<void>, reload?: () => Promise<unknown>): void {
   let n = 0;
   const handler = (sig: string) => {
     n++;
@@ -42,6 +42,11 @@ export function onSignals(stop: () => Promise<void>): void {
   };
   process.on('SIGTERM', () => handler('SIGTERM'));
   process.on('SIGINT', () => handler('SIGINT'));
+  // Without a handler Node exits 129 on SIGHUP (a closed terminal, or `kill -HUP` to reload): never that.
+  process.on('SIGHUP', () => {
+    log.info({ sig: 'SIGHUP' }, 'reloading users, TLS certificate and log level');
+    void reload?.().catch((e) => log.error({ err: e }, 'reload failed'));
+  });
 }
 
 export function buildProgram(): Command {
@@ -65,7 +70,7 @@ export function buildProgram(): Command {
       for (const e of s.errors) console.error(`pg-cutover: ${e}`);
       process.exit(2);
     }
-    onSignals(() => s.value.stop());
+    onSignals(() => s.value.stop(), () => s.value.reload());
   });
 
   program

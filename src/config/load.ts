@@ -25,6 +25,7 @@ export interface StartConfig {
   readYourWritesMs: number;
   readSplit: 'random' | 'session-hash';
   logLevel: string;
+  logLevelFile?: string;
   redis?: string;
   redisPrefix: string;
   sidecarId: string;
@@ -131,6 +132,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       readYourWritesMs: Number(get('readYourWritesMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],
       logLevel: get('logLevel')!,
+      logLevelFile: get('logLevelFile') || undefined,
       redis: get('redis') || undefined,
       redisPrefix: get('redisPrefix')!,
       sidecarId: get('sidecarId') || `${hostname()}:${process.pid}`,

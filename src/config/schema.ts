@@ -67,4 +67,5 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'darkReadPct', type: 'int', default: '0', min: 0, doc: 'Before READS_100PCT_AURORA: percent of reads sent to the source that also run on the target (read-only, rolled back) and are compared (0..100)' }),
   opt({ key: 'gate3MinShadowed', type: 'int', default: '10000', min: 0, doc: 'Gate 3: shadowed write transactions needed before WRITES_TO_AURORA' }),
   opt({ key: 'logLevel', type: 'enum', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], doc: 'Log level (logs are JSON lines on stderr)' }),
+  opt({ key: 'logLevelFile', type: 'file', doc: 'File holding the log level (one word); read at start and on SIGHUP, it overrides --log-level' }),
 ];
