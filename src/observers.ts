@@ -19,11 +19,14 @@ import type { ProxyServer } from './proxy/server.js';
 import { backendUrl } from './proxy/database-url.js';
 import { STATE_POLICY } from './control/states.js';
 import { startReplicationRuntime, type ReplicationRuntime } from './replication/runtime.js';
+import { BackendProbe, type ProbeStatus } from './control/backend-probe.js';
 
 export interface Observers {
   /** The controller's breaker listener. */
   onBreaker(tr: BreakerTransition): void;
   replication: ReplicationRuntime | null;
+  /** Last probe answer per backend (for /healthz). */
+  backends(): Record<'source' | 'target', ProbeStatus>;
   stop(): Promise<void>;
 }
 
@@ -42,6 +45,10 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
   ctl.onChange((s, prev) => {
     if (s.state === 'ROLLBACK') alerts.alert({ kind: 'rollback', severity: 'critical', message: `rollback from ${prev.state}: ${s.reason}`, detail: { from: prev.state, version: s.version }, at: Date.now() });
   });
+
+  const probe = (name: 'source' | 'target') =>
+    new BackendProbe({ name, url: backendUrl(cfg.control[name]), intervalMs: cfg.healthProbeMs, timeoutMs: Math.max(cfg.connectTimeoutMs, 1000) });
+  const probes = { source: probe('source'), target: probe('target') };
 
   let cpu: CpuWatch | null = null;
   if (cfg.targetClusterId || cfg.targetInstanceId) {
@@ -94,6 +101,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
 
   return {
     replication,
+    backends: () => ({ source: probes.source.status(), target: probes.target.status() }),
     onBreaker(tr) {
       const critical = tr.to === 'open' && tr.action === 'rollback';
       alerts.alert({
@@ -111,6 +119,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
       }
     },
     async stop() {
+      await Promise.all([probes.source.close(), probes.target.close()]);
       cpu?.stop();
       await publisher?.stop();
       await replication?.stop();

@@ -254,7 +254,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await teardown(null);
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null }), ...extraRoutes];
+  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...extraRoutes];
   let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });

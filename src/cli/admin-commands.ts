@@ -269,14 +269,19 @@ function fmtValue(v: unknown): string {
 
 const STATE_KEYS = new Set(['state', 'version', 'since', 'reason', 'readPercent', 'writesTo', 'degraded']);
 
-/** Breakers, replication and clients from GET /healthz under the state table; nothing when it is unavailable. */
-async function healthLines(c: { healthz(): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false }> }): Promise<string> {
-  const h = await c.healthz().catch(() => ({ ok: false as const }));
-  return h.ok ? renderHealth(h.body) : '';
+/** Health, breakers, replication and clients from GET /healthz under the state table (a 503 carries them too); nothing when unreachable. */
+async function healthLines(c: Pick<AdminClient, 'healthz'>): Promise<string> {
+  const h = await c.healthz().catch(() => null);
+  if (h === null) return '';
+  if (h.ok) return renderHealth(h.body);
+  if (h.kind !== 'unreachable' && typeof h.body === 'object' && h.body !== null && 'status' in h.body) return renderHealth(h.body as Record<string, unknown>);
+  return '';
 }
 
 export function renderHealth(h: Record<string, unknown>): string {
   const rows: [string, string][] = [];
+  if (h.status === 'degraded') rows.push(['health', `DEGRADED: ${Array.isArray(h.reasons) ? h.reasons.map(String).join('; ') : 'see /healthz'}`]);
+  else if (h.status === 'ok') rows.push(['health', 'ok']);
   if (typeof h.clients === 'number') rows.push(['clients', String(h.clients)]);
   if (Array.isArray(h.breakers)) {
     const b = h.breakers as { name: string; status: string; value: number | null; threshold: number }[];

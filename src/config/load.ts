@@ -21,6 +21,7 @@ export interface StartConfig {
   maxClients: number;
   maxMessageBytes: number;
   connectTimeoutMs: number;
+  healthProbeMs: number;
   shutdownTimeoutMs: number;
   readYourWritesMs: number;
   readSplit: 'random' | 'session-hash';
@@ -128,6 +129,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       maxClients: Number(get('maxClients')),
       maxMessageBytes: Number(get('maxMessageBytes')),
       connectTimeoutMs: cto,
+      healthProbeMs: Number(get('healthProbeMs')),
       shutdownTimeoutMs: Number(get('shutdownTimeoutMs')),
       readYourWritesMs: Number(get('readYourWritesMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],

@@ -53,6 +53,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'cloudwatchIntervalMs', type: 'int', default: '60000', min: 1000, doc: 'CloudWatch publishing and CPU polling period' }),
   opt({ key: 'maxClients', type: 'int', default: '2000', min: 1, doc: 'Most client connections at once; more get SQLSTATE 53300' }),
   opt({ key: 'maxMessageBytes', type: 'int', default: String(64 * 1024 * 1024), min: 1024, doc: 'Largest frontend message accepted; a larger one gets SQLSTATE 08P01 and closes that connection' }),
+  opt({ key: 'healthProbeMs', type: 'int', default: '2000', min: 50, doc: 'How often each backend is probed (select 1 on a control connection) for /healthz; an unreachable one makes it 503 degraded' }),
   opt({ key: 'connectTimeoutMs', type: 'int', default: '5000', min: 1, doc: 'Timeout for connecting and logging in to a backend' }),
   opt({ key: 'shutdownTimeoutMs', type: 'int', default: '30000', min: 0, doc: 'On SIGTERM, how long open transactions may run before connections are closed' }),
   opt({ key: 'readYourWritesMs', type: 'int', default: '0', min: 0, doc: 'After a write, send the session\'s reads to the write backend for this long (0 = off)' }),

@@ -13,6 +13,7 @@ import type { TransitionOutcome } from './transition.js';
 import { parseState } from './states.js';
 import { BREAKER_NAMES, type BreakerName } from './breaker.js';
 import { shadowSummary } from '../metrics/shadow.js';
+import { healthVerdict, type ProbeStatus } from './backend-probe.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -23,6 +24,8 @@ export interface AdminDeps {
   unleash(): UnleashBinding | null;
   /** Replication runtime status (state, lag, heartbeat, slots); absent without --subscription/--dms-task-arn. */
   replication?(): Record<string, unknown> | null;
+  /** Last probe answer per backend; absent: not probed (tests without observers). */
+  backends?(): Partial<Record<'source' | 'target', ProbeStatus>>;
 }
 
 const STATUS: Record<string, number> = {
@@ -70,16 +73,22 @@ export function adminRoutes(d: AdminDeps): Route[] {
       handler: () => {
         const h = d.controller.health();
         const u = d.unleash();
+        const replication = d.replication?.() ?? null;
+        const backends = d.backends?.() ?? {};
+        const v = healthVerdict({ store: h.store, backends, replication });
+        // 503 when degraded: load balancers and orchestrators read the status code, not the body.
         return {
-          status: 200,
+          status: v.status === 'ok' ? 200 : 503,
           body: {
-            status: h.degraded ? 'degraded' : 'ok',
+            status: v.status,
+            reasons: v.reasons,
+            backends,
             state: d.controller.snapshot().state,
             clients: d.proxy.clientCount,
             store: h.store,
             unleash: u ? { healthy: u.healthy() } : null,
             breakers: h.breakers.map((b) => ({ name: b.name, status: b.status, value: b.value, threshold: b.threshold })),
-            replication: d.replication?.() ?? null,
+            replication,
           },
         };
       },

@@ -117,6 +117,12 @@ t.test('status: table by default, JSON with --json', async (t) => {
   t.match(withHealth.out, /^clients\s+12$/m, 'clients from /healthz');
   t.match(withHealth.out, /^breakers\s+error-rate closed, replication-lag OPEN \(90 > 60\)$/m, 'breakers, open ones with their reading');
   t.match(withHealth.out, /^replication\s+native CDC_ACTIVE, lag 90\.0 s$/m, 'replication state and lag');
+  t.match(withHealth.out, /^health\s+ok$/m);
+  a.replies['GET /healthz'] = { status: 503, body: { status: 'degraded', reasons: ['target unreachable: connect ECONNREFUSED', 'replication failed'], clients: 3 } };
+  const degraded = await cli(['status', '--admin', a.url]);
+  t.equal(degraded.code, 0, 'status still answers');
+  t.match(degraded.out, /^health\s+DEGRADED: target unreachable: connect ECONNREFUSED; replication failed$/m, 'a 503 /healthz shows why');
+  t.match(degraded.out, /^clients\s+3$/m);
 });
 
 t.test('transition: accepted, refused with guards, bad token, bad input', async (t) => {

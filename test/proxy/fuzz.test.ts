@@ -207,7 +207,7 @@ t.test('the proxy survived and still serves', async (t) => {
   const leftovers = async () =>
     (
       await admin.query(
-        "select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()",
+        "select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and application_name not like 'pg-cutover-control%'",
       )
     ).rows[0].n as number;
   // One backend remains: the good client's.

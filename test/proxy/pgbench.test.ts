@@ -85,7 +85,7 @@ t.test('no backend sessions are left behind', async (t) => {
   const deadline = Date.now() + 5_000;
   let n = -1;
   while (Date.now() < deadline) {
-    n = (await src.query("select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()")).rows[0].n;
+    n = (await src.query("select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and application_name not like 'pg-cutover-control%'")).rows[0].n;
     if (n === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }

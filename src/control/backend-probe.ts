@@ -1,0 +1,104 @@
+/**
+ * Is each backend reachable? One control connection per backend runs `select 1` at start and then every
+ * interval; a failure drops the connection (the next round reconnects). /healthz reads the last answer.
+ * Without this, /healthz said ok with both backends down: nothing looked until a client came.
+ */
+import pg from 'pg';
+import { log } from '../log.js';
+import { controlClientConfig } from '../replication/control-conn.js';
+
+export interface ProbeStatus {
+  /** null until the first round has answered. */
+  readonly ok: boolean | null;
+  /** Epoch ms of the last answer. */
+  readonly at: number | null;
+  readonly error?: string;
+}
+
+export interface BackendProbeOptions {
+  name: 'source' | 'target';
+  url: string;
+  intervalMs: number;
+  /** Bound on connect and on the query. */
+  timeoutMs: number;
+  now?: () => number;
+}
+
+export class BackendProbe {
+  private client: pg.Client | null = null;
+  private last: ProbeStatus = { ok: null, at: null };
+  private running: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly o: BackendProbeOptions) {
+    this.timer = setInterval(() => void this.probe(), o.intervalMs);
+    this.timer.unref();
+    void this.probe();
+  }
+
+  status(): ProbeStatus {
+    return this.last;
+  }
+
+  /** One round now (a round already running is joined, not doubled). */
+  probe(): Promise<void> {
+    this.running ??= this.round().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async round(): Promise<void> {
+    const now = this.o.now ?? Date.now;
+    try {
+      if (this.client === null) {
+        // A control session: fencing leaves it alone, so a fenced database is not reported unreachable.
+        const c = new pg.Client({ ...controlClientConfig(this.o.url, { purpose: 'health', connectTimeoutMs: this.o.timeoutMs }), query_timeout: this.o.timeoutMs });
+        c.on('error', () => undefined); // a dropped connection surfaces as the next query's failure
+        this.client = c;
+        await c.connect();
+      }
+      await this.client.query('select 1');
+      if (this.last.ok === false) log.info({ backend: this.o.name }, 'backend reachable again');
+      this.last = { ok: true, at: now() };
+    } catch (e) {
+      const error = (e as Error).message || String(e);
+      if (this.last.ok !== false) log.warn({ backend: this.o.name, err: error }, 'backend unreachable');
+      this.last = { ok: false, at: now(), error };
+      const c = this.client;
+      this.client = null;
+      void c?.end().catch(() => undefined);
+    }
+    if (this.closed) await this.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => undefined);
+  }
+}
+
+export interface HealthInputs {
+  store: { degraded: boolean; reason?: string };
+  backends: Partial<Record<'source' | 'target', ProbeStatus>>;
+  /** The replication runtime's status (its `state`), null when nothing watches replication. */
+  replication: { state?: unknown; replicationError?: unknown } | null;
+}
+
+/** ok, or degraded with one reason per problem: a backend unreachable, replication failed, the store lost. */
+export function healthVerdict(h: HealthInputs): { status: 'ok' | 'degraded'; reasons: string[] } {
+  const reasons: string[] = [];
+  for (const name of ['source', 'target'] as const) {
+    const b = h.backends[name];
+    if (b === undefined) continue;
+    if (b.ok === false) reasons.push(`${name} unreachable: ${b.error ?? 'no answer'}`);
+    else if (b.ok === null) reasons.push(`${name} not probed yet`);
+  }
+  if (h.replication?.state === 'REPLICATION_FAILED') {
+    reasons.push(`replication failed${typeof h.replication.replicationError === 'string' ? `: ${h.replication.replicationError}` : ''}`);
+  }
+  if (h.store.degraded) reasons.push(`shared store unreachable: ${h.store.reason ?? 'no contact'}`);
+  return { status: reasons.length === 0 ? 'ok' : 'degraded', reasons };
+}
