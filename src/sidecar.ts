@@ -204,6 +204,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   ctl.onChange((s) => shadowFor(s.state));
   // Gate 3's latency criteria judge the current stage only.
   ctl.onChange(() => proxy.stats.latency.reset());
+  // Target links open on a transition into a state that splits reads, not with the first read (issue 15).
+  ctl.onChange(() => proxy.prewarmLinks());
 
   let unleash: UnleashBinding | null = null;
   let observers: Observers | null = null;

@@ -43,6 +43,25 @@ export function isServerFault(cause: ErrorCause, clientCancelled = false): boole
   return SERVER_FAULT_CLASSES.has(cause.slice(0, 2).toUpperCase());
 }
 
+/**
+ * Errors a read may meet on the target only because the target's schema or grants differ from the
+ * source's (issue 16: a table missing on the target): undefined table, column, function, object or
+ * schema, insufficient privilege, and a prepared statement missing there (26000: its catch-up Parse failed
+ * on the target for one of those reasons). The source may give the same error (the client's own mistake):
+ * then it is not the target's fault (`isTargetFault` with `sourceResult`).
+ */
+export const SCHEMA_DRIFT_CODES: ReadonlySet<string> = new Set(['42P01', '42703', '42883', '42704', '3F000', '42501', '26000']);
+
+/**
+ * May a read that failed on the target with `code` be run again on the source, when no byte of its reply
+ * reached the client? Server faults and schema drift, never a 57014: a cancel (the client's CancelRequest,
+ * pg_cancel_backend, statement_timeout) is an answer PostgreSQL gives the client, not a failure to retry.
+ */
+export function retryOnSource(code: string): boolean {
+  if (code === QUERY_CANCELED) return false;
+  return SCHEMA_DRIFT_CODES.has(code) || SERVER_FAULT_CLASSES.has(code.slice(0, 2).toUpperCase());
+}
+
 /** Should this error count against the target? */
 export function isTargetFault(cause: ErrorCause, ctx: AttributionContext = {}): boolean {
   if (ctx.backend === 'source') return false;

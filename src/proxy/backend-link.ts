@@ -15,7 +15,7 @@ import { sqlStateOf } from '../protocol/backend-encode.js';
 import type { BackendTarget } from './database-url.js';
 import type { Role } from '../router/route.js';
 import { AppliedState } from '../router/session-state.js';
-import { isServerFault } from '../control/attribution.js';
+import { retryOnSource } from '../control/attribution.js';
 
 export type { Role };
 
@@ -30,8 +30,8 @@ export interface LinkEvents {
   onLost(link: BackendLink, why: string): void;
   /** May an unsolicited message (notification, notice, parameter status) from this idle link go to the client now? */
   mayInterject(link: BackendLink): boolean;
-  /** A held-back reply failed for a reason of the server's: the unit should be retried elsewhere. */
-  onRetry(link: BackendLink, why: string): void;
+  /** A held-back reply failed with `sqlstate` (a server fault or schema drift): the unit should be retried elsewhere. */
+  onRetry(link: BackendLink, sqlstate: string): void;
 }
 
 /** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
@@ -67,7 +67,7 @@ export class BackendLink {
   ) {
     this.scanner = new BackendScanner([Backend.ReadyForQuery, Backend.ErrorResponse], (type, buf, s, e) => {
       if (type === Backend.ReadyForQuery) this.ready(buf[s] as TxStatus);
-      else this.ev.onError(this, sqlStateOf(buf, s, e));
+      else this.forwardedError(buf, s, e);
     });
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     const lost = (why: string) => {
@@ -96,6 +96,37 @@ export class BackendLink {
     this.hold = [];
     this.holdBytes = 0;
     this.holdFault = null;
+  }
+
+  /**
+   * Gives up the chance to retry the held unit: what is held goes to the client now, the rest streams. For a
+   * unit the client pipelines more behind (its replies must follow this one's, from this backend).
+   */
+  releaseHold(): void {
+    const held = this.hold;
+    if (held === null) return;
+    this.hold = null;
+    if (held.length > 0) this.ev.onData(this, held.length === 1 ? held[0] : Buffer.concat(held));
+  }
+
+  /**
+   * The proxy itself is about to end this backend session (its fence terminates the old writer's sessions):
+   * its loss, when idle, is the proxy's doing and may be repaired silently if the session state is replayable.
+   */
+  retire(reason: string): void {
+    this.retired ??= reason;
+  }
+
+  /** Why the proxy retired this link (see retire), or null. */
+  retired: string | null = null;
+
+  /** A FATAL (or PANIC) ErrorResponse reached the client from this backend: its end is already told. */
+  fatalForwarded = false;
+
+  /** An ErrorResponse on its way to the client (counted; a FATAL one tells the client the session ends). */
+  private forwardedError(buf: Buffer, s: number, e: number): void {
+    if (isFatal(buf, s, e)) this.fatalForwarded = true;
+    this.ev.onError(this, sqlStateOf(buf, s, e));
   }
 
   get address(): string {
@@ -130,6 +161,7 @@ export class BackendLink {
     const bad = this.frames.feed(chunk, (type, buf, start, end) => {
       if (type === Backend.ErrorResponse) {
         this.lastError = buf.toString('utf8', start + 5, end).replace(/\0/g, ' ').trim();
+        this.lastErrorFrame = Buffer.from(buf.subarray(start, end));
         return;
       }
       if (type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) {
@@ -142,6 +174,8 @@ export class BackendLink {
 
   /** Fields of the last ErrorResponse received while idle (the server's reason for closing). */
   lastError = '';
+  /** That ErrorResponse as PostgreSQL sent it, to pass on when the client must learn of the session's end. */
+  lastErrorFrame: Buffer | null = null;
 
   private slowPath(chunk: Buffer): void {
     const out: Buffer[] = [];
@@ -150,8 +184,10 @@ export class BackendLink {
       if (this.pending === 0 && this.swallow === 0 && this.hold === null && !this.inUnit) {
         // After the last reply owed, in the same chunk: the server speaking on its own (e.g. FATAL 57P01 as it
         // shuts down right after answering). Same rules as unsolicited(): an error is kept, never forwarded.
-        if (type === Backend.ErrorResponse) this.lastError = buf.toString('utf8', start + 5, end).replace(/\0/g, ' ').trim();
-        else if ((type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) && this.ev.mayInterject(this)) out.push(view);
+        if (type === Backend.ErrorResponse) {
+          this.lastError = buf.toString('utf8', start + 5, end).replace(/\0/g, ' ').trim();
+          this.lastErrorFrame = Buffer.from(view);
+        } else if ((type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) && this.ev.mayInterject(this)) out.push(view);
         return;
       }
       if (this.swallow > 0) {
@@ -164,7 +200,8 @@ export class BackendLink {
       }
       if (type === Backend.ErrorResponse) {
         const code = sqlStateOf(buf, start + 5, end);
-        if (this.hold !== null && this.holdFault === null && isServerFault(code)) this.holdFault = code;
+        if (this.hold !== null && this.holdFault === null && retryOnSource(code)) this.holdFault = code;
+        if (this.hold === null && isFatal(buf, start + 5, end)) this.fatalForwarded = true;
         this.ev.onError(this, code);
       }
       if (type === Backend.ReadyForQuery) this.ready(buf[start + 5] as TxStatus);
@@ -175,7 +212,7 @@ export class BackendLink {
           const held = this.hold;
           this.hold = null;
           if (this.holdFault !== null) {
-            this.ev.onRetry(this, `SQLSTATE ${this.holdFault}`);
+            this.ev.onRetry(this, this.holdFault);
             return;
           }
           for (const b of held) out.push(b);
@@ -211,3 +248,18 @@ export class BackendLink {
 }
 
 const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+/** An ErrorResponse body (buf[s, e)) whose severity ends the session: FATAL or PANIC. */
+function isFatal(buf: Buffer, s: number, e: number): boolean {
+  let i = s;
+  while (i < e && buf[i] !== 0) {
+    const z = buf.indexOf(0, i + 1);
+    if (z < 0 || z >= e) return false;
+    if (buf[i] === 0x53 /* 'S' */) {
+      const sev = buf.toString('latin1', i + 1, z);
+      return sev === 'FATAL' || sev === 'PANIC';
+    }
+    i = z + 1;
+  }
+  return false;
+}

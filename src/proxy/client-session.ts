@@ -19,12 +19,14 @@ import { connectBackend, sendCancelRequest } from './backend-connect.js';
 import type { BackendTarget } from './database-url.js';
 import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
 import type { ProxyStats } from './stats.js';
-import { isServerFault } from '../control/attribution.js';
+import { isServerFault, isTargetFault, SCHEMA_DRIFT_CODES } from '../control/attribution.js';
 import { Router, type Frame } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
 import type { ShadowTx } from '../shadow/shadow-tx.js';
 
 export type SessionPhase = 'connecting' | 'ready' | 'closed';
+
+type OpenResult = { ok: true; parameterStatus: Buffer } | { ok: false; sqlstate: string; message: string };
 
 export interface SessionDeps {
   backends: { source: BackendTarget; target: BackendTarget };
@@ -82,6 +84,7 @@ export class ClientSession implements LinkEvents {
     this.socket.on('error', () => this.close());
     if (this.socket.destroyed) return this.close();
     const role = this.deps.router.policy().writesTo;
+    this.prewarm();
     const r = await this.openLink(role);
     if (this.phase !== 'connecting') return;
     if (!r.ok) return this.fatal(r.sqlstate, r.message);
@@ -97,7 +100,30 @@ export class ClientSession implements LinkEvents {
     if (this.draining) this.maybeFinishDrain();
   }
 
-  private async openLink(role: Role): Promise<{ ok: true; parameterStatus: Buffer } | { ok: false; sqlstate: string; message: string }> {
+  /**
+   * In the states that split reads, the target link opens now (at login, or on a transition into such a
+   * state), not with the first read sent there (+20–30 ms on that query).
+   */
+  prewarm(): void {
+    const p = this.deps.router.policy();
+    if (this.phase === 'closed' || p.writesTo !== 'source' || p.readPercent <= 0) return;
+    if (this.links.target === null && this.opening.target === null) void this.openLink('target');
+  }
+
+  /** Connects in progress, so a read and the prewarm never open two links to one backend. */
+  private readonly opening: { source: Promise<OpenResult> | null; target: Promise<OpenResult> | null } = { source: null, target: null };
+
+  private openLink(role: Role): Promise<OpenResult> {
+    const busy = this.opening[role];
+    if (busy !== null) return busy;
+    const p = this.connectLink(role).finally(() => {
+      this.opening[role] = null;
+    });
+    this.opening[role] = p;
+    return p;
+  }
+
+  private async connectLink(role: Role): Promise<OpenResult> {
     const target = this.deps.backends[role];
     const r = await connectBackend(target, this.startupParams);
     if (this.phase === 'closed') {
@@ -107,7 +133,10 @@ export class ClientSession implements LinkEvents {
     if (!r.ok) {
       this.deps.stats.connectFailures[role]++;
       this.deps.router.backendFailed(role);
-      return { ok: false, sqlstate: r.error.sqlstate, message: r.error.message };
+      log.warn({ session: this.id, backend: role, code: r.error.sqlstate, err: r.error.message }, 'backend connect failed');
+      // The client gets the server's own refusal (28P01, 3D000...) but never a backend's address.
+      const message = r.error.sqlstate.startsWith('08') ? `could not connect to the ${role} database server` : r.error.message;
+      return { ok: false, sqlstate: r.error.sqlstate, message };
     }
     const b = r.value;
     this.links[role] = new BackendLink(role, target, b.socket, b.pid, b.secret, this);
@@ -127,6 +156,12 @@ export class ClientSession implements LinkEvents {
     }
     const busy = this.busyLink();
     if (busy !== null) {
+      // More frames behind a held read: their replies must follow its reply, from the same backend, so the
+      // held one can no longer be retried elsewhere.
+      if (busy.retryable) {
+        busy.releaseHold();
+        this.retryFrames = null;
+      }
       // A unit inside a transaction may use a statement prepared on the other backend (the writer moved
       // while the session was idle: BEGIN went to the new writer, the next Bind names a statement only the
       // old one has). At a unit's start, nothing owed, prepare it here first.
@@ -209,7 +244,9 @@ export class ClientSession implements LinkEvents {
     // A dark read covers one unit sent outside a transaction: inside one, the target would not see the
     // transaction's own earlier writes (a false mismatch), and later units of it may write.
     else if (role === 'source' && !this.state.unitWrite && !policy.shadow && this.shadow === null && wasIdle) this.startDarkRead();
-    if (isRead) {
+    // A read on the target is held back until its ReadyForQuery so it can be retried on the source; not one
+    // ended by Flush: its replies are due now and no ReadyForQuery may come before the client's next move.
+    if (isRead && unit[unit.length - 1].type !== Frontend.Flush) {
       this.retryFrames = unit;
       link.holdReply();
     }
@@ -239,7 +276,6 @@ export class ClientSession implements LinkEvents {
           this.resumeWith(unit, 'source');
           return;
         }
-        log.warn({ session: this.id, backend: role, err: r.message }, 'backend connect failed');
         return this.fatal(r.sqlstate, r.message);
       }
       this.resumeWith(unit, role);
@@ -392,6 +428,7 @@ export class ClientSession implements LinkEvents {
 
   onReady(link: BackendLink): void {
     this.cancelRequested = false;
+    if (this.drift !== null && link.role === 'source' && link.pending === 0) this.judgeDrift();
     if (link.pending === 0) {
       const at = this.unitAt[link.role];
       if (at > 0) {
@@ -414,20 +451,40 @@ export class ClientSession implements LinkEvents {
 
   onError(link: BackendLink, sqlstate: string): void {
     this.deps.stats.errors[link.role]++;
+    if (this.drift !== null && link.role === 'source') this.drift.source ??= sqlstate;
     // A 57014 after the client's own CancelRequest is the client's doing, not the server's.
-    if (isServerFault(sqlstate, this.cancelRequested)) this.deps.stats.backendFaults[link.role]++;
+    const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested }) : isServerFault(sqlstate, this.cancelRequested);
+    if (fault) this.deps.stats.backendFaults[link.role]++;
+  }
+
+  /**
+   * A read the target refused for schema drift (undefined table, privilege...), being retried on the source:
+   * its code, and the source's answer (null: none yet, or success).
+   */
+  private drift: { target: string; source: string | null } | null = null;
+
+  /** The source answered a read the target refused: an error the source did not give is the target's fault. */
+  private judgeDrift(): void {
+    const d = this.drift!;
+    this.drift = null;
+    if (isTargetFault(d.target, { backend: 'target', sourceResult: d.source ?? 'ok' })) this.deps.stats.backendFaults.target++;
   }
 
   /** The client sent a CancelRequest since its last ReadyForQuery. */
   private cancelRequested = false;
 
-  onRetry(link: BackendLink, why: string): void {
+  onRetry(link: BackendLink, sqlstate: string): void {
     const frames = this.retryFrames;
     this.retryFrames = null;
     this.deps.stats.targetFallbacks++;
-    this.deps.router.backendFailed(link.role);
-    log.debug({ session: this.id, why }, 'read failed on the target; retrying on the source');
-    if (frames !== null) this.dispatch(frames, 'source');
+    // Schema drift fails this statement, not the target: no back-off for other reads; whether it counts
+    // against the target is judged by the source's answer (judgeDrift).
+    if (SCHEMA_DRIFT_CODES.has(sqlstate)) this.drift = { target: sqlstate, source: null };
+    else this.deps.router.backendFailed(link.role);
+    log.debug({ session: this.id, sqlstate }, 'read failed on the target; retrying on the source');
+    if (frames === null) return;
+    this.deps.router.unitFailed(link, frames);
+    this.dispatch(frames, 'source');
   }
 
   mayInterject(link: BackendLink): boolean {
@@ -438,21 +495,34 @@ export class ClientSession implements LinkEvents {
   onLost(link: BackendLink, why: string): void {
     if (this.links[link.role] === link) this.links[link.role] = null;
     if (this.phase === 'closed') return;
-    this.deps.stats.backendFaults[link.role]++;
-    this.deps.router.backendFailed(link.role);
+    const retired = link.retired !== null;
+    if (!retired) {
+      this.deps.stats.backendFaults[link.role]++;
+      this.deps.router.backendFailed(link.role);
+    }
     if (link.retryable && this.retryFrames !== null && link.txStatus === TxStatus.Idle) {
       log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
-      return this.onRetry(link, why);
+      return this.onRetry(link, SqlState.ConnectionFailure);
     }
     // A cut connection may leave the statement running on the server until it next writes: stop it.
     if (link.pending > 0) void sendCancelRequest(link.target, link.pid, link.secret);
     const reason = link.lastError ? `${why} (${link.lastError})` : why;
-    log.warn({ session: this.id, backend: link.role, why: reason }, 'backend connection lost');
-    // A backend that goes away while idle (server restart, idle timeout, the fencing step ending application
-    // sessions) is reconnected on next use, its session state replayed: the client sees nothing. A pinned
-    // session (temp table, LISTEN, advisory lock) lost state that cannot be rebuilt, so it ends.
-    if (link.idle && this.state.pinnedTo !== link.role) return;
-    this.fatal(SqlState.ConnectionFailure, `connection to ${link.role} backend ${link.address} lost: ${reason}`);
+    log.warn({ session: this.id, backend: link.role, address: link.address, retired: link.retired, why: reason }, 'backend connection lost');
+    if (link.idle) {
+      // Idle: reconnected on next use, its session state replayed, when the loss is the proxy's own doing
+      // (its fence ended the session: retired) or the link is the session's read-only helper on the
+      // non-writer; never when session state cannot be rebuilt (temp table, LISTEN, advisory lock).
+      // Otherwise the client learns it as it would directly: PostgreSQL's own FATAL, then the close.
+      const replayable = this.state.pinnedTo !== link.role;
+      if (replayable && (retired || link.role !== this.deps.router.policy().writesTo)) return;
+      if (link.lastErrorFrame !== null && !this.socket.destroyed) this.socket.write(link.lastErrorFrame);
+      return this.close();
+    }
+    // Mid-reply: PostgreSQL's FATAL (57P01 terminate, 57P02 crash...) already went to the client: close, as
+    // PostgreSQL does, with no second error. A connection cut without a word gets one 08006 (never naming
+    // the backend's address: that goes to the log).
+    if (link.fatalForwarded) return this.close();
+    this.fatal(SqlState.ConnectionFailure, `server closed the connection unexpectedly (${link.role} database)`);
   }
 
   /** Shutdown: close now if nothing is in flight, else when the open transaction ends. */
@@ -473,6 +543,24 @@ export class ClientSession implements LinkEvents {
   busyOn(role: Role): boolean {
     const l = this.links[role];
     return l !== null && !l.idle;
+  }
+
+  /**
+   * The proxy is about to end this session's backend sessions on `role` itself (its fence): their loss is not
+   * the client's news. An idle link is replaced on next use when the session state is replayable.
+   */
+  retireLink(role: Role, reason: string): void {
+    this.links[role]?.retire(reason);
+  }
+
+  /** After a fence is lifted: an idle retired link is closed, to be opened afresh (and writable) on next use. */
+  replaceRetired(): void {
+    for (const role of ['source', 'target'] as const) {
+      const l = this.links[role];
+      if (l === null || l.retired === null || !l.idle || this.state.pinnedTo === role) continue;
+      this.links[role] = null;
+      l.close();
+    }
   }
 
   /** Cancels what runs on `role` and, inside a transaction, ends the session's connection there. */

@@ -156,12 +156,15 @@ export class Router {
       replies++;
     }
     let parses = 0;
+    /** Statements the unit parses itself: later frames of it use that one, never a catch-up copy (42P05). */
+    let own: Set<string> | null = null;
     for (const f of unit) {
       const name = this.statementUsed(f);
-      if (name === null) continue;
+      if (name === null || own?.has(name)) continue;
       const st = s.named.get(name);
       const have = link.prepared.get(name);
       if (f.type === Frontend.Parse) {
+        (own ??= new Set()).add(name);
         // The client (re)defines it here: drop a stale copy this backend still holds.
         if (have !== undefined) {
           parts.push(closeStatementFrame(name));
@@ -181,6 +184,15 @@ export class Router {
       replies++;
     }
     return parts.length === 0 ? null : { bytes: Buffer.concat(parts), replies };
+  }
+
+  /** The unit failed on `link` and is run elsewhere: the statements it parsed there do not exist there. */
+  unitFailed(link: BackendLink, unit: readonly Frame[]): void {
+    for (const f of unit) {
+      if (f.type !== Frontend.Parse) continue;
+      const name = this.statementUsed(f);
+      if (name !== null) link.prepared.delete(name);
+    }
   }
 
   /** Named statement a frame refers to (Parse defines it; Bind and Describe 'S' use it). */

@@ -154,6 +154,7 @@ export class ProxyServer {
   async holdWrites(writer: 'source' | 'target', drainMs: number): Promise<void> {
     this.clearHoldTimer();
     this.holdingWrites = true;
+    this.retireLinks(writer, 'write hold before a writer change (fence)');
     const busy = await this.writesDrained(writer, drainMs);
     if (busy > 0) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
   }
@@ -167,6 +168,19 @@ export class ProxyServer {
       if (busy === 0 || Date.now() - started > maxMs) return busy;
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  /**
+   * The proxy's fence is about to end its backend sessions on `role` (DESIGN.md "Fencing"): mark them, so an
+   * idle one's end is repaired silently instead of reaching the client as an operator's termination would.
+   */
+  retireLinks(role: 'source' | 'target', reason: string): void {
+    for (const s of this.sessions.values()) s.retireLink(role, reason);
+  }
+
+  /** The state changed: sessions open their target links now if the new state splits reads. */
+  prewarmLinks(): void {
+    for (const s of this.sessions.values()) s.prewarm();
   }
 
   /** Every logged-in client session (GET /clients), oldest first, at most `limit`. */
@@ -195,6 +209,7 @@ export class ProxyServer {
   holdWritesFor(maxMs: number): void {
     this.clearHoldTimer();
     this.holdingWrites = true;
+    this.retireLinks(this.opts.router.policy().writesTo, 'write hold before a writer change (fence)');
     this.holdTimer = setTimeout(() => this.releaseWrites(), maxMs);
     this.holdTimer.unref();
   }
@@ -203,6 +218,7 @@ export class ProxyServer {
   releaseWrites(): void {
     this.clearHoldTimer();
     this.holdingWrites = false;
+    for (const s of this.sessions.values()) s.replaceRetired();
     const parked = [...this.parkedSessions];
     this.parkedSessions.clear();
     for (const s of parked) s.releaseParked();

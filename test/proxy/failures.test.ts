@@ -108,13 +108,15 @@ async function relay(): Promise<{ port: number; cutAll(): void; stopListening():
   };
 }
 
-t.test('source unreachable at connect: 08001 naming the source backend; the proxy keeps going', async (t) => {
+t.test('source unreachable at connect: 08001 naming the source but not its address; the proxy keeps going', async (t) => {
   const closedPort = await freePort();
   const bad = await startProxy(t, `postgresql://postgres:postgres@127.0.0.1:${closedPort}/postgres`, target.url(), {}, USERS);
   for (let i = 0; i < 3; i++) {
     const c = new pg.Client({ connectionString: bad.url() });
     c.on('error', () => undefined);
-    await t.rejects(c.connect(), { code: '08001', message: new RegExp(`could not connect to source backend 127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED`) });
+    const err = await c.connect().then(() => null, (e: Error & { code?: string }) => e);
+    t.match(err, { code: '08001', message: /could not connect to the source database server/ });
+    t.notMatch(err?.message ?? '', /127\.0\.0\.1|\d{4,5}/, 'no backend address');
   }
   t.equal(bad.proxy.stats.connectFailures.source, 3);
   t.equal(bad.proxy.clientCount, 0, 'failed sessions are gone');
@@ -132,14 +134,16 @@ t.test('backend errors at login are passed on naming the backend (unknown databa
   await t.rejects(c.connect(), { code: '3D000', message: /source backend: database "no_such_db" does not exist/ });
 });
 
-t.test('source goes away silently (network cut) mid-query: 08006 naming the backend, other clients unaffected', async (t) => {
+t.test('source goes away silently (network cut) mid-query: one 08006 without the backend address, other clients unaffected', async (t) => {
   const r = await relay();
   const p = await startProxy(t, `postgresql://postgres:postgres@127.0.0.1:${r.port}/postgres`, target.url(), {}, USERS);
   const victim = await client(p.url());
   const q = victim.query("select pg_sleep(30) /* cut */");
   await backendRunning('select pg_sleep(30) /* cut */');
   r.cutAll();
-  await t.rejects(q, { code: '08006', message: new RegExp(`source backend 127\\.0\\.0\\.1:${r.port}`) });
+  const err = await q.then(() => null, (e: Error & { code?: string }) => e);
+  t.match(err, { code: '08006', message: /server closed the connection unexpectedly/ });
+  t.notMatch(err?.message ?? '', /127\.0\.0\.1|\d{4,5}/, 'no backend address');
   t.equal(p.proxy.stats.backendFaults.source, 1, 'counted as a backend fault');
   // New sessions through the relay work again; then the relay stops listening: 08001 for new ones only.
   const other = await client(p.url());
@@ -147,7 +151,7 @@ t.test('source goes away silently (network cut) mid-query: 08006 naming the back
   await r.stopListening();
   const late = new pg.Client({ connectionString: p.url() });
   late.on('error', () => undefined);
-  await t.rejects(late.connect(), { code: '08001', message: /source backend/ });
+  await t.rejects(late.connect(), { code: '08001', message: /source database/ });
   t.equal((await other.query('select 3 as three')).rows[0].three, 3, 'an existing session is not disturbed');
 });
 
@@ -157,11 +161,9 @@ t.test('backend terminated mid-query (pg_terminate_backend): the client is told,
   w.send(query('select pg_sleep(30) /* terminate me */'));
   const pid = await backendRunning('select pg_sleep(30) /* terminate me */');
   await admin.query('select pg_terminate_backend($1)', [pid]);
-  const fatal = await w.waitFor((m) => m.name === 'error');
-  t.equal(fatal.code, '57P01', "PostgreSQL's own FATAL is forwarded first");
-  const lost = await w.waitFor((m) => m.name === 'error' && m.code === '08006');
-  t.match(lost.message, new RegExp(`connection to source backend 127\\.0\\.0\\.1:${source.port} lost`));
   t.ok(await w.waitClosed(), 'client connection closed');
+  // As PostgreSQL: its FATAL 57P01, then the close; no second error of the proxy's own.
+  t.same(w.errors().map((e) => `${e.severity} ${e.code}`), ['FATAL 57P01'], 'exactly PostgreSQL\'s FATAL');
   t.equal((await bystander.query('select 4 as four')).rows[0].four, 4, 'other client unaffected');
 
   // The same through node-postgres: the query fails with a connection error, the client ends.
@@ -169,7 +171,7 @@ t.test('backend terminated mid-query (pg_terminate_backend): the client is told,
   const ended = new Promise<void>((r) => c.on('end', () => r()));
   const q = c.query('select pg_sleep(30) /* terminate pg */');
   await admin.query('select pg_terminate_backend($1)', [await backendRunning('select pg_sleep(30) /* terminate pg */')]);
-  await t.rejects(q, { code: /^(57P01|08006)$/ });
+  await t.rejects(q, { code: '57P01' });
   await ended;
   t.equal((await bystander.query('select 5 as five')).rows[0].five, 5);
 });
