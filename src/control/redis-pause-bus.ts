@@ -1,6 +1,6 @@
 /**
- * The write pause's transport over Redis: presence keys with a TTL (`<prefix>sidecar:<id>`, refreshed every
- * `heartbeatMs`, gone `ttlMs` after a sidecar stops or loses Redis), pause/release messages on a channel, and
+ * The write pause's transport over Redis: presence keys with a short TTL (`<prefix>sidecar:<id>`, refreshed every
+ * `heartbeatMs`, gone `ttlMs` after a sidecar is killed or loses Redis; a pause stops waiting for it then), pause/release messages on a channel, and
  * acknowledgements in a hash per pause. The pause in force and the last release are also kept under
  * `<prefix>pause:current` / `pause:released`, so a sidecar whose subscription missed a message (reconnect)
  * still sees it on its next poll.
@@ -10,13 +10,16 @@ import { log } from '../log.js';
 import { redactUrl, whenReady } from './redis-connect.js';
 import { parsePauseMessage, type AckResult, type PauseBus, type PauseMessage } from './write-pause.js';
 
+export const DEFAULT_HEARTBEAT_MS = 500;
+export const DEFAULT_PRESENCE_TTL_MS = 3000;
+
 export interface RedisPauseBusOptions {
   url: string;
   prefix?: string;
   sidecarId: string;
-  /** Presence refresh period (default 1000 ms). */
+  /** Presence refresh period (default 500 ms). */
   heartbeatMs?: number;
-  /** A sidecar silent this long is not waited for (default 5000 ms). */
+  /** A sidecar silent this long is not waited for (default 3000 ms: six missed beats; a kill -9'd one drops out within it). */
   ttlMs?: number;
   /** Poll of `pause:current` (default 250 ms). */
   pollMs?: number;
@@ -64,7 +67,7 @@ export class RedisPauseBus implements PauseBus {
       t.unref();
       bus.timers.push(t);
     };
-    every(o.heartbeatMs ?? 1000, () => bus.beat());
+    every(o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, () => bus.beat());
     every(o.pollMs ?? 250, async () => {
       const [cur, rel] = await bus.cmd.mget(bus.keys.current, bus.keys.released);
       if (cur) bus.deliver(cur);
@@ -74,7 +77,7 @@ export class RedisPauseBus implements PauseBus {
   }
 
   private beat(): Promise<unknown> {
-    return this.cmd.set(this.keys.presence + this.o.sidecarId, String(Date.now()), 'PX', this.o.ttlMs ?? 5000);
+    return this.cmd.set(this.keys.presence + this.o.sidecarId, String(Date.now()), 'PX', this.o.ttlMs ?? DEFAULT_PRESENCE_TTL_MS);
   }
 
   /** Each message once, whether it came by pub/sub or by poll. */

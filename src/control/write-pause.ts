@@ -60,15 +60,29 @@ export function parsePauseMessage(json: string): PauseMessage | null {
 
 export type AckVerdict = { readonly kind: 'wait'; readonly missing: readonly string[] } | { readonly kind: 'all-held' } | { readonly kind: 'abort'; readonly reason: string };
 
-/** Pure: have all the sidecars alive at the pause acknowledged? `elapsedMs` against `timeoutMs` decides the abort. */
-export function ackVerdict(expected: readonly string[], acks: ReadonlyMap<string, { result: AckResult; detail: string }>, elapsedMs: number, timeoutMs: number): AckVerdict {
+/**
+ * Pure: have all the sidecars alive at the pause acknowledged? `elapsedMs` against `timeoutMs` decides the abort.
+ * `liveNow` (presence keys read during the wait): a sidecar whose presence has expired since the pause began is
+ * dead (kill -9, host gone) and is no longer waited for; before, a switchover waited out the full timeout for it
+ * and aborted. One that lost only Redis but still runs meets the fence the move sets before it reads the LSN.
+ */
+export function ackVerdict(
+  expected: readonly string[],
+  acks: ReadonlyMap<string, { result: AckResult; detail: string }>,
+  elapsedMs: number,
+  timeoutMs: number,
+  liveNow?: readonly string[],
+): AckVerdict {
   const failed = expected.filter((id) => acks.get(id)?.result === 'failed');
   if (failed.length > 0) return { kind: 'abort', reason: `sidecar(s) could not hold their writes: ${failed.map((id) => `${id} (${acks.get(id)!.detail})`).join(', ')}` };
-  const missing = expected.filter((id) => !acks.has(id));
+  const missing = expected.filter((id) => !acks.has(id) && (liveNow === undefined || liveNow.includes(id)));
   if (missing.length === 0) return { kind: 'all-held' };
   if (elapsedMs >= timeoutMs) return { kind: 'abort', reason: `no acknowledgement within ${timeoutMs} ms from sidecar(s) ${missing.join(', ')}` };
   return { kind: 'wait', missing };
 }
+
+/** How often the pause re-reads presence while it waits for acknowledgements. */
+const PRESENCE_RECHECK_MS = 250;
 
 export interface WritePauseOptions {
   sidecarId: string;
@@ -118,9 +132,20 @@ export class WritePause {
         // Our own acknowledgement comes through our own message, like everyone else's.
         const started = Date.now();
         const timeoutMs = drainMs + 2000;
+        let liveNow: string[] | undefined;
+        let checked = started;
         for (;;) {
-          const v = ackVerdict(expected, await bus.acks(id), Date.now() - started, timeoutMs);
-          if (v.kind === 'all-held') return { sidecars: expected };
+          if (Date.now() - checked >= PRESENCE_RECHECK_MS) {
+            checked = Date.now();
+            liveNow = await bus.live().then((l) => [...l, sidecarId], () => liveNow);
+          }
+          const acks = await bus.acks(id);
+          const v = ackVerdict(expected, acks, Date.now() - started, timeoutMs, liveNow);
+          if (v.kind === 'all-held') {
+            const gone = expected.filter((x) => !acks.has(x));
+            if (gone.length > 0) log.warn({ pause: id, gone }, 'write pause: sidecar(s) whose presence expired during the pause are not waited for');
+            return { sidecars: expected.filter((x) => acks.has(x)) };
+          }
           if (v.kind === 'abort') throw new Error(v.reason);
           await new Promise((r) => setTimeout(r, 10));
         }
