@@ -6,8 +6,12 @@ import type { Registry } from 'prom-client';
 import { log } from './log.js';
 import type { StartConfig } from './config/load.js';
 import { loadUsersFile, parseUsersEnv, type UserEntry } from './proxy/auth/users.js';
-import { warmScramSecrets } from './proxy/auth/scram-secrets.js';
 import { ProxyServer } from './proxy/server.js';
+import { UserDirectory } from './proxy/auth/user-directory.js';
+import { createAuthLookup } from './proxy/auth/auth-query.js';
+import { TlsHolder } from './proxy/tls-context.js';
+import { backendUrl } from './proxy/database-url.js';
+import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
@@ -43,6 +47,8 @@ export interface Sidecar {
   setState(s: CutoverState, reason: string): Promise<boolean>;
   /** The shadow-write service while the state is SHADOW_WRITES. */
   shadower(): Shadower | null;
+  /** What SIGHUP can reload: the users (file / PGCUTOVER_USERS) and the clients' TLS certificate; each `reload()` keeps the old on error. */
+  auth: { users: UserDirectory; tls: TlsHolder | null };
   listen: { host: string; port: number };
   admin: { host: string; port: number };
   stop(timeoutMs?: number): Promise<void>;
@@ -76,10 +82,18 @@ async function openStore(cfg: StartConfig, initial: CutoverSnapshot): Promise<St
 }
 
 export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = process.env, extraRoutes: Route[] = []): Promise<Started> {
-  const users = resolveUsers(cfg, env);
+  const authLookup = cfg.auth.lookup
+    ? createAuthLookup({ query: cfg.auth.query, ttlMs: 10_000, connect: () => connectControl(backendUrl(cfg.control.source), { purpose: 'auth-query' }) })
+    : null;
+  // Derives SCRAM keys now: a first login must cost the same for every user, known or not.
+  const users = UserDirectory.open(() => resolveUsers(cfg, env), authLookup);
   if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
-  // Derive SCRAM keys now: a first login must cost the same for every user, known or not.
-  warmScramSecrets(users.value.values());
+  let tlsHolder: TlsHolder | null = null;
+  if (cfg.tlsFiles) {
+    const t = TlsHolder.open(cfg.tlsFiles);
+    if (!t.ok) return { ok: false, errors: t.errors.map((e) => `--tls-cert: ${e}`) };
+    tlsHolder = t.value;
+  }
   const reloadable: Reloadable[] = [];
   if (cfg.logLevelFile) {
     const level = logLevelFile(cfg.logLevelFile, log);
@@ -87,19 +101,25 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     if (!first.ok) return { ok: false, errors: first.errors };
     reloadable.push(level);
   }
-  // The proxy reads this map at each login: a reload swaps its contents, sessions already in keep going.
-  const userMap = users.value;
+  // The proxy asks the directory at each login: a reload swaps its list, sessions already in keep going.
+  const directory = users.value;
   reloadable.push({
     what: 'users',
     reload: () => {
-      const r = resolveUsers(cfg, env);
-      if (!r.ok) return r;
-      warmScramSecrets(r.value.values());
-      userMap.clear();
-      for (const [k, v] of r.value) userMap.set(k, v);
-      return { ok: true, value: `${userMap.size} users` };
+      const r = directory.reload();
+      return r.ok ? { ok: true, value: `${r.value} users` } : r;
     },
   });
+  if (tlsHolder) {
+    const holder = tlsHolder;
+    reloadable.push({
+      what: 'tls',
+      reload: () => {
+        const r = holder.reload();
+        return r.ok ? { ok: true, value: `certificate ${cfg.tlsFiles!.certPath}` } : r;
+      },
+    });
+  }
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
   if (cfg.shadow.mode === 'apply') {
@@ -133,8 +153,13 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     listen: cfg.listen,
     backends: { source: cfg.source, target: cfg.target },
     users: users.value,
-    tls: cfg.tls,
+    tls: tlsHolder ?? cfg.tls,
+    requireTls: cfg.requireTls,
     maxClients: cfg.maxClients,
+    maxPendingLogins: cfg.auth.maxPendingLogins,
+    loginTimeoutMs: cfg.auth.loginTimeoutMs,
+    throttle: cfg.auth.throttle,
+    backendLogin: cfg.auth.backendLogin,
     maxMessageBytes: cfg.maxMessageBytes,
   });
   let bus: RedisPauseBus | null = null;
@@ -222,6 +247,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     pauses.close();
     await bus?.close();
     await admin?.close();
+    await users.value.close();
   };
   if (cfg.unleashUrl) {
     try {
@@ -279,6 +305,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       state: () => ctl.snapshot().state,
       setState: (s, reason) => ctl.override(s, reason),
       shadower: () => shadower,
+      auth: { users: users.value, tls: tlsHolder },
       listen,
       admin: { host: cfg.admin.host, port: adminPort },
       reload: () => reloadAll(reloadable, log),

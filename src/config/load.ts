@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { START_OPTIONS, type OptionSpec } from './schema.js';
 import { parseDatabaseUrl, type BackendTarget } from '../proxy/database-url.js';
+import type { BackendLoginMode } from '../proxy/auth/backend-credential.js';
+import type { ThrottleConfig } from '../proxy/auth/login-throttle.js';
+import type { TlsMinVersion, TlsSettings } from '../proxy/tls-context.js';
+
+/** A secret from a file: its content, one trailing newline dropped. */
+export function readSecretFile(path: string): string {
+  return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+}
 
 export interface HostPort {
   host: string;
@@ -17,6 +25,17 @@ export interface StartConfig {
   admin: HostPort;
   usersFile?: string;
   tls?: { cert: Buffer; key: Buffer };
+  /** Paths and settings behind `tls`, for TlsHolder (reloadable). */
+  tlsFiles?: TlsSettings;
+  requireTls: boolean;
+  auth: {
+    backendLogin: BackendLoginMode;
+    lookup: boolean;
+    query: string;
+    loginTimeoutMs: number;
+    maxPendingLogins: number;
+    throttle: ThrottleConfig;
+  };
   state: string;
   maxClients: number;
   maxMessageBytes: number;
@@ -86,6 +105,15 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       for (const e of r.errors) errors.push(`--${flag}: ${e}`);
       return undefined;
     }
+    // --<flag>-password-file: the password kept out of argv (and out of the URL).
+    const pwFile = get(flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) + 'PasswordFile');
+    if (pwFile) {
+      try {
+        r.value.password = readSecretFile(pwFile);
+      } catch (e) {
+        errors.push(`--${flag}-password-file: ${(e as Error).message}`);
+      }
+    }
     // A connect_timeout in the URL wins over --connect-timeout-ms.
     if (!/[?&]connect_timeout=/.test(u)) r.value.connectTimeoutMs = cto;
     return r.value;
@@ -95,21 +123,35 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   const sourceControl = parse('source-control', 'source', get('sourceControl')) ?? source;
   const targetControl = parse('target-control', 'target', get('targetControl')) ?? target;
   let tls: StartConfig['tls'];
+  let tlsFiles: TlsSettings | undefined;
   const cert = get('tlsCert');
   const key = get('tlsKey');
   if ((cert && !key) || (key && !cert)) errors.push('--tls-cert and --tls-key must be given together');
   if (cert && key) {
     try {
       tls = { cert: readFileSync(cert), key: readFileSync(key) };
+      tlsFiles = { certPath: cert, keyPath: key, minVersion: get('tlsMinVersion') as TlsMinVersion, ciphers: get('tlsCiphers')! };
     } catch (e) {
       errors.push(`--tls-cert/--tls-key: ${(e as Error).message}`);
+    }
+  }
+  const requireTls = /^(true|1|yes|on)$/i.test(get('requireTls') ?? '');
+  if (requireTls && !cert) errors.push('--require-tls needs --tls-cert and --tls-key');
+  let adminToken = get('adminToken') || undefined;
+  const tokenFile = get('adminTokenFile');
+  if (tokenFile) {
+    try {
+      adminToken = readSecretFile(tokenFile);
+      if (adminToken === '') errors.push(`--admin-token-file: ${tokenFile} is empty`);
+    } catch (e) {
+      errors.push(`--admin-token-file: ${(e as Error).message}`);
     }
   }
   const ts = Number(get('timeScale'));
   if (!(ts > 0 && ts <= 1000)) errors.push(`--time-scale: expected a number above 0, got "${get('timeScale')}"`);
   const listen = parseHostPort(get('listen')!);
   const admin = parseHostPort(get('admin')!);
-  if (admin && !/^(127\.|localhost$|::1$)/.test(admin.host) && !get('adminToken')) {
+  if (admin && !/^(127\.|localhost$|::1$)/.test(admin.host) && !adminToken) {
     errors.push(`--admin-token (or PGCUTOVER_ADMIN_TOKEN) is required when --admin listens on a non-loopback address (${admin.host})`);
   }
   if (get('subscription') && get('dmsTaskArn')) errors.push('--subscription and --dms-task-arn are exclusive: the target is fed by one replicator');
@@ -125,6 +167,16 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       admin,
       usersFile: get('users'),
       tls,
+      tlsFiles,
+      requireTls,
+      auth: {
+        backendLogin: get('backendLogin') as BackendLoginMode,
+        lookup: /^(true|1|yes|on)$/i.test(get('authLookup')!),
+        query: get('authQuery')!,
+        loginTimeoutMs: Number(get('loginTimeoutMs')),
+        maxPendingLogins: Number(get('maxPendingLogins')),
+        throttle: { maxFailures: Number(get('loginFailuresMax')), blockMs: Number(get('loginBlockMs')), maxDelayMs: Number(get('loginFailureDelayMs')) },
+      },
       state: get('state')!.toUpperCase(),
       maxClients: Number(get('maxClients')),
       maxMessageBytes: Number(get('maxMessageBytes')),
@@ -138,7 +190,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       redis: get('redis') || undefined,
       redisPrefix: get('redisPrefix')!,
       sidecarId: get('sidecarId') || `${hostname()}:${process.pid}`,
-      adminToken: get('adminToken') || undefined,
+      adminToken,
       timeScale: Number(get('timeScale')),
       unleashUrl: get('unleashUrl') || undefined,
       unleashToken: get('unleashToken') || undefined,

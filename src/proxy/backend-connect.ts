@@ -13,6 +13,7 @@ import type { BackendMessage } from 'pg-protocol/dist/messages';
 import { Parser } from 'pg-protocol/dist/parser';
 import { log } from '../log.js';
 import { createBackendHandshake } from './auth/backend-handshake.js';
+import type { BackendLogin } from './auth/backend-credential.js';
 import { targetAddress, type BackendTarget } from './database-url.js';
 
 export interface BackendReady {
@@ -54,8 +55,8 @@ export function startupMessage(params: Record<string, string>): Buffer {
 }
 
 /** user/database come from the target (database may be overridden by the client's); everything else passes through. */
-function startupParams(target: BackendTarget, given: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = { user: target.user, database: given.database ?? target.database };
+function startupParams(target: BackendTarget, given: Record<string, string>, user: string): Record<string, string> {
+  const out: Record<string, string> = { user, database: given.database ?? target.database };
   for (const [k, v] of Object.entries(given)) if (k !== 'user' && k !== 'database') out[k] = v;
   return out;
 }
@@ -73,8 +74,10 @@ function tlsOptions(target: BackendTarget, socket: net.Socket): tls.ConnectionOp
 export function connectBackend(
   target: BackendTarget,
   given: Record<string, string>,
-  opts: { signal?: AbortSignal } = {},
+  /** `login`: log in as this role with this credential instead of the URL's user and password. */
+  opts: { signal?: AbortSignal; login?: BackendLogin | null } = {},
 ): Promise<BackendConnectResult> {
+  const user = opts.login?.user ?? target.user;
   const where = `${target.role} backend ${targetAddress(target)}`;
   return new Promise((resolve) => {
     let socket: net.Socket = net.connect({ host: target.host, port: target.port, noDelay: true });
@@ -83,7 +86,7 @@ export function connectBackend(
     let phase: 'tcp' | 'ssl-response' | 'tls' | 'startup' = 'tcp';
     let buffered: Buffer = Buffer.alloc(0);
     let busy = false;
-    const handshake = createBackendHandshake({ role: target.role, user: target.user, password: target.password });
+    const handshake = createBackendHandshake({ role: target.role, user, password: target.password, credential: opts.login?.credential });
     const parser = new Parser();
 
     const cleanup = (): void => {
@@ -122,7 +125,7 @@ export function connectBackend(
 
     function sendStartup(): void {
       phase = 'startup';
-      socket.write(startupMessage(startupParams(target, given)));
+      socket.write(startupMessage(startupParams(target, given, user)));
     }
 
     function startTls(): void {

@@ -16,6 +16,7 @@ import * as enc from '../protocol/backend-encode.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { log } from '../log.js';
 import { connectBackend, sendCancelRequest } from './backend-connect.js';
+import type { BackendLogin } from './auth/backend-credential.js';
 import type { BackendTarget } from './database-url.js';
 import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
 import type { ProxyStats } from './stats.js';
@@ -30,6 +31,8 @@ type OpenResult = { ok: true; parameterStatus: Buffer } | { ok: false; sqlstate:
 
 export interface SessionDeps {
   backends: { source: BackendTarget; target: BackendTarget };
+  /** The role and credential to log in to both backends with; null: the URL's (one role for every client). */
+  login?: BackendLogin | null;
   maxMessageBytes: number;
   stats: ProxyStats;
   router: Router;
@@ -125,12 +128,19 @@ export class ClientSession implements LinkEvents {
 
   private async connectLink(role: Role): Promise<OpenResult> {
     const target = this.deps.backends[role];
-    const r = await connectBackend(target, this.startupParams);
+    const r = await connectBackend(target, this.startupParams, { login: this.deps.login });
     if (this.phase === 'closed') {
       if (r.ok) r.value.socket.destroy();
       return { ok: false, sqlstate: SqlState.ConnectionFailure, message: 'session closed' };
     }
     if (!r.ok) {
+      if (r.error.sqlstate.startsWith('28')) {
+        // This client's role cannot log in there (missing, another secret): a fact about the role, not a
+        // backend fault, so no breaker or backoff for everyone; this session keeps its reads on the writer.
+        this.loginRefused[role] = r.error.message;
+        log.warn({ session: this.id, backend: role, user: this.deps.login?.user ?? this.deps.backends[role].user, err: r.error.message }, 'backend refused the client role');
+        return { ok: false, sqlstate: r.error.sqlstate, message: r.error.message };
+      }
       this.deps.stats.connectFailures[role]++;
       this.deps.router.backendFailed(role);
       log.warn({ session: this.id, backend: role, code: r.error.sqlstate, err: r.error.message }, 'backend connect failed');
@@ -263,7 +273,14 @@ export class ClientSession implements LinkEvents {
     link.socket.write(c.bytes);
   }
 
+  /** A backend that refused this session's role (28xxx), by role: its reads stay on the writer. */
+  private readonly loginRefused: { source: string | null; target: string | null } = { source: null, target: null };
+
   private connectThenDispatch(unit: Frame[], role: Role): void {
+    if (role === 'target' && this.loginRefused.target !== null && this.deps.router.policy().writesTo !== 'target') {
+      this.deps.stats.targetFallbacks++;
+      return this.resumeWith(unit, 'source');
+    }
     this.flushRun();
     this.held = [];
     this.socket.pause();

@@ -11,20 +11,40 @@ import { FrameReader, StartupReader } from '../protocol/framer.js';
 import { decodeStartupPacket } from '../protocol/startup.js';
 import * as enc from '../protocol/backend-encode.js';
 import { SqlState } from '../protocol/sqlstate.js';
+import type { ScramPassThrough } from './auth/scram-client.js';
 import { createServerAuth, type AuthStep } from './auth/server.js';
 import type { UserEntry } from './auth/users.js';
 
+/**
+ * Largest password / SASL message accepted before login: PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH (65535,
+ * src/include/libpq/auth.h) for pq_getmessage in recv_password_packet and the SASL exchange. Memory held by a
+ * connection that has not logged in stays at a few kilobytes, whatever length a header claims.
+ */
+export const MAX_AUTH_MESSAGE_BYTES = 65_535;
+/** PostgreSQL's MAX_STARTUP_PACKET_LENGTH (src/include/libpq/pqcomm.h). */
+export const MAX_STARTUP_PACKET_BYTES = 10_000;
+
+/** Where login finds a user: the users file first, then (optionally) a lookup on the source. */
+export interface UserSource {
+  get(name: string): UserEntry | undefined;
+  /** Asked only for names `get` does not know; undefined: no such user. */
+  lookup?(name: string): Promise<UserEntry | undefined>;
+}
+
 export interface LoginDeps {
-  users: ReadonlyMap<string, UserEntry>;
+  users: UserSource;
   tls: SecureContext | null;
-  maxMessageBytes: number;
+  /** Refuse a StartupMessage that did not come over TLS (as a hostssl-only pg_hba.conf does). */
+  requireTls?: boolean;
+  /** For the require-tls refusal message, as PostgreSQL names the client host. */
+  remoteAddress?: string;
   /** A CancelRequest arrived on this connection (it is closed right after, as PostgreSQL does). */
   onCancel(pid: number, secret: number): void;
   timeoutMs: number;
 }
 
 export type LoginResult =
-  | { kind: 'ok'; socket: Socket; user: string; params: Record<string, string>; rest: Buffer }
+  | { kind: 'ok'; socket: Socket; user: string; params: Record<string, string>; rest: Buffer; entry?: UserEntry; scram?: ScramPassThrough }
   | { kind: 'cancel' }
   | { kind: 'fail'; sqlstate: string; message: string; socket: Socket; quiet?: boolean };
 
@@ -34,13 +54,17 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
   return new Promise<LoginResult>((resolve) => {
     let socket: Socket = sock;
     let done = false;
-    let startup = new StartupReader(10_000);
+    let startup = new StartupReader(MAX_STARTUP_PACKET_BYTES);
     let tlsDone = false;
     let gssDone = false;
     let user = '';
     let params: Record<string, string> = {};
     let auth: ReturnType<typeof createServerAuth> | null = null;
-    const frames = new FrameReader(deps.maxMessageBytes, AUTH_TYPES);
+    let entry: UserEntry | undefined;
+    /** Bytes that arrived while the user was being looked up (null: not looking up). */
+    let waiting: Buffer[] | null = null;
+    let waitingBytes = 0;
+    const frames = new FrameReader(MAX_AUTH_MESSAGE_BYTES, AUTH_TYPES);
 
     const finish = (r: LoginResult) => {
       if (done) return;
@@ -70,7 +94,7 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
         case 'ok':
           if (s.saslFinal) socket.write(enc.authenticationSASLFinal(s.saslFinal));
           socket.write(enc.authenticationOk());
-          finish({ kind: 'ok', socket, user, params, rest });
+          finish({ kind: 'ok', socket, user, params, rest, entry, scram: s.scram });
           return;
         case 'fail':
           fail(s.sqlstate, s.message);
@@ -103,7 +127,7 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
           socket.on('data', onData);
           socket.on('close', onClose);
           socket.on('error', onClose);
-          startup = new StartupReader(10_000);
+          startup = new StartupReader(MAX_STARTUP_PACKET_BYTES);
           return;
         case 'gssEncRequest':
           if (gssDone) return fail(SqlState.ProtocolViolation, 'GSSENCRequest received twice');
@@ -118,10 +142,25 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
           user = p.user;
           params = { ...p.params };
           if (p.negotiate) socket.write(enc.negotiateProtocolVersion(0, p.negotiate.unrecognizedOptions));
-          const entry = deps.users.get(user);
-          auth = createServerAuth(entry, user);
-          step(auth.start(), rest);
-          if (!done && rest.length > 0) onAuthData(rest);
+          if (deps.requireTls && !(socket instanceof TLSSocket)) {
+            // PostgreSQL's words for a client that only a hostssl line would admit (src/backend/libpq/auth.c).
+            const host = deps.remoteAddress ?? 'unknown';
+            return fail(SqlState.InvalidAuthorization,
+              `no pg_hba.conf entry for host "${host}", user "${user}", database "${params.database ?? user}", no encryption`);
+          }
+          const known = deps.users.get(user);
+          if (known !== undefined || !deps.users.lookup) return beginAuth(known, rest);
+          waiting = [rest];
+          waitingBytes = rest.length;
+          deps.users.lookup(user).then(
+            (found) => {
+              if (done) return;
+              const buffered = Buffer.concat(waiting!);
+              waiting = null;
+              beginAuth(found, buffered);
+            },
+            () => fail(SqlState.ConnectionFailure, 'could not look up the user'),
+          );
           return;
         }
         default: {
@@ -129,6 +168,13 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
           throw new Error(`unknown startup packet ${JSON.stringify(never)}`);
         }
       }
+    };
+
+    const beginAuth = (found: UserEntry | undefined, rest: Buffer) => {
+      entry = found;
+      auth = createServerAuth(found, user);
+      step(auth.start(), rest);
+      if (!done && rest.length > 0) onAuthData(rest);
     };
 
     const onAuthData = (chunk: Buffer) => {
@@ -144,15 +190,21 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
     function onData(chunk: Buffer): void {
       if (done) return;
       if (auth) return onAuthData(chunk);
+      if (waiting !== null) {
+        waiting.push(chunk);
+        waitingBytes += chunk.length;
+        if (waitingBytes > MAX_AUTH_MESSAGE_BYTES) fail(SqlState.ProtocolViolation, 'too much data before authentication');
+        return;
+      }
       let data: Buffer = chunk;
-      while (!done && !auth) {
+      while (!done && !auth && waiting === null) {
         const r = startup.feed(data);
         if (r === null) return;
         if ('sqlstate' in r) return fail(r.sqlstate, r.message);
         onStartupPacket(r.packet, r.rest);
-        if (r.rest.length === 0 || auth) return;
+        if (r.rest.length === 0 || auth || waiting !== null) return;
         data = r.rest;
-        startup = new StartupReader(10_000);
+        startup = new StartupReader(MAX_STARTUP_PACKET_BYTES);
       }
     }
 

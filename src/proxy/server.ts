@@ -8,9 +8,10 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { log } from '../log.js';
 import * as enc from '../protocol/backend-encode.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import type { UserEntry } from './auth/users.js';
+import { backendLoginFor, credentialFromLogin, type BackendLoginMode } from './auth/backend-credential.js';
+import { LoginThrottle, type ThrottleConfig } from './auth/login-throttle.js';
 import type { BackendTarget } from './database-url.js';
-import { login } from './login.js';
+import { login, type UserSource } from './login.js';
 import { ClientSession } from './client-session.js';
 import type { Router } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
@@ -19,27 +20,50 @@ import { ProxyStats } from './stats.js';
 export interface ProxyOptions {
   listen: { host: string; port: number };
   backends: { source: BackendTarget; target: BackendTarget };
-  users: ReadonlyMap<string, UserEntry>;
-  tls?: { cert: Buffer; key: Buffer };
+  users: UserSource;
+  /** Certificate and key, or a holder whose context can be reloaded (TlsHolder). */
+  tls?: { cert: Buffer; key: Buffer } | { context(): SecureContext };
+  /** Refuse clients that do not use TLS (FATAL 28000, as a hostssl-only pg_hba.conf). */
+  requireTls?: boolean;
+  /** Logged-in client sessions at most. */
   maxClients: number;
+  /** Connections still logging in at most (default 100); at the limit the oldest one is closed. */
+  maxPendingLogins?: number;
   maxMessageBytes: number;
+  /** Default 15 s. */
   loginTimeoutMs?: number;
+  /** Failed-login throttling per client address (default: 20 failures block for 60 s, delay up to 1 s). */
+  throttle?: ThrottleConfig;
+  /** Which role clients run as on the backends (default `auto`, see backend-credential.ts). */
+  backendLogin?: BackendLoginMode;
   router: Router;
   shadower?: () => Shadower | null;
 }
+
+/** PostgreSQL's authentication_timeout is 60 s; a genuine login through the proxy takes milliseconds. */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_PENDING_LOGINS = 100;
+export const DEFAULT_THROTTLE: ThrottleConfig = { maxFailures: 20, blockMs: 60_000, maxDelayMs: 1000 };
 
 export class ProxyServer {
   readonly stats = new ProxyStats();
   private readonly server: net.Server;
   private readonly sessions = new Map<number, ClientSession>();
-  /** Connections still in login (counted against maxClients, closed on shutdown). */
+  /** Connections still in login, oldest first (their own limit, not maxClients; closed on shutdown). */
   private readonly loggingIn = new Set<net.Socket>();
-  private readonly tls: SecureContext | null;
+  private readonly tls: (() => SecureContext) | null;
+  readonly throttle: LoginThrottle;
   private nextId = 1;
   private stopping = false;
 
   constructor(private readonly opts: ProxyOptions) {
-    this.tls = opts.tls ? createSecureContext({ cert: opts.tls.cert, key: opts.tls.key }) : null;
+    const t = opts.tls;
+    if (t && 'context' in t) this.tls = () => t.context();
+    else if (t) {
+      const ctx = createSecureContext({ cert: t.cert, key: t.key });
+      this.tls = () => ctx;
+    } else this.tls = null;
+    this.throttle = new LoginThrottle(opts.throttle ?? DEFAULT_THROTTLE);
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
   }
 
@@ -59,6 +83,11 @@ export class ProxyServer {
     return this.sessions.size + this.loggingIn.size;
   }
 
+  /** Connections that have not logged in yet. */
+  get pendingLogins(): number {
+    return this.loggingIn.size;
+  }
+
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
@@ -68,21 +97,49 @@ export class ProxyServer {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     if (this.stopping) return refuse(SqlState.AdminShutdown, 'the proxy is shutting down');
-    if (this.clientCount >= this.opts.maxClients) {
+    if (this.sessions.size >= this.opts.maxClients) {
       this.stats.clientsRejected++;
       return refuse(SqlState.TooManyConnections, `sorry, too many clients already (max_clients=${this.opts.maxClients})`);
     }
+    const address = socket.remoteAddress ?? 'unknown';
+    const blockedMs = this.throttle.blockedFor(address);
+    if (blockedMs > 0) {
+      this.stats.clientsRejected++;
+      return refuse(SqlState.InvalidAuthorization, `too many failed login attempts from this address; try again in ${Math.ceil(blockedMs / 1000)} s`);
+    }
+    // Slowloris: connections that have not logged in have their own, smaller limit. At the limit the oldest
+    // is closed: a genuine login takes milliseconds, so the oldest is the one least likely to be genuine,
+    // and silent sockets can never keep a new client out.
+    const maxPending = this.opts.maxPendingLogins ?? DEFAULT_MAX_PENDING_LOGINS;
+    while (this.loggingIn.size >= maxPending) {
+      const oldest = this.loggingIn.values().next().value as net.Socket;
+      this.loggingIn.delete(oldest);
+      this.stats.loginsEvicted++;
+      oldest.destroy();
+    }
     this.stats.clientsAccepted++;
     this.loggingIn.add(socket);
-    void this.runLogin(socket).finally(() => this.loggingIn.delete(socket));
+    void this.runLogin(socket, address).finally(() => this.loggingIn.delete(socket));
   }
 
-  private async runLogin(raw: net.Socket): Promise<void> {
+  /** Answers a failed password check after the throttle's delay (the connection still counts as logging in). */
+  private async passwordFailed(address: string): Promise<void> {
+    const v = this.throttle.failed(address);
+    if (v.log) {
+      const line = { address, failures: v.log.failures, suppressed: v.log.suppressed };
+      if (v.blocked) log.warn({ ...line, blockedMs: this.opts.throttle?.blockMs ?? DEFAULT_THROTTLE.blockMs }, 'client address blocked after repeated failed logins');
+      else log.warn(line, 'failed client login');
+    }
+    if (v.delayMs > 0) await new Promise((r) => setTimeout(r, v.delayMs).unref());
+  }
+
+  private async runLogin(raw: net.Socket, address: string): Promise<void> {
     const r = await login(raw, {
       users: this.opts.users,
-      tls: this.tls,
-      maxMessageBytes: this.opts.maxMessageBytes,
-      timeoutMs: this.opts.loginTimeoutMs ?? 60_000,
+      tls: this.tls ? this.tls() : null,
+      requireTls: this.opts.requireTls,
+      remoteAddress: address,
+      timeoutMs: this.opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       onCancel: (pid, secret) => this.cancel(pid, secret),
     });
     switch (r.kind) {
@@ -91,24 +148,31 @@ export class ProxyServer {
       case 'fail':
         if (r.sqlstate.startsWith('28')) this.stats.authFailures++;
         else if (r.sqlstate === SqlState.ProtocolViolation) this.stats.protocolErrors++;
+        if (r.sqlstate === SqlState.InvalidPassword) await this.passwordFailed(address);
+        else if (!r.quiet) log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
         if (!r.quiet) {
-          log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
           if (!r.socket.destroyed) r.socket.end(enc.errorResponse({ severity: 'FATAL', code: r.sqlstate, message: r.message }));
         }
         setTimeout(() => r.socket.destroy(), 1000).unref();
         return;
       case 'ok': {
-        if (this.stopping) {
-          r.socket.end(enc.errorResponse({ severity: 'FATAL', code: SqlState.AdminShutdown, message: 'the proxy is shutting down' }));
+        if (this.stopping || this.sessions.size >= this.opts.maxClients) {
+          const [code, message] = this.stopping
+            ? [SqlState.AdminShutdown, 'the proxy is shutting down']
+            : [SqlState.TooManyConnections, `sorry, too many clients already (max_clients=${this.opts.maxClients})`];
+          if (!this.stopping) this.stats.clientsRejected++;
+          r.socket.end(enc.errorResponse({ severity: 'FATAL', code, message }));
           setTimeout(() => r.socket.destroy(), 1000).unref();
           return;
         }
+        const backendLogin = backendLoginFor(this.opts.backendLogin ?? 'auto', r.entry, credentialFromLogin(r.entry, r.scram), this.opts.backends.source);
         const id = this.nextId++;
         let pid = randomInt(1, 0x7fffffff);
         while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
         const secret = randomInt(-0x80000000, 0x7fffffff);
         const session = new ClientSession(id, r.socket, r.user, r.params, pid, secret, {
           backends: this.opts.backends,
+          login: backendLogin,
           maxMessageBytes: this.opts.maxMessageBytes,
           stats: this.stats,
           router: this.opts.router,

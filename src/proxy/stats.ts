@@ -11,6 +11,8 @@ export class ProxyStats {
   clientsActive = 0;
   clientsRejected = 0;
   authFailures = 0;
+  /** Connections still logging in that were closed to make room for a new one (slowloris defence). */
+  loginsEvicted = 0;
   protocolErrors = 0;
   cancelsForwarded = 0;
   /** Reads the target could not serve, retried on the source without the client seeing an error. */

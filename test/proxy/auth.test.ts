@@ -38,7 +38,8 @@ writeFileSync(
     ],
   }),
 );
-const proxy = await startProxy(t, source.url(), target.url(), { users: usersFile });
+// These users exist at the proxy only: every client runs as the source URL's role (see backend-roles.test.ts for per-role logins).
+const proxy = await startProxy(t, source.url(), target.url(), { users: usersFile, backendLogin: 'url' });
 
 async function pgLogin(p: ProxyHandle, user: string, password: string): Promise<{ ok: true; user: string } | { ok: false; code?: string; message: string }> {
   const c = new pg.Client({ connectionString: p.url('postgres', user, password) });
@@ -121,7 +122,7 @@ t.test('PGCUTOVER_USERS environment variable', async (t) => {
 t.test('PgBouncer userlist.txt form', async (t) => {
   const f = join(dir, 'userlist.txt');
   writeFileSync(f, `; pgbouncer style\n"bouncer" "b-pass"\n"bouncer_md5" "${'md5' + createHash('md5').update('m' + 'bouncer_md5').digest('hex')}" "md5"\n`);
-  const p = await startProxy(t, source.url(), target.url(), { users: f });
+  const p = await startProxy(t, source.url(), target.url(), { users: f, backendLogin: 'url' });
   t.same(await pgLogin(p, 'bouncer', 'b-pass'), { ok: true, user: 'postgres' });
   t.same(await pgLogin(p, 'bouncer_md5', 'm'), { ok: true, user: 'postgres' });
   const r = await psql(p.url('postgres', 'bouncer_md5', 'm'), 'select 1');

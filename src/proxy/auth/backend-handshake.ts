@@ -12,8 +12,9 @@ import type {
   DatabaseError,
   ParameterStatusMessage,
 } from 'pg-protocol/dist/messages';
-import { md5ClientResponse } from './md5.js';
-import { createScramClient, type ScramClient } from './scram-client.js';
+import type { BackendCredential } from './backend-credential.js';
+import { md5ClientResponse, md5SaltedResponse } from './md5.js';
+import { createScramClient, SCRAM_SECRET_MISMATCH, type ScramClient, type ScramPassThrough } from './scram-client.js';
 
 export type HandshakeAction =
   | { kind: 'send'; data: Buffer }
@@ -49,6 +50,8 @@ export interface HandshakeOptions {
   role: string;
   user: string;
   password?: string;
+  /** Instead of `password`: a pg_authid md5 hash or a client's SCRAM keys (pass-through). */
+  credential?: BackendCredential;
 }
 
 const SCRAM = 'SCRAM-SHA-256';
@@ -64,8 +67,21 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
   };
   // 08001: we could not establish the connection; 28P01 when the problem is our credentials.
   const protocolFail = (message: string): HandshakeAction => failWith('08001', message);
-  const needPassword = (): string | undefined => (opts.password === undefined || opts.password === '' ? undefined : opts.password);
-  const noPassword = (): HandshakeAction => failWith('28P01', 'server asked for a password but none is configured');
+  const cred: BackendCredential =
+    opts.credential ?? (opts.password === undefined || opts.password === '' ? { kind: 'none' } : { kind: 'password', password: opts.password });
+  const needPassword = (): string | undefined => (cred.kind === 'password' ? cred.password : undefined);
+  const noPassword = (what: string): HandshakeAction => {
+    switch (cred.kind) {
+      case 'none':
+        return failWith('28P01', `server asked for ${what} but the proxy holds no credential for role "${opts.user}"`);
+      case 'md5-hash':
+        return failWith('28000', `server asked for ${what} for role "${opts.user}" but the proxy holds only its md5 hash (it answers md5 challenges only)`);
+      case 'scram-keys':
+        return failWith('28000', `server asked for ${what} for role "${opts.user}" but the proxy holds only its SCRAM verifier (it answers SCRAM-SHA-256 only)`);
+      default:
+        return failWith('28P01', `server asked for ${what} but none is configured`);
+    }
+  };
 
   async function onMessage(msg: BackendMessage, frame: Buffer): Promise<HandshakeAction> {
     if (msg.name === 'error') {
@@ -82,23 +98,28 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
             return { kind: 'wait' };
           case 'authenticationCleartextPassword': {
             const pw = needPassword();
-            if (pw === undefined) return noPassword();
+            if (pw === undefined) return noPassword('a cleartext password');
             state = { step: 'await-auth-ok' };
             return { kind: 'send', data: serialize.password(pw) };
           }
           case 'authenticationMD5Password': {
-            const pw = needPassword();
-            if (pw === undefined) return noPassword();
-            state = { step: 'await-auth-ok' };
             const salt = (msg as AuthenticationMD5Password).salt;
+            if (cred.kind === 'md5-hash') {
+              state = { step: 'await-auth-ok' };
+              return { kind: 'send', data: serialize.password(md5SaltedResponse(cred.hash, salt)) };
+            }
+            const pw = needPassword();
+            if (pw === undefined) return noPassword('an md5 password');
+            state = { step: 'await-auth-ok' };
             return { kind: 'send', data: serialize.password(md5ClientResponse(pw, opts.user, salt)) };
           }
           case 'authenticationSASL': {
             const mechanisms = (msg as unknown as { mechanisms: string[] }).mechanisms;
             if (!mechanisms.includes(SCRAM)) return protocolFail(`no supported SASL mechanism offered (${mechanisms.join(', ')})`);
-            const pw = needPassword();
-            if (pw === undefined) return noPassword();
-            const scram = createScramClient(pw);
+            let secret: string | ScramPassThrough | undefined = needPassword();
+            if (cred.kind === 'scram-keys') secret = cred;
+            if (secret === undefined) return noPassword('a SCRAM-SHA-256 password');
+            const scram = createScramClient(secret);
             state = { step: 'await-sasl-continue', scram };
             return { kind: 'send', data: serialize.sendSASLInitialResponseMessage(SCRAM, scram.clientFirst) };
           }
@@ -109,7 +130,7 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
         if (msg.name !== 'authenticationSASLContinue') return protocolFail(`expected SASLContinue, got ${msg.name}`);
         const r = await s.scram.onServerFirst((msg as unknown as { data: string }).data);
         if (state !== s) return { kind: 'wait' }; // superseded meanwhile; caller already gave up
-        if (!r.ok) return protocolFail(r.errors.join('; '));
+        if (!r.ok) return r.errors[0] === SCRAM_SECRET_MISMATCH ? failWith('28000', `role "${opts.user}": ${r.errors[0]}`) : protocolFail(r.errors.join('; '));
         state = { step: 'await-sasl-final', scram: s.scram };
         return { kind: 'send', data: serialize.sendSCRAMClientFinalMessage(r.value) };
       }

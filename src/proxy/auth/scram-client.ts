@@ -17,7 +17,21 @@ import {
   sha256,
   splitAttributes,
   xor,
+  type ScramSecret,
 } from './scram-crypto.js';
+
+/**
+ * SCRAM pass-through (PgBouncer's scram.c does the same): the ClientKey recovered from a client's proof
+ * plus the verifier it was checked against. Enough to log in to a backend that holds the same verifier
+ * (same salt and iterations), without the password.
+ */
+export interface ScramPassThrough {
+  clientKey: Buffer;
+  secret: ScramSecret;
+}
+
+export const SCRAM_SECRET_MISMATCH =
+  "the server has no such role, or holds another SCRAM secret for it (another salt or iteration count) than the one the client logged in with: create the role there with the verifier from the source's pg_authid (CREATE/ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...')";
 
 /** Refuse absurd iteration counts from a server: each costs us CPU before we know it is genuine. */
 export const SCRAM_MAX_ITERATIONS = 1_000_000;
@@ -54,7 +68,8 @@ async function cachedSaltedPassword(password: string, salt: Buffer, iterations: 
   return salted;
 }
 
-export function createScramClient(password: string): ScramClient {
+/** `password`, or the keys of a client that logged in to the proxy (pass-through). */
+export function createScramClient(password: string | ScramPassThrough): ScramClient {
   const clientNonce = randomNonce();
   const gs2Header = 'n,,';
   const clientFirstBare = `n=,r=${clientNonce}`;
@@ -77,12 +92,26 @@ export function createScramClient(password: string): ScramClient {
     const iterations = Number(i[1]);
     if (iterations > SCRAM_MAX_ITERATIONS) return fail(`SCRAM iteration count ${iterations} exceeds ${SCRAM_MAX_ITERATIONS}`);
 
-    const salted = await cachedSaltedPassword(password, Buffer.from(s[1], 'base64'), iterations);
+    const salt = Buffer.from(s[1], 'base64');
+    let clientKey: Buffer;
+    let serverKey: Buffer;
+    if (typeof password === 'string') {
+      const salted = await cachedSaltedPassword(password, salt, iterations);
+      clientKey = hmac(salted, 'Client Key');
+      serverKey = hmac(salted, 'Server Key');
+    } else {
+      // The server's verifier must be the one the client proved itself against: another salt means
+      // another secret (the role was created separately there), and our ClientKey would not match it.
+      if (!salt.equals(password.secret.salt) || iterations !== password.secret.iterations) {
+        return fail(SCRAM_SECRET_MISMATCH);
+      }
+      clientKey = password.clientKey;
+      serverKey = password.secret.serverKey;
+    }
     const withoutProof = `c=${Buffer.from(gs2Header).toString('base64')},r=${nonce}`;
     const authMessage = `${clientFirstBare},${text},${withoutProof}`;
-    const clientKey = hmac(salted, 'Client Key');
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
-    const expectedServerSignature = hmac(hmac(salted, 'Server Key'), authMessage);
+    const expectedServerSignature = hmac(serverKey, authMessage);
     state = { step: 'await-server-final', expectedServerSignature };
     return ok(`${withoutProof},p=${proof.toString('base64')}`);
   }

@@ -19,7 +19,8 @@ import {
 } from './scram-crypto.js';
 
 export type ScramServerResult =
-  | { ok: true; message: string }
+  /** `clientKey`: recovered from the proof on success (RFC 5802 §3), for SCRAM pass-through to a backend. */
+  | { ok: true; message: string; clientKey?: Buffer }
   /** `malformed`: protocol violation (08P01); `denied`: wrong proof or doomed exchange (28P01). */
   | { ok: false; reason: 'malformed' | 'denied'; message: string };
 
@@ -102,7 +103,7 @@ export function createScramServer(secret: ScramSecret, doomed: boolean): ScramSe
     const matches = safeEqual(sha256(clientKey), secret.storedKey);
     const serverSignature = hmac(secret.serverKey, authMessage);
     if (doomed || !matches) return { ok: false, reason: 'denied', message: 'proof does not match' };
-    return { ok: true, message: `v=${serverSignature.toString('base64')}` };
+    return { ok: true, message: `v=${serverSignature.toString('base64')}`, clientKey };
   }
 
   return { onClientFirst, onClientFinal };

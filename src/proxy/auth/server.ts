@@ -10,7 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { md5SaltedResponse, md5StoredHash, looksLikeMd5Hash } from './md5.js';
-import { safeEqual } from './scram-crypto.js';
+import type { ScramPassThrough } from './scram-client.js';
+import { safeEqual, type ScramSecret } from './scram-crypto.js';
 import { mockScramSecret, scramSecretFor } from './scram-secrets.js';
 import { createScramServer, type ScramServer } from './scram-server.js';
 import type { UserEntry } from './users.js';
@@ -26,8 +27,8 @@ export type AuthStep =
   | { kind: 'send-sasl-continue'; data: Buffer }
   /** AuthenticationMD5Password with this 4-byte salt. */
   | { kind: 'send-md5'; salt: Buffer }
-  /** AuthenticationOk, preceded by AuthenticationSASLFinal(saslFinal) when present. */
-  | { kind: 'ok'; saslFinal?: Buffer }
+  /** AuthenticationOk, preceded by AuthenticationSASLFinal(saslFinal) when present; `scram`: for pass-through. */
+  | { kind: 'ok'; saslFinal?: Buffer; scram?: ScramPassThrough }
   /** ErrorResponse (FATAL), then close. */
   | { kind: 'fail'; sqlstate: AuthFailCode; message: string };
 
@@ -39,8 +40,8 @@ export interface ServerAuth {
 
 type State =
   | { phase: 'new' }
-  | { phase: 'sasl-initial'; scram: ScramServer }
-  | { phase: 'sasl-response'; scram: ScramServer }
+  | { phase: 'sasl-initial'; scram: ScramServer; secret: ScramSecret }
+  | { phase: 'sasl-response'; scram: ScramServer; secret: ScramSecret }
   | { phase: 'md5'; expected: Buffer }
   | { phase: 'done' };
 
@@ -72,8 +73,9 @@ export function createServerAuth(user: UserEntry | undefined, username: string):
 
   function startScram(): AuthStep {
     const secret = user ? scramSecretFor(user) : undefined;
-    const scram = createScramServer(secret ?? mockScramSecret(username), secret === undefined);
-    state = { phase: 'sasl-initial', scram };
+    const used = secret ?? mockScramSecret(username);
+    const scram = createScramServer(used, secret === undefined);
+    state = { phase: 'sasl-initial', scram, secret: used };
     return { kind: 'send-sasl', mechanisms: [SCRAM_MECHANISM] };
   }
 
@@ -88,6 +90,10 @@ export function createServerAuth(user: UserEntry | undefined, username: string):
         return startScram();
       case 'md5': {
         const pw = user.password;
+        // As PostgreSQL does for an md5 pg_hba line and a SCRAM secret: any password the proxy could check with
+        // SCRAM is asked for with SCRAM, so md5-method users look like everyone else (unknown users included).
+        // Only an md5 hash needs the md5 challenge.
+        if (pw !== undefined && pw !== '' && !looksLikeMd5Hash(pw)) return startScram();
         const stored = pw === undefined || pw === '' ? undefined : looksLikeMd5Hash(pw) ? pw : md5StoredHash(pw, username);
         const salt = randomBytes(4);
         // No usable hash: still ask, then fail like a wrong password.
@@ -116,14 +122,14 @@ export function createServerAuth(user: UserEntry | undefined, username: string):
         if (msg.mechanism !== SCRAM_MECHANISM) return protocolViolation('client selected an invalid SASL authentication mechanism');
         const r = s.scram.onClientFirst(msg.data.toString('utf8'));
         if (!r.ok) return r.reason === 'malformed' ? protocolViolation(r.message) : denied;
-        state = { phase: 'sasl-response', scram: s.scram };
+        state = { phase: 'sasl-response', scram: s.scram, secret: s.secret };
         return { kind: 'send-sasl-continue', data: Buffer.from(r.message) };
       }
       case 'sasl-response': {
         state = { phase: 'done' };
         const r = s.scram.onClientFinal(payload.toString('utf8'));
         if (!r.ok) return r.reason === 'malformed' ? protocolViolation(r.message) : denied;
-        return { kind: 'ok', saslFinal: Buffer.from(r.message) };
+        return { kind: 'ok', saslFinal: Buffer.from(r.message), scram: r.clientKey ? { clientKey: r.clientKey, secret: s.secret } : undefined };
       }
       case 'md5': {
         state = { phase: 'done' };

@@ -4,7 +4,8 @@
  * - JSON `{"users":[{"name":"app","password":"...","method":"scram-sha-256"}]}` (file or env PGCUTOVER_USERS);
  * - PgBouncer userlist.txt lines `"user" "password"`, with an optional third field for the method.
  * A password is plaintext, a pg_authid SCRAM verifier (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`)
- * or a pg_authid md5 hash (`md5` + md5hex(password + username)), so hashes can be copied from the source.
+ * or a pg_authid md5 hash (`md5` + md5hex(password + username)), so hashes can be copied from the source;
+ * `env:NAME` / `file:PATH` read it from elsewhere. JSON entries may add `backendPassword` (same forms).
  */
 import { readFileSync } from 'node:fs';
 import { looksLikeMd5Hash } from './md5.js';
@@ -23,6 +24,10 @@ export interface UserEntry {
   method: AuthMethod;
   /** Plaintext, SCRAM verifier or md5 hash; not needed for `trust`. */
   password?: string;
+  /** Password the proxy logs in to the backends with as this role, when it differs from `password`'s. */
+  backendPassword?: string;
+  /** Found on the source by --auth-lookup (its password is the source's pg_authid secret). */
+  fromDatabase?: boolean;
 }
 
 export type PasswordKind = 'plaintext' | 'scram-verifier' | 'md5-hash';
@@ -42,6 +47,28 @@ interface RawEntry {
   name: unknown;
   password: unknown;
   method: unknown;
+  backendPassword?: unknown;
+}
+
+/**
+ * A secret given by reference rather than inline: `env:NAME` (that environment variable) or `file:PATH`
+ * (the file's content, one trailing newline dropped). Anything else is the value itself.
+ */
+export function resolveSecret(value: string, env: NodeJS.ProcessEnv = process.env): Result<string> {
+  if (value.startsWith('env:')) {
+    const name = value.slice(4);
+    const v = env[name];
+    return v === undefined ? fail(`environment variable ${name} is not set`) : ok(v);
+  }
+  if (value.startsWith('file:')) {
+    const path = value.slice(5);
+    try {
+      return ok(readFileSync(path, 'utf8').replace(/\r?\n$/, ''));
+    } catch (e) {
+      return fail(`cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
+  return ok(value);
 }
 
 /** Check one entry; returns the problems found (empty when it is usable). */
@@ -63,7 +90,18 @@ function checkEntry(raw: RawEntry): { entry?: UserEntry; errors: string[] } {
     errors.push(`${who}: password must be a string`);
     return { errors };
   }
-  const password = raw.password as string | undefined;
+  let password = raw.password as string | undefined;
+  if (password !== undefined) {
+    const r = resolveSecret(password);
+    if (r.ok) password = r.value;
+    else errors.push(`${who}: password: ${r.errors.join('; ')}`);
+  }
+  let backendPassword: string | undefined;
+  if (raw.backendPassword !== undefined) {
+    const r = typeof raw.backendPassword === 'string' ? resolveSecret(raw.backendPassword) : fail('must be a string');
+    if (r.ok) backendPassword = r.value;
+    else errors.push(`${who}: backendPassword: ${r.errors.join('; ')}`);
+  }
   if (errors.length > 0) return { errors };
   if (method !== 'trust' && (password === undefined || password === '')) {
     return { errors: [`${who}: method ${method} needs a password (plaintext, SCRAM-SHA-256 verifier or md5 hash)`] };
@@ -81,6 +119,7 @@ function checkEntry(raw: RawEntry): { entry?: UserEntry; errors: string[] } {
   if (errors.length > 0) return { errors };
   const entry: UserEntry = { name: raw.name, method };
   if (password !== undefined && password !== '') entry.password = password;
+  if (backendPassword !== undefined && backendPassword !== '') entry.backendPassword = backendPassword;
   return { entry, errors };
 }
 
@@ -122,9 +161,9 @@ export function parseUsersJson(text: string, source: string): Result<Map<string,
     }
     const o = item as Record<string, unknown>;
     for (const key of Object.keys(o)) {
-      if (key !== 'name' && key !== 'password' && key !== 'method') errors.push(`${where}: unknown field "${key}"`);
+      if (!['name', 'password', 'method', 'backendPassword'].includes(key)) errors.push(`${where}: unknown field "${key}"`);
     }
-    raws.push({ where, name: o.name, password: o.password, method: o.method });
+    raws.push({ where, name: o.name, password: o.password, method: o.method, backendPassword: o.backendPassword });
   });
   const r = collect(raws);
   if (errors.length > 0) return { ok: false, errors: [...errors, ...(r.ok ? [] : r.errors)] };
