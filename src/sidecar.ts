@@ -29,7 +29,7 @@ import type { StateStore } from './control/store.js';
 import type { CutoverSnapshot } from './control/cutover-machine.js';
 import { startUnleashBinding, type UnleashBinding } from './control/unleash.js';
 import { adminRoutes } from './control/admin-routes.js';
-import { createGateRunner } from './control/gates.js';
+import { createGateRunner, gateWriteHold } from './control/gates.js';
 import { createRollbackHooks, createSwitchover } from './control/rollback-hooks.js';
 import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
@@ -185,7 +185,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
     stats: proxy.stats,
     sidecarId: cfg.sidecarId,
-    runGate: createGateRunner(cfg, proxy, () => shadower, (n) => controller!.gates[n]),
+    runGate: createGateRunner(cfg, proxy, () => shadower, (n) => controller!.gates[n],
+      gateWriteHold(pauses, proxy, () => STATE_POLICY[controller!.snapshot().state].writesTo, version)),
     rollback: createRollbackHooks(cfg, proxy, pauses, version),
     switchover: createSwitchover(cfg, pauses, version),
     // Held writes are released by the rollback runner once the source is restored; a sidecar that only saw

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { START_OPTIONS, type OptionSpec } from './schema.js';
+import { parseTableNotes, type TableNote } from '../replication/table-notes.js';
 import { parseDatabaseUrl, type BackendTarget } from '../proxy/database-url.js';
 import type { BackendLoginMode } from '../proxy/auth/backend-credential.js';
 import type { ThrottleConfig } from '../proxy/auth/login-throttle.js';
@@ -54,6 +55,9 @@ export interface StartConfig {
   unleashUrl?: string;
   unleashToken?: string;
   subscription?: string;
+  gate2HoldMs: number;
+  gate2Exclude: TableNote[];
+  gate2Accept: TableNote[];
   gate3MinShadowed: number;
   shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[]; mode: 'rollback' | 'apply'; darkReadPct: number };
   dmsTaskArn?: string;
@@ -155,6 +159,13 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
     errors.push(`--admin-token (or PGCUTOVER_ADMIN_TOKEN) is required when --admin listens on a non-loopback address (${admin.host})`);
   }
   if (get('subscription') && get('dmsTaskArn')) errors.push('--subscription and --dms-task-arn are exclusive: the target is fed by one replicator');
+  const notes = (key: 'gate2Exclude' | 'gate2Accept', flag: string): TableNote[] => {
+    const r = parseTableNotes(get(key));
+    errors.push(...r.errors.map((e) => `${flag}: ${e}`));
+    return r.notes;
+  };
+  const gate2Exclude = notes('gate2Exclude', '--gate2-exclude');
+  const gate2Accept = notes('gate2Accept', '--gate2-accept');
   if (get('targetClusterId') && get('targetInstanceId')) errors.push('--target-cluster-id and --target-instance-id are exclusive');
   if (errors.length > 0 || !source || !target || !sourceControl || !targetControl || !listen || !admin) return { ok: false, errors };
   return {
@@ -195,6 +206,9 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       unleashUrl: get('unleashUrl') || undefined,
       unleashToken: get('unleashToken') || undefined,
       subscription: get('subscription') || undefined,
+      gate2HoldMs: Number(get('gate2HoldMs')),
+      gate2Exclude,
+      gate2Accept,
       gate3MinShadowed: Number(get('gate3MinShadowed')),
       shadow: {
         samplePct: Math.min(100, Number(get('shadowSamplePct'))),

@@ -12,6 +12,8 @@ import { criterion, gateResult, percentile, type GateResult } from '../replicati
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
 import type { GateReport } from './controller.js';
+import type { WriteHold } from '../replication/consistent-point.js';
+import type { WritePause, Writer } from './write-pause.js';
 import type { GateStatus } from './cutover-machine.js';
 
 function report(g: GateResult): GateReport {
@@ -80,11 +82,33 @@ function latencyCriterion(name: string, v: number | null, max: number, detail: s
   return criterion(name, v === null ? null : Number(v.toFixed(2)), `< ${max}`, v !== null && v < max, v === null ? `not measured: ${detail}` : detail);
 }
 
+/**
+ * Gate 2's hold (src/replication/consistent-point.ts) through the coordinated write pause: every live sidecar
+ * parks and drains writes on the current writer, holding at most the budget plus a second without a release.
+ * Refused while writes are already held (a switchover or rollback owns them).
+ */
+export function gateWriteHold(pauses: WritePause, holder: { holding(): boolean }, writer: () => Writer, version: () => number): WriteHold {
+  return async (budgetMs) => {
+    if (holder.holding()) throw new Error('writes are already held by another operation');
+    const w = writer();
+    const p = pauses.pause(w, budgetMs, budgetMs + 1000);
+    try {
+      await p.hold();
+    } catch (e) {
+      await p.release(w, version());
+      throw e;
+    }
+    return () => p.release(w, version());
+  };
+}
+
 export function createGateRunner(
   cfg: StartConfig,
   proxy: ProxyServer,
   shadower: () => Shadower | null,
   lastGate: (n: 2) => GateStatus | undefined,
+  /** Gate 2's short coordinated write hold for chunks that keep changing (src/replication/consistent-point.ts). */
+  hold?: WriteHold,
 ): (n: 1 | 2 | 3) => Promise<GateReport> {
   const src = backendUrl(cfg.control.source);
   const tgt = backendUrl(cfg.control.target);
@@ -93,7 +117,13 @@ export function createGateRunner(
       case 1:
         return report(await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require' }));
       case 2:
-        return report(await runGate2(src, tgt, { subscription: cfg.subscription ?? null }));
+        return report(await runGate2(src, tgt, {
+          subscription: cfg.subscription ?? null,
+          ...(hold ? { hold } : {}),
+          holdBudgetMs: cfg.gate2HoldMs,
+          exclude: cfg.gate2Exclude,
+          accept: cfg.gate2Accept,
+        }));
       case 3:
         return report(gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed }, proxy, shadower(), lastGate(2)));
       default: {

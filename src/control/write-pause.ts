@@ -108,19 +108,29 @@ export class WritePause {
   private readonly maxHoldMs: number;
   /** Pauses this sidecar took part in: a release for any other (stale, or missed its pause) is ignored. */
   private readonly joined = new Set<string>();
+  /**
+   * The pause that parked writes here last. A release of an older one (gate 2's short hold overtaken by a
+   * switchover's or a rollback's) leaves the writes parked: they belong to the newer pause now.
+   */
+  private latest: string | null = null;
 
   constructor(private readonly o: WritePauseOptions) {
     this.maxHoldMs = o.maxHoldMs ?? 60_000;
     this.unsubscribe = o.bus?.onMessage((m) => void this.onMessage(m)) ?? (() => {});
   }
 
-  /** A coordinated pause of writes on `writer`, each sidecar draining for at most `drainMs`. */
-  pause(writer: Writer, drainMs: number): PauseHandle {
+  /**
+   * A coordinated pause of writes on `writer`, each sidecar draining for at most `drainMs` and holding for at
+   * most `maxHoldMs` (default: the sidecar's limit) without a release.
+   */
+  pause(writer: Writer, drainMs: number, maxHoldMs = this.maxHoldMs): PauseHandle {
     const id = randomUUID();
     const { bus, holder, sidecarId } = this.o;
+    const holdMs = Math.min(maxHoldMs, this.maxHoldMs);
     return {
       hold: async () => {
-        holder.holdWritesFor(this.maxHoldMs);
+        this.latest = id;
+        holder.holdWritesFor(holdMs);
         if (bus === null) {
           const busy = await holder.writesDrained(writer, drainMs);
           if (busy > 0) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
@@ -128,7 +138,7 @@ export class WritePause {
         }
         const expected = await bus.live();
         if (!expected.includes(sidecarId)) expected.push(sidecarId);
-        await bus.publish({ kind: 'pause', id, by: sidecarId, writer, drainMs, maxHoldMs: this.maxHoldMs });
+        await bus.publish({ kind: 'pause', id, by: sidecarId, writer, drainMs, maxHoldMs: holdMs });
         // Our own acknowledgement comes through our own message, like everyone else's.
         const started = Date.now();
         const timeoutMs = drainMs + 2000;
@@ -159,7 +169,10 @@ export class WritePause {
             log.error({ err: (e as Error).message }, 'could not publish the write release; other sidecars release at their hold limit');
           }
         }
-        holder.releaseWrites();
+        if (this.latest === id || this.latest === null) {
+          this.latest = null;
+          holder.releaseWrites();
+        }
       },
     };
   }
@@ -168,6 +181,7 @@ export class WritePause {
     const { holder, bus, sidecarId } = this.o;
     if (m.kind === 'pause') {
       this.joined.add(m.id);
+      this.latest = m.id;
       if (this.joined.size > 100) this.joined.delete(this.joined.values().next().value!);
       if (m.by !== sidecarId) holder.holdWritesFor(Math.min(m.maxHoldMs, this.maxHoldMs));
       const busy = await holder.writesDrained(m.writer, m.drainMs);
@@ -183,6 +197,8 @@ export class WritePause {
       await this.o.refresh().catch(() => 0);
       if (this.o.version() < m.version) await new Promise((r) => setTimeout(r, 50));
     }
+    if (this.latest !== m.id) return;
+    this.latest = null;
     if (this.o.version() < m.version) log.warn({ pause: m.id, want: m.version, have: this.o.version() }, 'releasing writes before the new state arrived; they meet the fence');
     holder.releaseWrites();
   }

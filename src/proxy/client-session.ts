@@ -226,7 +226,10 @@ export class ClientSession implements LinkEvents {
 
   /** Sends a routed unit, after connecting the backend and bringing its session state up to date. */
   private dispatch(unit: Frame[], role: Role): void {
-    if (this.state.unitWrite && this.deps.writesHeld(this)) {
+    // A write inside a transaction already open on `role` is part of a write in flight: it must run, or the
+    // hold's drain (which waits for that transaction to end) could never finish. Only new ones are parked.
+    const open = this.links[role];
+    if (this.state.unitWrite && (open === null || open.txStatus === TxStatus.Idle) && this.deps.writesHeld(this)) {
       this.flushRun();
       this.parked = unit;
       this.held ??= [];

@@ -20,7 +20,10 @@ export const CHECKSUM_SESSION_SETTINGS: Readonly<Record<string, string>> = {
   statement_timeout: '0',
 };
 
-/** The primary key of `table` (columns in index order) or null when it has none. */
+/**
+ * The primary key of `table` (columns in index order), else its replica identity index (REPLICA IDENTITY
+ * USING INDEX: unique, not null), or null when it has neither.
+ */
 export async function tableKey(db: Db, table: QualifiedName): Promise<TableKey> {
   const r = await db.query<{ name: string; type: string }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
@@ -28,7 +31,8 @@ export async function tableKey(db: Db, table: QualifiedName): Promise<TableKey> 
        JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos) ON true
        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
       WHERE i.indrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)
-        AND i.indisprimary
+        AND i.indexrelid = (SELECT x.indexrelid FROM pg_index x WHERE x.indrelid = i.indrelid AND (x.indisprimary OR x.indisreplident)
+                             ORDER BY x.indisprimary DESC LIMIT 1)
       ORDER BY k.pos`,
     [table.schema, table.name],
   );

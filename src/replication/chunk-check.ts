@@ -15,9 +15,11 @@ import { describeKey, tableLabel, type KeyRange, type TableKey } from './key-ran
 import { narrowDifferences, type RowDifference } from './narrow.js';
 import type { ChecksumProgressStore } from './checksum-state.js';
 import type { QualifiedName } from './sql.js';
+import type { PointResult } from './consistent-point.js';
 
 export type ChunkVerdict =
-  | { readonly kind: 'equal'; readonly rechecks: number }
+  /** `atPoint`: compared inside one consistent point on both sides (see consistent-point.ts). */
+  | { readonly kind: 'equal'; readonly rechecks: number; readonly atPoint?: boolean }
   | { readonly kind: 'unstable' }
   | { readonly kind: 'differs'; readonly rows: readonly RowDifference[]; readonly truncated: boolean };
 
@@ -49,6 +51,18 @@ export interface CompareContext {
   readonly onChunk?: (rows: number) => void;
   /** Chunks found equal by an earlier, interrupted run (see checksum-state.ts). */
   readonly store?: ChecksumProgressStore;
+  /** Chunks still unstable or differing after the re-checks are judged at consistent points (a short write hold). */
+  readonly consistent?: ConsistentRounds;
+}
+
+export interface ConsistentRounds {
+  readonly point: () => Promise<PointResult>;
+  /** Points to try at most. */
+  readonly rounds: number;
+  /** Pause between points, so writes flow again between two holds. */
+  readonly delayMs: number;
+  /** Every attempt, taken or not (for the gate's evidence). */
+  readonly onPoint?: (p: { ok: boolean; holdMs: number; reason?: string; chunks: number }) => void;
 }
 
 /**
@@ -130,6 +144,52 @@ export async function checkChunk(ctx: CompareContext, key: TableKey, range: KeyR
   });
 }
 
+function rowsSignature(rows: readonly RowDifference[]): string {
+  return JSON.stringify(rows.map((r) => [r.key, r.kind]));
+}
+
+/**
+ * Judges chunks that the re-checks could not settle, all together, inside consistent points: equal there is
+ * equal; a difference there is narrowed inside the same snapshots, and called real once a second point shows
+ * the same rows (a write from outside the proxy can slip into one point, not into two alike). A chunk no
+ * point could judge keeps the verdict it had.
+ */
+async function settleAtPoints(ctx: CompareContext, c: ConsistentRounds, items: { key: TableKey; range: KeyRange; r: ChunkResult }[]): Promise<ChunkResult[]> {
+  const out = items.map((x) => x.r);
+  const seen = new Map<number, string>();
+  let pending = items.map((_, i) => i);
+  for (let round = 1; round <= c.rounds && pending.length > 0; round++) {
+    if (round > 1) await new Promise((res) => setTimeout(res, c.delayMs));
+    const p = await c.point();
+    c.onPoint?.({ ok: p.ok, holdMs: p.ok ? p.pair.holdMs : p.holdMs, chunks: pending.length, ...(p.ok ? {} : { reason: p.reason }) });
+    if (!p.ok) continue;
+    const { pair } = p;
+    const next: number[] = [];
+    try {
+      for (const i of pending) {
+        // The planned range, an open last one included: inside the snapshots nothing grows.
+        const { key, range } = items[i]!;
+        const [a, b] = [await chunkChecksum(pair.source, key, range), await chunkChecksum(pair.target, key, range)];
+        if (sameSum(a, b)) {
+          out[i] = { range, source: a, target: b, verdict: { kind: 'equal', rechecks: ctx.rechecks + round, atPoint: true } };
+          continue;
+        }
+        const n = await narrowDifferences(pair.source, pair.target, key, range, { sync: async () => true, maxRows: ctx.maxRows });
+        const sig = rowsSignature(n.rows);
+        out[i] = { range, source: a, target: b, verdict: { kind: 'differs', rows: n.rows, truncated: n.truncated } };
+        if (seen.get(i) !== sig) {
+          seen.set(i, sig);
+          next.push(i);
+        }
+      }
+    } finally {
+      await pair.end();
+    }
+    pending = next;
+  }
+  return out;
+}
+
 /** Plans chunks on the source, then checks every chunk of every table with bounded concurrency. */
 export async function compareTables(ctx: CompareContext, tables: readonly QualifiedName[], onPlanned?: (total: number) => void): Promise<TableComparison[]> {
   const planner = await ctx.source.connect();
@@ -149,8 +209,17 @@ export async function compareTables(ctx: CompareContext, tables: readonly Qualif
     const r = ctx.store?.lookup(label, w.range) ?? (await checkChunk(ctx, w.key, w.range));
     ctx.store?.record(label, r);
     ctx.onChunk?.(r.source.rows);
-    return { ti: w.ti, r };
+    return { ti: w.ti, key: w.key, range: w.range, r };
   });
+  const c = ctx.consistent;
+  const open = results.filter((x) => x.r.verdict.kind !== 'equal');
+  if (c && open.length > 0) {
+    const settled = await settleAtPoints(ctx, c, open);
+    open.forEach((x, i) => {
+      x.r = settled[i]!;
+      if (x.r.verdict.kind === 'equal') ctx.store?.record(tableLabel(x.key), x.r);
+    });
+  }
   return plans.map((p, ti) => {
     const chunks = results.filter((x) => x.ti === ti).map((x) => x.r);
     return {

@@ -11,18 +11,34 @@ import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type ChunkVerdict, type TableComparison } from './chunk-check.js';
 import { openChecksumState } from './checksum-state.js';
 import { criterion, gateResult, type Criterion, type GateResult } from './gates.js';
-import { HEARTBEAT_TABLE } from './heartbeat.js';
-import { describeRange, tableLabel } from './key-range.js';
+import { describeRange } from './key-range.js';
 import { startLagSampler, type LagSamples } from './lag-sampler.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';
 import type { RowDifference } from './narrow.js';
 import { applyWorker, publicationExists, subscriptionErrorCounts, subscriptionInfo } from './subscription.js';
-import { existingTables, publicationTables, resolveTables, type TableSelection } from './tables.js';
-import type { QualifiedName } from './sql.js';
+import type { TableSelection } from './tables.js';
+import { consistentPoint, type WriteHold } from './consistent-point.js';
+import { gate2Scope, type TableNote } from './gate2-scope.js';
 
 export interface Gate2Options {
-  /** Tables to check. Default: the publication's tables if it exists, else every user table. The heartbeat table is skipped. */
+  /**
+   * Tables to check. Default: every table of the application schemas on both sides, published or not, plus a
+   * schema diff and the publication's coverage. The heartbeat table is skipped.
+   */
   tables?: TableSelection;
+  /** Tables not compared, each with its reason (shown as a criterion). */
+  exclude?: readonly TableNote[];
+  /** Tables compared whose differences do not fail the gate, each with its reason. */
+  accept?: readonly TableNote[];
+  /**
+   * Parks writes at every sidecar for one consistent point (consistent-point.ts). Without it (no proxy in
+   * front, e.g. `pg-cutover validate`), chunks that keep changing are reported unstable.
+   */
+  hold?: WriteHold;
+  /** Longest write hold per consistent point. Default 200 ms. */
+  holdBudgetMs?: number;
+  /** Consistent points tried at most. Default 8. */
+  consistentRounds?: number;
   publication?: string;
   /** Native subscription on the target. null: none (e.g. DMS); rechecks then wait recheckDelayMs and lag/errors are not judged here. */
   subscription?: string | null;
@@ -30,7 +46,7 @@ export interface Gate2Options {
   chunkRows?: number;
   /** Chunks checked at once (connections per side). Default 4. */
   concurrency?: number;
-  /** Re-checks of a differing chunk. Default 5. */
+  /** Re-checks of a differing chunk. Default 5, 2 with a hold (consistent points settle the rest). */
   rechecks?: number;
   /** Longest wait for the target to apply a source LSN. Default 10 s. */
   applyTimeoutMs?: number;
@@ -57,6 +73,8 @@ export interface Gate2Progress {
   readonly elapsedMs: number;
   /** Chunks taken from the state file of an earlier run. */
   readonly resumed: number;
+  /** Tables planned. */
+  readonly tables: number;
 }
 
 function showRow(d: RowDifference): string {
@@ -76,10 +94,11 @@ function showRow(d: RowDifference): string {
 }
 
 /** Criteria for one compared table: row count and checksum. */
-export function tableCriteria(c: TableComparison): Criterion[] {
+export function tableCriteria(c: TableComparison, acceptedBecause?: string): Criterion[] {
   const differs = c.chunks.filter((x) => x.verdict.kind === 'differs');
   const unstable = c.chunks.filter((x) => x.verdict.kind === 'unstable');
-  const settled = c.chunks.filter((x) => x.verdict.kind === 'equal' && x.verdict.rechecks > 0).length;
+  const settled = c.chunks.filter((x) => x.verdict.kind === 'equal' && x.verdict.rechecks > 0 && !x.verdict.atPoint).length;
+  const atPoint = c.chunks.filter((x) => x.verdict.kind === 'equal' && x.verdict.atPoint).length;
   const equal = c.chunks.length - differs.length - unstable.length;
   const lines = [
     ...differs.map((x) => {
@@ -89,32 +108,14 @@ export function tableCriteria(c: TableComparison): Criterion[] {
     ...unstable.map((x) => `${describeRange(c.key, x.range)}: unstable (still changing after the re-checks), not verified`),
   ];
   if (settled) lines.push(`${settled} chunk(s) equal after waiting for replication`);
-  if (!c.key.columns) lines.push('no primary key: checksummed whole, ordered by row text');
+  if (atPoint) lines.push(`${atPoint} chunk(s) still changing, equal at a consistent point (short write hold)`);
+  if (!c.key.columns) lines.push('no primary key or replica identity index: checksummed whole, ordered by row text');
+  const ok = (v: boolean) => v || acceptedBecause !== undefined;
+  if (acceptedBecause !== undefined && (differs.length || unstable.length || c.sourceRows !== c.targetRows)) lines.push(`difference accepted: ${acceptedBecause}`);
   return [
-    criterion(`rows ${c.table}`, `source ${c.sourceRows}, target ${c.targetRows}`, 'equal', c.sourceRows === c.targetRows, `count(*) over ${c.chunks.length} key range(s)`),
-    criterion(`checksum ${c.table}`, `${equal}/${c.chunks.length} chunks equal`, 'all chunks', differs.length === 0 && unstable.length === 0, lines.join('\n') || undefined),
+    criterion(`rows ${c.table}`, `source ${c.sourceRows}, target ${c.targetRows}`, 'equal', ok(c.sourceRows === c.targetRows), `count(*) over ${c.chunks.length} key range(s)`),
+    criterion(`checksum ${c.table}`, `${equal}/${c.chunks.length} chunks equal`, 'all chunks', ok(differs.length === 0 && unstable.length === 0), lines.join('\n') || undefined),
   ];
-}
-
-async function chooseTables(s: Db, t: Db, opts: Gate2Options): Promise<{ tables: QualifiedName[]; problems: Criterion[] }> {
-  const pub = opts.publication ?? DEFAULT_PUBLICATION;
-  let tables: QualifiedName[];
-  const problems: Criterion[] = [];
-  if (opts.tables) {
-    const r = await resolveTables(s, opts.tables);
-    tables = r.tables;
-    for (const m of r.missing) problems.push(criterion(`table ${m}`, 'missing on source', 'exists', false));
-  } else if (await publicationExists(s, pub)) {
-    tables = await publicationTables(s, pub);
-  } else {
-    tables = (await resolveTables(s, 'all')).tables;
-  }
-  tables = tables.filter((x) => !(x.schema === 'public' && x.name === HEARTBEAT_TABLE));
-  const there = new Set((await existingTables(t, tables)).map((x) => `${x.schema}.${x.name}`));
-  for (const x of tables.filter((x) => !there.has(`${x.schema}.${x.name}`))) {
-    problems.push(criterion(`rows ${tableLabel({ table: x, columns: null })}`, 'table missing on target', 'equal', false));
-  }
-  return { tables: tables.filter((x) => there.has(`${x.schema}.${x.name}`)), problems };
 }
 
 export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2Options = {}): Promise<GateResult> {
@@ -137,34 +138,58 @@ export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2
     const sampler = native ? await startLagSampler(sourceUrl, targetUrl, sub, { minWindowMs: opts.lagWindowMs ?? 5000, timeoutMs: 15_000 }) : null;
     let lag: LagSamples | null = null;
     try {
-      const { tables, problems } = await chooseTables(s, t, opts);
-      c.push(...problems);
+      const scope = await gate2Scope(s, t, {
+        publication: opts.publication ?? DEFAULT_PUBLICATION,
+        published: await publicationExists(s, opts.publication ?? DEFAULT_PUBLICATION),
+        ...(opts.tables ? { tables: opts.tables } : {}),
+        ...(opts.exclude ? { exclude: opts.exclude } : {}),
+        ...(opts.accept ? { accept: opts.accept } : {}),
+      });
+      const tables = scope.tables;
+      c.push(...scope.criteria);
       let total = 0;
       let done = 0;
       let rows = 0;
       const sync = native
         ? subscriptionSync(sub, opts.applyTimeoutMs ?? 10_000)
         : async () => (await new Promise((r) => setTimeout(r, opts.recheckDelayMs ?? 1000)), true);
+      const budgetMs = opts.holdBudgetMs ?? 200;
+      const points = { taken: 0, failed: 0, maxHoldMs: 0, reasons: [] as string[] };
+      const consistent = native && opts.hold
+        ? {
+            point: () => consistentPoint({ source: pools.source, target: pools.target, lsnConn: s, subscription: sub, hold: opts.hold!, budgetMs }),
+            rounds: opts.consistentRounds ?? 8,
+            delayMs: 100,
+            onPoint: (p: { ok: boolean; holdMs: number; reason?: string }) => {
+              if (p.ok) points.taken++;
+              else points.failed++;
+              points.maxHoldMs = Math.max(points.maxHoldMs, p.holdMs);
+              if (p.reason && points.reasons.length < 3) points.reasons.push(p.reason);
+            },
+          }
+        : undefined;
       const store = opts.stateFile ? await openChecksumState(opts.stateFile, sourceUrl, targetUrl) : undefined;
       const compared = await compareTables({
         ...pools,
         ...(store ? { store } : {}),
         concurrency: conc,
         chunkRows: opts.chunkRows ?? 10_000,
-        rechecks: opts.rechecks ?? 5,
+        rechecks: opts.rechecks ?? (consistent ? 2 : 5),
+        ...(consistent ? { consistent } : {}),
         maxRows: opts.maxRows ?? 20,
         sync,
         onChunk: (n) => {
           done++;
           rows += n;
-          opts.onProgress?.({ doneChunks: done, totalChunks: total, rows, elapsedMs: Date.now() - started, resumed: store?.resumed ?? 0 });
+          opts.onProgress?.({ doneChunks: done, totalChunks: total, rows, elapsedMs: Date.now() - started, resumed: store?.resumed ?? 0, tables: tables.length });
         },
       }, tables, (n) => (total = n)).finally(() => store?.flush());
       await store?.complete();
-      const keyless = compared.filter((x) => !x.key.columns).map((x) => x.table);
-      c.push(criterion('tables without a primary key', keyless.length, 0, keyless.length === 0,
-        keyless.length ? `${keyless.join(', ')}: logical replication cannot carry their UPDATE/DELETE without a replica identity` : undefined));
-      for (const x of compared) c.push(...tableCriteria(x));
+      if (consistent && points.taken + points.failed > 0) {
+        c.push(criterion('write hold per consistent point (ms)', points.maxHoldMs, `budget ${budgetMs}`, true,
+          `${points.taken} point(s) taken, ${points.failed} not taken${points.reasons.length ? ` (${points.reasons.join('; ')})` : ''}`));
+      }
+      for (const x of compared) c.push(...tableCriteria(x, scope.accepted.get(`${x.key.table.schema}.${x.key.table.name}`)));
     } finally {
       lag = sampler ? await sampler.stop() : null;
     }

@@ -80,7 +80,7 @@ t.test('gate 2 passes on the replicated pair while pgbench writes to the source'
   t.ok(progress.length >= 25, `progress reported per chunk (${progress.length})`);
   t.match(find(g, 'rows users')?.measured, `source ${seeded.users}, target ${seeded.users}`);
   t.match(find(g, 'checksum orders')?.measured, /^(\d+)\/\1 chunks equal$/);
-  t.equal(find(g, 'tables without a primary key')?.measured, 0);
+  t.equal(find(g, 'tables without a replica identity')?.measured, 0);
   t.ok((find(g, 'replication lag max over the window (s)')?.measured as number) < 10);
   t.equal(find(g, 'replication errors during the check')?.measured, 0);
   t.notOk(g.criteria.some((c) => c.name.includes('pgcutover_heartbeat')), 'the heartbeat table is not compared');
@@ -124,8 +124,8 @@ t.test('gate 2 fails after rows change directly on the target, naming table, key
   t.match(tx?.detail, /id in \(-∞, \d+\]: id=777 missing on target/);
   t.match(find(g, 'rows transactions')?.measured, /source (\d+), target (?!\1)\d+/);
   t.match(find(g, 'checksum users')?.detail, /id in \(\d+, \+∞\): id=999999 only on target/, 'the open last range catches rows beyond the source');
-  t.equal(find(g, 'tables without a primary key')?.measured, 1);
-  t.match(find(g, 'tables without a primary key')?.detail, /audit_log/);
+  t.equal(find(g, 'tables without a replica identity')?.measured, 1);
+  t.match(find(g, 'tables without a replica identity')?.detail, /audit_log/);
 });
 
 t.test('under live inserts at the tail, a row only the target has beyond the source\'s last key is still found', async (t) => {
