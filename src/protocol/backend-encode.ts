@@ -136,3 +136,8 @@ export function sqlStateOf(buf: Buffer, start: number, end: number): string {
   }
   return '';
 }
+
+/** A FATAL in protocol 2's format ('E', text, NUL), as PostgreSQL refuses a client asking for protocol 2. */
+export function legacyFatal(message: string): Buffer {
+  return Buffer.from(`EFATAL:  ${message}\n\0`, 'utf8');
+}

@@ -10,6 +10,8 @@ export type FrameHandler = (type: number, buf: Buffer, start: number, end: numbe
 export interface FrameViolation {
   readonly sqlstate: '08P01';
   readonly message: string;
+  /** Logged only, never sent (PostgreSQL's COMMERROR before the StartupMessage). */
+  readonly silent?: boolean;
 }
 
 export class FrameReader {
@@ -114,7 +116,9 @@ export class StartupReader {
     this.acc = this.acc.length === 0 ? chunk : Buffer.concat([this.acc, chunk]);
     if (this.acc.length < 4) return null;
     const len = this.acc.readInt32BE(0);
-    if (len < 8 || len > this.maxPacket) return { sqlstate: '08P01', message: `invalid length of startup packet` };
+    // PostgreSQL logs this (COMMERROR) and closes without a word: a Terminate or an HTTP request sent
+    // first lands here too (ProcessStartupPacket).
+    if (len < 8 || len > this.maxPacket) return { sqlstate: '08P01', message: `invalid length of startup packet`, silent: true };
     if (this.acc.length < len) return null;
     const packet = this.acc.subarray(0, len);
     const rest = this.acc.subarray(len);

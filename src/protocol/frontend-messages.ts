@@ -17,6 +17,13 @@ export interface ProtocolError {
   /** 08P01 for malformed bytes; 0A000 for an unsupported protocol version; 28000 / 28P01 where PostgreSQL uses them. */
   readonly sqlstate: SqlStateCode;
   readonly message: string;
+  /**
+   * PostgreSQL only logs it (COMMERROR) and closes the connection without a word: a bad startup length, a
+   * Terminate or an HTTP request before the StartupMessage, a malformed CancelRequest.
+   */
+  readonly silent?: boolean;
+  /** The client asked for protocol 2: the FATAL goes in that protocol's format (legacyFatal). */
+  readonly legacy?: boolean;
 }
 
 export function protocolError(message: string, sqlstate: SqlStateCode = '08P01'): ProtocolError {

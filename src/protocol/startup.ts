@@ -31,7 +31,8 @@ const NEWEST_MINOR = 0;
 const SSL_REQUEST: SSLRequest = Object.freeze({ name: 'sslRequest' });
 const GSSENC_REQUEST: GSSENCRequest = Object.freeze({ name: 'gssEncRequest' });
 
-const BAD_LENGTH = Object.freeze(protocolError('invalid length of startup packet'));
+// ProcessStartupPacket reports these as COMMERROR: logged, never sent; the connection just closes.
+const BAD_LENGTH: ProtocolError = Object.freeze({ ...protocolError('invalid length of startup packet'), silent: true });
 const BAD_LAYOUT = Object.freeze(protocolError('invalid startup packet layout: expected terminator as last byte'));
 
 /** Decodes one whole startup-phase packet, its Int32 length included. */
@@ -44,7 +45,8 @@ export function decodeStartupPacket(frame: Buffer): StartupPacket | ProtocolErro
     case CANCEL_REQUEST_CODE:
       return decodeCancel(frame);
     // These two carry no body; PostgreSQL does not check, but anything after the code here means
-    // the client and we disagree on framing, and the next bytes would be read as a TLS handshake.
+    // the client and we disagree on framing, and the next bytes would be read as a TLS handshake
+    // (closed silently, as for a bad length).
     case SSL_REQUEST_CODE:
       return len === 8 ? SSL_REQUEST : BAD_LENGTH;
     case GSSENC_REQUEST_CODE:
@@ -55,20 +57,19 @@ export function decodeStartupPacket(frame: Buffer): StartupPacket | ProtocolErro
 }
 
 function decodeCancel(frame: Buffer): CancelRequest | ProtocolError {
-  if (frame.length < 12) return protocolError('invalid length of cancel request packet');
+  if (frame.length < 12) return { ...protocolError('invalid length of cancel request packet'), silent: true };
   const keyLen = frame.length - 12;
   if (keyLen < MIN_CANCEL_KEY_LENGTH || keyLen > MAX_CANCEL_KEY_LENGTH) {
-    return protocolError('invalid length of cancel key in cancel request packet');
+    return { ...protocolError('invalid length of cancel key in cancel request packet'), silent: true };
   }
   return { name: 'cancelRequest', processId: frame.readInt32BE(8), secretKey: frame.subarray(12) };
 }
 
 function decodeStartupMessage(frame: Buffer, major: number, minor: number): StartupMessage | ProtocolError {
   if (major !== MAJOR) {
-    return protocolError(
-      `unsupported frontend protocol ${major}.${minor}: server supports ${MAJOR}.0 to ${MAJOR}.${NEWEST_MINOR}`,
-      '0A000',
-    );
+    const e = protocolError(`unsupported frontend protocol ${major}.${minor}: server supports ${MAJOR}.0 to ${MAJOR}.${NEWEST_MINOR}`, '0A000');
+    // PostgreSQL answers in the protocol the client asked for: before 3.0, an error is 'E' and text.
+    return major < MAJOR ? { ...e, legacy: true } : e;
   }
   // name\0value\0 ... \0 : the loop stops at an empty name, which must be the very last byte.
   const last = frame.length - 1;

@@ -46,7 +46,7 @@ export interface LoginDeps {
 export type LoginResult =
   | { kind: 'ok'; socket: Socket; user: string; params: Record<string, string>; rest: Buffer; entry?: UserEntry; scram?: ScramPassThrough }
   | { kind: 'cancel' }
-  | { kind: 'fail'; sqlstate: string; message: string; socket: Socket; quiet?: boolean };
+  | { kind: 'fail'; sqlstate: string; message: string; socket: Socket; quiet?: boolean; silent?: boolean; legacy?: boolean };
 
 const AUTH_TYPES: ReadonlySet<number> = new Set([Frontend.Password, Frontend.Terminate]);
 
@@ -77,6 +77,11 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
       resolve(r);
     };
     const fail = (sqlstate: string, message: string, quiet = false) => finish({ kind: 'fail', sqlstate, message, socket, quiet });
+    /** Logged and counted, but the client gets no message: PostgreSQL's COMMERROR before the StartupMessage. */
+    const failSilently = (sqlstate: string, message: string) => finish({ kind: 'fail', sqlstate, message, socket, silent: true });
+    /** A second SSLRequest/GSSENCRequest: PostgreSQL reads its code as a protocol version. */
+    const unsupported = (code: number) =>
+      fail(SqlState.FeatureNotSupported, `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`);
     const timer = setTimeout(() => fail(SqlState.ProtocolViolation, 'canceling authentication due to timeout'), deps.timeoutMs);
     const onClose = () => fail(SqlState.ConnectionFailure, 'client closed the connection during startup', true);
 
@@ -110,12 +115,15 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
       const p = decodeStartupPacket(packet);
       switch (p.name) {
         case 'protocolError':
-          return fail(p.sqlstate, p.message);
+          if (p.legacy) return finish({ kind: 'fail', sqlstate: p.sqlstate, message: p.message, socket, legacy: true });
+          return p.silent ? failSilently(p.sqlstate, p.message) : fail(p.sqlstate, p.message);
         case 'sslRequest':
-          if (tlsDone) return fail(SqlState.ProtocolViolation, 'SSLRequest received twice');
+          if (tlsDone) return unsupported(packet.readUInt32BE(4));
           tlsDone = true;
+          // Bytes already behind the request were sent before the answer: PostgreSQL refuses them, 'N' or 'S'.
           if (!deps.tls) {
             socket.write('N');
+            if (rest.length > 0) return fail(SqlState.ProtocolViolation, 'received unencrypted data after SSL request');
             return;
           }
           if (rest.length > 0) return fail(SqlState.ProtocolViolation, 'received unencrypted data after SSL request');
@@ -130,9 +138,10 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
           startup = new StartupReader(MAX_STARTUP_PACKET_BYTES);
           return;
         case 'gssEncRequest':
-          if (gssDone) return fail(SqlState.ProtocolViolation, 'GSSENCRequest received twice');
+          if (gssDone) return unsupported(packet.readUInt32BE(4));
           gssDone = true;
           socket.write('N');
+          if (rest.length > 0) return fail(SqlState.ProtocolViolation, 'received unencrypted data after GSSAPI encryption request');
           return;
         case 'cancelRequest':
           if (p.secretKey.length === 4) deps.onCancel(p.processId, p.secretKey.readInt32BE(0));
@@ -200,7 +209,7 @@ export function login(sock: Socket, deps: LoginDeps): Promise<LoginResult> {
       while (!done && !auth && waiting === null) {
         const r = startup.feed(data);
         if (r === null) return;
-        if ('sqlstate' in r) return fail(r.sqlstate, r.message);
+        if ('sqlstate' in r) return r.silent ? failSilently(r.sqlstate, r.message) : fail(r.sqlstate, r.message);
         onStartupPacket(r.packet, r.rest);
         if (r.rest.length === 0 || auth || waiting !== null) return;
         data = r.rest;

@@ -149,8 +149,15 @@ export class ProxyServer {
         if (r.sqlstate.startsWith('28')) this.stats.authFailures++;
         else if (r.sqlstate === SqlState.ProtocolViolation) this.stats.protocolErrors++;
         if (r.sqlstate === SqlState.InvalidPassword) await this.passwordFailed(address);
-        else if (!r.quiet) log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
-        if (!r.quiet) {
+        if (r.legacy) {
+          log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
+          r.socket.end(enc.legacyFatal(r.message));
+        } else if (r.silent) {
+          // As PostgreSQL: logged, and the connection closes without a word.
+          log.info({ code: r.sqlstate, msg: r.message }, 'client closed before its StartupMessage could be read');
+          r.socket.end();
+        } else if (!r.quiet) {
+          if (r.sqlstate !== SqlState.InvalidPassword) log.info({ code: r.sqlstate, msg: r.message }, 'client login refused');
           if (!r.socket.destroyed) r.socket.end(enc.errorResponse({ severity: 'FATAL', code: r.sqlstate, message: r.message }));
         }
         setTimeout(() => r.socket.destroy(), 1000).unref();
