@@ -22,6 +22,8 @@ export interface StartConfig {
   target: BackendTarget;
   /** The control plane's own (privileged) logins; default the proxy's. */
   control: { source: BackendTarget; target: BackendTarget };
+  /** Roles the write fence covers: the proxy's backend logins plus --app-roles (README "Safety"). */
+  appRoles: string[];
   listen: HostPort;
   admin: HostPort;
   usersFile?: string;
@@ -174,6 +176,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       source,
       target,
       control: { source: sourceControl, target: targetControl },
+      appRoles: [...new Set([source.user, target.user, ...get('appRoles')!.split(',').map((r) => r.trim()).filter(Boolean)])],
       listen,
       admin,
       usersFile: get('users'),

@@ -24,8 +24,9 @@ const opt = (s: Omit<OptionSpec, 'env' | 'flag'> & { flag?: string }): OptionSpe
 export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'source', type: 'url', required: true, doc: 'Source (PostgreSQL 14) URL, postgres://user:pass@host:port/db?sslmode=disable|prefer|require; the proxy logs in to it with these credentials' }),
   opt({ key: 'target', type: 'url', required: true, doc: 'Target (PostgreSQL 15 / Aurora) URL, same form as --source' }),
-  opt({ key: 'sourceControl', type: 'url', doc: 'Privileged source URL for the control plane (replication, fencing, setval, gates); default --source. Its role is never fenced' }),
+  opt({ key: 'sourceControl', type: 'url', doc: 'Privileged source URL for the control plane (replication, fencing, setval, gates); default --source. Its role is never fenced, so it must differ from every application role (README "Safety")' }),
   opt({ key: 'targetControl', type: 'url', doc: 'Privileged target URL for the control plane; default --target' }),
+  opt({ key: 'appRoles', type: 'string', default: '', doc: 'Comma-separated application roles the write fence covers besides the proxy\'s own backend logins (the --source/--target users); see README "Safety"' }),
   opt({ key: 'listen', type: 'hostport', default: '127.0.0.1:6432', doc: 'Address the proxy accepts PostgreSQL clients on' }),
   opt({ key: 'admin', type: 'hostport', default: '127.0.0.1:9187', doc: 'Address of the admin HTTP API (health, state, metrics)' }),
   opt({ key: 'users', type: 'file', doc: 'Client users file (JSON {"users":[{name,password,method}]} or PgBouncer userlist.txt "user" "password" ["method"]); default: the source URL\'s user and password, SCRAM-SHA-256' }),

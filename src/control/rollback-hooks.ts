@@ -8,7 +8,6 @@ import { backendUrl } from '../proxy/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { connectControl } from '../replication/control-conn.js';
 import { rollbackWritesToSource } from '../replication/rollback.js';
-import { applicationRoleCandidates } from '../replication/fence.js';
 import { pauseNativeReplication } from '../replication/native.js';
 import { dmsMonitor } from '../replication/dms-monitor.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
@@ -33,7 +32,6 @@ export function createSwitchover(cfg: StartConfig, pauses: WritePause, version: 
     const pause = pauses.pause('source', SWITCHOVER_DRAIN_MS);
     let held = false;
     try {
-      const appRoles = await applicationRoleCandidates(source);
       const r = await switchWritesToTarget(
         source,
         target,
@@ -51,7 +49,7 @@ export function createSwitchover(cfg: StartConfig, pauses: WritePause, version: 
             }
           },
         },
-        { appRoles, targetConninfo: backendUrl(cfg.control.target, 'libpq'), subscription: cfg.subscription, drainTimeoutMs: SWITCHOVER_DRAIN_MS + 5000 },
+        { appRoles: cfg.appRoles, holder: cfg.sidecarId, targetConninfo: backendUrl(cfg.control.target, 'libpq'), subscription: cfg.subscription, drainTimeoutMs: SWITCHOVER_DRAIN_MS + 5000 },
       );
       const detail = { pauseMs: r.pauseMs, switchLsn: r.switchLsn, steps: r.steps.map((s) => ({ ...s })) };
       return r.ok ? { ok: true, detail } : { ok: false, error: `${r.failedStep}: ${r.error}`, detail };
@@ -73,7 +71,6 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
         connectControl(backendUrl(cfg.control.target), { purpose: 'rollback' }),
       ]);
       try {
-        const appRoles = await applicationRoleCandidates(source);
         // Within the procedure's own 30 s drain bound, so the acknowledgements are judged before it gives up.
         const pause = pauses.pause('target', 25_000);
         const gate = {
@@ -89,7 +86,8 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
           },
         };
         const r = await rollbackWritesToSource(source, target, gate, {
-          appRoles,
+          appRoles: cfg.appRoles,
+          holder: cfg.sidecarId,
           subscription: cfg.subscription,
         });
         if (!r.ok) throw new Error(`${r.failedStep}: ${r.error}`);

@@ -5,7 +5,7 @@
  * the reverse one starts with `copy_data = false` at the moment writes move.
  */
 import type { Db } from './control-conn.js';
-import { applyWorker, createSubscription, dropPublication, dropSubscription, dropSlot, ensurePublication, setSubscriptionEnabled, slotInfo, subscriptionInfo } from './subscription.js';
+import { applyWorker, createSubscription, dropPublication, dropSubscription, dropSlot, ensurePublication, publicationExists, setSubscriptionEnabled, slotInfo, subscriptionInfo } from './subscription.js';
 import { committedLsn } from './apply-wait.js';
 import { lsnAtLeast } from './lsn.js';
 import { displayName } from './sql.js';
@@ -56,26 +56,40 @@ export async function disableAndWait(subscriber: Db, subscription: string, timeo
   await until(`the apply worker of ${subscription} to exit`, timeoutMs, async () => (await applyWorker(subscriber, subscription)).pid === null);
 }
 
+/** What one run of startReverseReplication created: its undo removes only that, never another run's. */
+export interface ReverseCreated {
+  publication: boolean;
+  subscription: boolean;
+}
+
 /**
  * Publication on the target for the forward publication's tables, subscription on the source
- * without copying rows. Returns the tables it carries.
+ * without copying rows. Returns the tables it carries; `created` says what this call made.
  */
-export async function startReverseReplication(source: Db, target: Db, targetConninfo: string, n: DirectionNames = {}): Promise<string[]> {
+export async function startReverseReplication(source: Db, target: Db, targetConninfo: string, n: DirectionNames = {}, created: ReverseCreated = { publication: false, subscription: false }): Promise<string[]> {
   const names = directionNames(n);
   const tables = await publicationTables(source, names.publication);
   if (tables.length === 0) throw new Error(`forward publication ${names.publication} has no tables on the source`);
   if (await subscriptionInfo(source, names.reverseSubscription)) throw new Error(`reverse subscription ${names.reverseSubscription} already exists on the source`);
+  const hadPublication = await publicationExists(target, names.reversePublication);
   await ensurePublication(target, names.reversePublication, tables);
+  created.publication = !hadPublication;
   await createSubscription(source, { name: names.reverseSubscription, conninfo: targetConninfo, publication: names.reversePublication, copyData: false });
+  created.subscription = true;
   return tables.map(displayName);
 }
 
-/** Drops the reverse subscription (and with it its slot on the target) and the reverse publication. */
-export async function stopReverseReplication(source: Db, target: Db, n: DirectionNames = {}): Promise<void> {
+/**
+ * Drops the reverse subscription (and with it its slot on the target) and the reverse publication; with
+ * `only`, just what one run created.
+ */
+export async function stopReverseReplication(source: Db, target: Db, n: DirectionNames = {}, only?: ReverseCreated): Promise<void> {
   const names = directionNames(n);
-  const dropped = await dropSubscription(source, names.reverseSubscription);
-  if (dropped.orphanSlot) await dropSlot(target, dropped.orphanSlot);
-  await dropPublication(target, names.reversePublication);
+  if (!only || only.subscription) {
+    const dropped = await dropSubscription(source, names.reverseSubscription);
+    if (dropped.orphanSlot) await dropSlot(target, dropped.orphanSlot);
+  }
+  if (!only || only.publication) await dropPublication(target, names.reversePublication);
 }
 
 export interface SlotAdvance {

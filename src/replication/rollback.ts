@@ -13,6 +13,8 @@
 import type { Db } from './control-conn.js';
 import { committedLsn, waitForApplied } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
+import { fenceProblems } from './fence-catalog.js';
+import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
 import { advanceSlot, directionNames, stopReverseReplication, type DirectionNames } from './reverse.js';
 import { syncSequences } from './sequences.js';
 import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
@@ -20,10 +22,11 @@ import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
 import type { WriteGate } from './switchover.js';
 
 export const ROLLBACK_STEPS = [
-  'hold-writes', 'fence-target', 'wait-source-applied', 'sync-sequences', 'drop-reverse', 'advance-forward-slot',
+  'lock-writer', 'hold-writes', 'fence-target', 'wait-source-applied', 'sync-sequences', 'drop-reverse', 'advance-forward-slot',
   'enable-forward', 'unfence-source', 'release-writes',
   // After a failure:
   'undo-unfence-target', 'undo-release-to-target', 'finish-unfence-source', 'finish-release-to-source',
+  'unlock-writer',
 ] as const;
 export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
 
@@ -32,6 +35,8 @@ const SOURCE_COMMITTED: readonly RollbackStep[] = ['drop-reverse', 'advance-forw
 
 export interface RollbackOptions extends DirectionNames {
   appRoles: readonly string[];
+  /** Who runs this (sidecar id): named to a second request while this one holds the writer lock. */
+  holder?: string;
   /** Wait this long for in-flight target writes; then the fence ends them. Default 30 s. */
   drainTimeoutMs?: number;
   /** Longest wait for reverse replication to apply the target's LSN on the source. Default 60 s. */
@@ -57,7 +62,15 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
   const log = new StepLog<RollbackStep>(now);
   const holdStarted = now();
   let targetLsn: string | null = null;
+  let lock: WriterLock | null = null;
   try {
+    // Before anything else: a second writer change anywhere is refused here, and this one's fence must hold.
+    lock = await log.run('lock-writer', async () => {
+      const problems = await fenceProblems(target, opts.appRoles);
+      if (problems.length > 0) throw new Error(`the target cannot be fenced: ${problems.join('; ')}`);
+      return acquireWriterLock(source, target, opts.holder ?? 'rollback');
+    }, (l) => `epoch ${l.epoch} by ${l.holder}`);
+    const held = lock;
     await log.run('hold-writes', async () => {
       // Not a failure when it times out: fencing the target next ends what is still running.
       try {
@@ -67,7 +80,7 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
         return `not drained in time (${(err as Error).message}); the fence ends the rest`;
       }
     }, (d) => d);
-    await log.run('fence-target', () => fence(target, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
+    await log.run('fence-target', () => fence(target, opts.appRoles, { lock: held, writer: 'source' }), (f) => `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`);
     targetLsn = await log.run('wait-source-applied', async () => {
       const lsn = await committedLsn(target, 'rollback');
       const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5 });
@@ -83,19 +96,24 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
       return advanceSlot(source, sub.slot);
     }, (a) => `slot ${a.slot} ${a.from ?? '?'} → ${a.to} (${a.skipped} B skipped)`);
     await log.run('enable-forward', () => setSubscriptionEnabled(target, names.subscription, true));
-    await log.run('unfence-source', () => unfence(source, opts.appRoles));
+    await log.run('unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }), (u) => `${u.restored} right(s) given back, ${u.replaced} session(s) opened under the fence ended${u.failed.length ? `, ${u.failed.length} failed: ${u.failed.join('; ')}` : ''}`);
     await log.run('release-writes', async () => gate.release('source'));
+    await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
     return { ok: true, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source' };
   } catch (err) {
     const failed = err instanceof StepFailure ? (err.step as RollbackStep) : undefined;
     const error = err instanceof StepFailure ? err.reason : String(err);
-    if (failed && SOURCE_COMMITTED.includes(failed)) {
-      if (!log.records.some((r) => r.step === 'unfence-source' && r.ok)) await log.attempt('finish-unfence-source', () => unfence(source, opts.appRoles));
+    const held = lock;
+    if (failed && SOURCE_COMMITTED.includes(failed) && held) {
+      if (!log.records.some((r) => r.step === 'unfence-source' && r.ok)) await log.attempt('finish-unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }));
       await log.attempt('finish-release-to-source', async () => gate.release('source'));
+      await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
       return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source', failedStep: failed, error: `${error} (writes are on the source, which has every write; forward replication needs repair)` };
     }
-    await log.attempt('undo-unfence-target', () => unfence(target, opts.appRoles));
+    // Only what this run fenced is given back: a run refused at the lock touched nothing.
+    if (log.started('fence-target') && held) await log.attempt('undo-unfence-target', () => unfence(target, opts.appRoles, { lock: held, writer: 'target' }));
     await log.attempt('undo-release-to-target', async () => gate.release('target'));
+    if (held) await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
     return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'target', ...(failed ? { failedStep: failed } : {}), error: `${error} (rollback aborted: writes stay on the target)` };
   }
 }

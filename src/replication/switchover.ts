@@ -1,6 +1,8 @@
 /**
  * Write switchover SHADOW_WRITES → WRITES_TO_AURORA without losing a write (DESIGN.md "Write
  * switchover"), as steps over two control sessions and a WriteGate the proxy implements:
+ *   lock: the writer-change lock on both databases (src/replication/writer-record.ts); a second request
+ *     anywhere is refused with the holder's name
  *   0 preflight: forward replication running with every table copied, lag ≤ startLagBytes, the
  *     target can publish
  *   1–2 hold new writes and drain in-flight ones (gate.hold), then fence the source
@@ -8,14 +10,18 @@
  *   4 set target sequences to the source's values
  *   5 disable the forward subscription (and wait for its worker to exit), start reverse replication
  *   6 unfence the target (an earlier rollback fenced it), release writes to the target
- * If a step fails, what was done is undone in reverse (reverse replication dropped, forward
- * re-enabled, source unfenced) and writes are released to the source.
+ * The fence of the source writes `{epoch, writer: target}` there in its own transaction; the unfence of
+ * the target writes the same there. If a step fails, what this run did is undone in reverse (the reverse
+ * replication it created dropped, forward re-enabled, source unfenced and recorded as writer again) and
+ * writes are released to the source. The lock is released last.
  */
 import type { Db } from './control-conn.js';
 import { committedLsn, waitForApplied } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
+import { fenceProblems } from './fence-catalog.js';
+import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
 import { readNativeStatus } from './native.js';
-import { directionNames, disableAndWait, startReverseReplication, stopReverseReplication, type DirectionNames } from './reverse.js';
+import { directionNames, disableAndWait, startReverseReplication, stopReverseReplication, type DirectionNames, type ReverseCreated } from './reverse.js';
 import { syncSequences } from './sequences.js';
 import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
@@ -32,16 +38,20 @@ export interface WriteGate {
 }
 
 export const SWITCHOVER_STEPS = [
-  'preflight', 'hold-writes', 'fence-source', 'wait-target-applied', 'sync-sequences', 'disable-forward',
+  'lock-writer', 'preflight', 'hold-writes', 'fence-source', 'wait-target-applied', 'sync-sequences', 'disable-forward',
   'start-reverse', 'unfence-target', 'release-writes',
   // Undo, after a failure:
   'undo-reverse', 'undo-enable-forward', 'undo-unfence-source', 'undo-release-to-source',
+  // Always, once the lock is held:
+  'unlock-writer',
 ] as const;
 export type SwitchoverStep = (typeof SWITCHOVER_STEPS)[number];
 
 export interface SwitchoverOptions extends DirectionNames {
   /** Application roles to fence on the source (and unfence on the target). */
   appRoles: readonly string[];
+  /** Who runs this (sidecar id): named to a second request while this one holds the writer lock. */
+  holder?: string;
   /** How the source reaches the target, for the reverse subscription (URL or conninfo). */
   targetConninfo: string;
   /** Refuse to start above this replication lag. Default 1 MiB (switchoverStartLagBytes). */
@@ -72,7 +82,11 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
   const log = new StepLog<SwitchoverStep>(now);
   let holdStarted: number | null = null;
   let switchLsn: string | null = null;
+  let lock: WriterLock | null = null;
+  const created: ReverseCreated = { publication: false, subscription: false };
   try {
+    lock = await log.run('lock-writer', () => acquireWriterLock(source, target, opts.holder ?? 'switchover'), (l) => `epoch ${l.epoch} by ${l.holder}`);
+    const held = lock;
     await log.run('preflight', async () => {
       const st = await readNativeStatus(source, target, names);
       if (!st.subscription) throw new Error(`forward subscription ${names.subscription} not found on the target`);
@@ -84,11 +98,16 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
       const wl = (await target.query<{ v: string }>(`SELECT current_setting('wal_level') AS v`)).rows[0]!.v;
       if (wl !== 'logical') throw new Error(`the target has wal_level = ${wl}: reverse replication (for rollback) needs logical`);
       if (await subscriptionInfo(source, names.reverseSubscription)) throw new Error(`a reverse subscription ${names.reverseSubscription} already exists on the source`);
+      // The fence must hold on the source now and on the target for a later rollback: refuse before holding writes.
+      for (const [side, db] of [['source', source], ['target', target]] as const) {
+        const problems = await fenceProblems(db, opts.appRoles);
+        if (problems.length > 0) throw new Error(`the ${side} cannot be fenced: ${problems.join('; ')}`);
+      }
       return st.lagBytes;
     }, (lag) => `lag ${lag} B`);
     holdStarted = now();
     await log.run('hold-writes', () => withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes'));
-    await log.run('fence-source', () => fence(source, opts.appRoles), (f) => `${f.roles.length} role(s) read-only, ${f.terminated} session(s) ended`);
+    await log.run('fence-source', () => fence(source, opts.appRoles, { lock: held, writer: 'target' }), (f) => `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`);
     switchLsn = await log.run('wait-target-applied', async () => {
       const lsn = await committedLsn(source, 'switchover');
       const w = await waitForApplied(target, names.subscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 5000, pollMs: 5 });
@@ -97,18 +116,21 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
     }, (lsn) => `source LSN ${lsn} applied`);
     await log.run('sync-sequences', () => syncSequences(source, target), (r) => `${r.set.length} sequence(s) set${r.missing.length ? `, missing on target: ${r.missing.join(', ')}` : ''}`);
     await log.run('disable-forward', () => disableAndWait(target, names.subscription));
-    await log.run('start-reverse', () => startReverseReplication(source, target, opts.targetConninfo, names), (t) => `${t.length} table(s)`);
-    await log.run('unfence-target', () => unfence(target, opts.appRoles));
+    await log.run('start-reverse', () => startReverseReplication(source, target, opts.targetConninfo, names, created), (t) => `${t.length} table(s)`);
+    await log.run('unfence-target', () => unfence(target, opts.appRoles, { lock: held, writer: 'target' }), (u) => `${u.restored} right(s) given back${u.failed.length ? `, ${u.failed.length} failed: ${u.failed.join('; ')}` : ''}`);
     await log.run('release-writes', async () => gate.release('target'));
+    await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
     return { ok: true, steps: log.records, pauseMs: now() - holdStarted, switchLsn, writesOn: 'target' };
   } catch (err) {
     const failed = err instanceof StepFailure ? (err.step as SwitchoverStep) : undefined;
     const error = err instanceof StepFailure ? err.reason : String(err);
-    // Undo in reverse order whatever was started (each clean-up is idempotent).
-    if (log.started('start-reverse')) await log.attempt('undo-reverse', () => stopReverseReplication(source, target, names));
+    // Undo in reverse order what this run did (each clean-up is idempotent), never another run's work.
+    if (created.publication || created.subscription) await log.attempt('undo-reverse', () => stopReverseReplication(source, target, names, created));
     if (log.started('disable-forward')) await log.attempt('undo-enable-forward', () => setSubscriptionEnabled(target, names.subscription, true));
-    if (log.started('fence-source')) await log.attempt('undo-unfence-source', () => unfence(source, opts.appRoles));
+    const held = lock;
+    if (log.started('fence-source') && held) await log.attempt('undo-unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }));
     if (holdStarted !== null) await log.attempt('undo-release-to-source', async () => gate.release('source'));
+    if (held) await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
     return {
       ok: false,
       steps: log.records,
