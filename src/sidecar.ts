@@ -30,7 +30,9 @@ import type { CutoverSnapshot } from './control/cutover-machine.js';
 import { startUnleashBinding, type UnleashBinding } from './control/unleash.js';
 import { adminRoutes } from './control/admin-routes.js';
 import { createGateRunner, gateWriteHold } from './control/gates.js';
-import { createRollbackHooks, createSwitchover } from './control/rollback-hooks.js';
+import { createRollbackHooks, createSwitchover, createWriterAccess } from './control/rollback-hooks.js';
+import { WriterSync } from './control/writer-sync.js';
+import { writerRoutes } from './control/writer-routes.js';
 import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
@@ -197,6 +199,20 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     onBreaker: relay.onBreaker,
   });
   controller = ctl;
+  // The databases' writer record outranks the store (DESIGN.md "Fencing" 3): checked before the first client,
+  // then on every store reconnect and periodically.
+  const writerDb = createWriterAccess(cfg);
+  const controlCfg = scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale);
+  const writerSync = new WriterSync({
+    store,
+    read: writerDb.read,
+    snapshot: () => ctl.snapshot(),
+    override: (s, reason, by) => ctl.override(s, reason, by),
+    rampMs: controlCfg.cutover.rollbackReadRampMs,
+    rollbackGraceMs: Math.max(5000, 120_000 * cfg.timeScale),
+  });
+  await writerSync.check('start');
+  writerSync.start();
 
   // The shadow service lives while the state shadows writes, or, with --dark-read-pct, while reads still go
   // (partly) to the source: one for writes, another for dark reads, swapped as the state moves.
@@ -244,6 +260,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await sh?.close();
     await observers?.stop();
     await unleash?.close();
+    writerSync.stop();
     await ctl.close();
     pauses.close();
     await bus?.close();
@@ -283,7 +300,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await teardown(null);
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...extraRoutes];
+  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
   let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });

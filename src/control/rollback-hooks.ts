@@ -11,6 +11,7 @@ import { rollbackWritesToSource } from '../replication/rollback.js';
 import { pauseNativeReplication } from '../replication/native.js';
 import { dmsMonitor } from '../replication/dms-monitor.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
+import { forceUnlock, readWriterRecord, type WriterRecord } from '../replication/writer-record.js';
 import type { RollbackHooks } from './rollback-runner.js';
 import type { WritePause } from './write-pause.js';
 
@@ -106,5 +107,26 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
       const r = await pauseNativeReplication(backendUrl(cfg.control.target), { subscription: cfg.subscription });
       return r.ok;
     },
+  };
+}
+
+/** The writer record on both databases through the control logins: read it, or clear a dead run's lock. */
+export function createWriterAccess(cfg: StartConfig) {
+  const both = async <T>(fn: (source: Awaited<ReturnType<typeof connectControl>>, target: Awaited<ReturnType<typeof connectControl>>) => Promise<T>): Promise<T> => {
+    const [source, target] = await Promise.all([
+      connectControl(backendUrl(cfg.control.source), { purpose: 'writer-record', connectTimeoutMs: 3000 }),
+      connectControl(backendUrl(cfg.control.target), { purpose: 'writer-record', connectTimeoutMs: 3000 }),
+    ].map((p) => p.catch((e: Error) => e)));
+    try {
+      if (source instanceof Error) throw source;
+      if (target instanceof Error) throw target;
+      return await fn(source, target);
+    } finally {
+      await Promise.allSettled([source, target].map((c) => (c instanceof Error ? undefined : c!.end())));
+    }
+  };
+  return {
+    read: (): Promise<WriterRecord> => both(readWriterRecord),
+    unlock: (holder?: string) => both((s, t) => forceUnlock(s, t, holder)),
   };
 }

@@ -60,16 +60,33 @@ export interface ApplyWaitOptions {
   timeoutMs?: number;
   /** Default 10 ms: the wait is usually on the write-pause critical path. */
   pollMs?: number;
+  /**
+   * Called every `nudgeMs` (default 100) while the position has not moved: writes a little WAL on the
+   * publisher. Measured: on an idle PostgreSQL 14 publisher whose last transaction changed only unpublished
+   * tables, the walsender sent no keepalive for the applied position until new WAL arrived (> 5 s).
+   */
+  nudge?: () => Promise<unknown>;
+  nudgeMs?: number;
+}
+
+/** A nudge for `waitForApplied`: a non-transactional logical message, which subscriptions never receive. */
+export function walNudge(publisher: Db): () => Promise<unknown> {
+  return () => publisher.query(`SELECT pg_logical_emit_message(false, 'pgcutover', 'nudge')`);
 }
 
 export async function waitForApplied(subscriber: Db, subscription: string, lsn: string, opts: ApplyWaitOptions = {}): Promise<ApplyWait> {
   const started = Date.now();
   const timeout = opts.timeoutMs ?? 30_000;
   const poll = opts.pollMs ?? 10;
+  let nudged = started;
   for (;;) {
     const applied = await appliedLsn(subscriber, subscription);
     if (lsnAtLeast(applied, lsn)) return { ok: true, waitedMs: Date.now() - started, applied };
     if (Date.now() - started >= timeout) return { ok: false, waitedMs: Date.now() - started, applied };
+    if (opts.nudge && Date.now() - nudged >= (opts.nudgeMs ?? 100)) {
+      nudged = Date.now();
+      await opts.nudge().catch(() => undefined);
+    }
     await new Promise((r) => setTimeout(r, poll));
   }
 }

@@ -11,7 +11,7 @@
  * write, so the procedure still unfences it and releases writes there, and reports what failed.
  */
 import type { Db } from './control-conn.js';
-import { committedLsn, waitForApplied } from './apply-wait.js';
+import { committedLsn, waitForApplied, walNudge } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
 import { fenceProblems } from './fence-catalog.js';
 import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
@@ -83,7 +83,7 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     await log.run('fence-target', () => fence(target, opts.appRoles, { lock: held, writer: 'source' }), (f) => `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`);
     targetLsn = await log.run('wait-source-applied', async () => {
       const lsn = await committedLsn(target, 'rollback');
-      const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5 });
+      const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5, nudge: walNudge(target) });
       if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
       return lsn;
     }, (lsn) => `target LSN ${lsn} applied on the source`);

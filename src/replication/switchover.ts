@@ -16,7 +16,7 @@
  * writes are released to the source. The lock is released last.
  */
 import type { Db } from './control-conn.js';
-import { committedLsn, waitForApplied } from './apply-wait.js';
+import { committedLsn, waitForApplied, walNudge } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
 import { fenceProblems } from './fence-catalog.js';
 import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
@@ -110,7 +110,7 @@ export async function switchWritesToTarget(source: Db, target: Db, gate: WriteGa
     await log.run('fence-source', () => fence(source, opts.appRoles, { lock: held, writer: 'target' }), (f) => `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`);
     switchLsn = await log.run('wait-target-applied', async () => {
       const lsn = await committedLsn(source, 'switchover');
-      const w = await waitForApplied(target, names.subscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 5000, pollMs: 5 });
+      const w = await waitForApplied(target, names.subscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 5000, pollMs: 5, nudge: walNudge(source) });
       if (!w.ok) throw new Error(`the target applied only up to ${w.applied ?? 'nothing'} of ${lsn} within ${w.waitedMs} ms`);
       return lsn;
     }, (lsn) => `source LSN ${lsn} applied`);

@@ -55,8 +55,10 @@ export async function ensureControlSchema(db: Db): Promise<void> {
   }
 }
 
+/** This database's row; before any writer change (no control schema yet): epoch 0, the source writes. */
 export async function readWriterRow(db: Db): Promise<WriterRow> {
-  await ensureControlSchema(db);
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('${W}') IS NOT NULL AS ok`);
+  if (!exists.rows[0]!.ok) return { epoch: 0, writer: 'source', fenced: false, lockHolder: null, lockToken: null, lockAt: null };
   const r = await db.query<{ epoch: string; writer: WriterSide; fenced: boolean; lock_holder: string | null; lock_token: string | null; lock_at: string | null }>(
     `SELECT epoch, writer, fenced, lock_holder, lock_token, lock_at::text FROM ${W}`,
   );
