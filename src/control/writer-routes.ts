@@ -4,6 +4,7 @@
  * run's writer-change lock. Both mutations need a reason and are audited.
  */
 import type { Route } from './admin-api.js';
+import { auditActor } from './admin-routes.js';
 import type { StateStore } from './store.js';
 import type { WriterSync } from './writer-sync.js';
 
@@ -30,10 +31,10 @@ export function writerRoutes(d: WriterRouteDeps): Route[] {
       method: 'POST',
       path: '/writer/adopt',
       mutates: true,
-      handler: async ({ body }) => {
-        const b = body as { reason?: unknown; by?: unknown };
+      handler: async ({ body, actor }) => {
+        const b = (body ?? {}) as { reason?: unknown; by?: unknown; note?: unknown };
         if (!str(b.reason)) return { status: 400, body: { error: 'adopting the recorded writer needs {"reason": "..."}' } };
-        const by = `operator:${str(b.by) ? b.by : 'admin-api'}`;
+        const by = auditActor(actor, b);
         const v = await d.sync.check(`operator: ${b.reason}`, true);
         await d.store.appendAudit({ at: Date.now(), by, kind: 'writer-adopt', reason: b.reason, detail: { verdict: v ?? null, record: d.sync.last?.record ?? null } });
         if (v === null) return { status: 503, body: { error: `could not read the writer record: ${d.sync.last?.error ?? 'unknown'}` } };
@@ -45,11 +46,11 @@ export function writerRoutes(d: WriterRouteDeps): Route[] {
       method: 'POST',
       path: '/writer/unlock',
       mutates: true,
-      handler: async ({ body }) => {
-        const b = body as { reason?: unknown; holder?: unknown; by?: unknown };
+      handler: async ({ body, actor }) => {
+        const b = (body ?? {}) as { reason?: unknown; holder?: unknown; by?: unknown; note?: unknown };
         if (!str(b.reason)) return { status: 400, body: { error: 'clearing the writer lock needs {"reason": "...", "holder"?: "..."}' } };
         if (b.holder !== undefined && !str(b.holder)) return { status: 400, body: { error: '"holder" must be a non-empty string' } };
-        const by = `operator:${str(b.by) ? b.by : 'admin-api'}`;
+        const by = auditActor(actor, b);
         try {
           const was = await d.unlock(str(b.holder) ? b.holder : undefined);
           await d.store.appendAudit({ at: Date.now(), by, kind: 'writer-unlock', reason: b.reason, detail: { was } });
