@@ -38,6 +38,15 @@ t.test('a non-zero exit is ok:false with the tail of stderr', async (t) => {
   t.match(r.detail, /^command exited 3 in .*stderr: modify-db-cluster: AccessDenied$/);
 });
 
+/** Whether `pid` is gone (or a zombie) within 10 s: a signal is delivered asynchronously, so wait for it. */
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
 /** A process that exists and is not a zombie waiting to be reaped. */
 function alive(pid: number): boolean {
   try {
@@ -56,7 +65,7 @@ t.test('a command past its timeout is killed with its whole process group', asyn
   const r = await hook.run(reading, ctx);
   t.equal(r.ok, false);
   t.match(r.detail, /^command timed out after 200ms; stdout: starting$/);
-  t.notOk(alive(Number(readFileSync(pidFile, 'utf8'))), 'the shell\'s child was killed with the group');
+  t.ok(await gone(Number(readFileSync(pidFile, 'utf8'))), 'the shell\'s child was killed with the group');
   t.notOk(existsSync(marker), 'the rest of the script never ran');
 });
 
@@ -66,7 +75,7 @@ t.test('a command that ignores SIGTERM is SIGKILLed after a grace period', async
   const r = await hook.run(reading, ctx);
   t.equal(r.ok, false);
   t.match(r.detail, /^command timed out after 100ms; stdout: stubborn$/);
-  t.notOk(alive(Number(readFileSync(pidFile, 'utf8'))), 'the shell that ignored SIGTERM is gone (SIGKILL)');
+  t.ok(await gone(Number(readFileSync(pidFile, 'utf8'))), 'the shell that ignored SIGTERM is gone (SIGKILL)');
 });
 
 t.test('a webhook gets the reading as JSON', async (t) => {
