@@ -115,7 +115,7 @@ export function createGateRunner(
   return async (n) => {
     switch (n) {
       case 1:
-        return report(await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require' }));
+        return report(await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require', appRoles: cfg.appRoles }));
       case 2:
         return report(await runGate2(src, tgt, {
           subscription: cfg.subscription ?? null,

@@ -10,6 +10,7 @@ import { startSidecar, type Sidecar } from '../sidecar.js';
 import { onSignals } from '../cli/index.js';
 import { log } from '../log.js';
 import { setupNativeReplication } from '../replication/native.js';
+import { createDemoRoles, DEMO_APP_ROLE, DEMO_CONTROL_ROLE, withUser } from './roles.js';
 
 export interface DemoOptions {
   scale: number;
@@ -50,15 +51,21 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       } finally {
         await c.end();
       }
+      await createDemoRoles(s.url('postgres'), 'shop', 'demo');
     }
+    // The proxy logs in as an application role, the control plane as its own: the fence can then work.
+    const app = (s: EmbeddedPg) => withUser(s.url('shop'), DEMO_APP_ROLE, 'demo');
+    const control = (s: EmbeddedPg) => withUser(s.url('shop'), DEMO_CONTROL_ROLE, 'demo');
     // The target fills by native logical replication (publication + subscription), not by copying.
     say('starting logical replication source → target...');
-    const rep = await setupNativeReplication(source.url('shop'), target.url('shop'), { copySchema: false });
+    const rep = await setupNativeReplication(control(source), control(target), { copySchema: false });
     if (!rep.ok) throw new Error(`replication setup failed: ${rep.errors.join('; ')}`);
     const cfg = loadStartConfig(
       {
-        source: source.url('shop'),
-        target: target.url('shop'),
+        source: app(source),
+        target: app(target),
+        sourceControl: control(source),
+        targetControl: control(target),
         listen: o.listen,
         admin: o.admin,
         subscription: rep.value.subscription,
@@ -72,7 +79,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     const s = await startSidecar(cfg.value, {});
     if (!s.ok) throw new Error(s.errors.join('; '));
     sidecar = s.value;
-    const proxy = `postgres://postgres:demo@${s.value.listen.host}:${s.value.listen.port}/shop`;
+    const proxy = `postgres://${DEMO_APP_ROLE}:demo@${s.value.listen.host}:${s.value.listen.port}/shop`;
     const admin = `http://${s.value.admin.host}:${s.value.admin.port}`;
     if (o.json) {
       console.log(JSON.stringify({ proxy, source: source.url('shop'), target: target.url('shop'), admin }));
@@ -81,8 +88,9 @@ export async function runDemo(o: DemoOptions): Promise<void> {
 pg-cutover demo is running.
 
   proxy   ${proxy}
-  source  ${source.url('shop')}   (PostgreSQL 14)
-  target  ${target.url('shop')}   (PostgreSQL 15)
+  source  ${source.url('shop')}   (PostgreSQL 14, superuser)
+  target  ${target.url('shop')}   (PostgreSQL 15, superuser)
+  roles   the proxy logs in as ${DEMO_APP_ROLE} (fenced on the old writer), the control plane as ${DEMO_CONTROL_ROLE}
   admin   ${admin}   (GET /healthz, /state, /metrics)
 
 Try:

@@ -5,6 +5,7 @@
  */
 import { connectControl, errorText, type Db } from './control-conn.js';
 import { criterion, gateResult, percentile, type Criterion, type GateResult } from './gates.js';
+import { fenceProblems } from './fence-catalog.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';
 
 export interface Gate1Options {
@@ -25,6 +26,8 @@ export interface Gate1Options {
   /** The target must be able to publish, for reverse replication after the write switchover. Default true. */
   requireReversePublisher?: boolean;
   connectTimeoutMs?: number;
+  /** Application roles the write fence must be able to fence on both sides (README "Safety"); undefined: not judged. */
+  appRoles?: readonly string[];
 }
 
 interface Side {
@@ -142,6 +145,13 @@ export async function runGate1(sourceUrl: string, targetUrl: string, opts: Gate1
       c.push(trust === null
         ? criterion(`${s.label} pg_hba trust rules over TCP`, null, 0, true, 'pg_hba_file_rules not readable here')
         : criterion(`${s.label} pg_hba trust rules over TCP`, trust.length, 0, trust.length === 0, trust.join('; ') || undefined));
+    }
+
+    if (opts.appRoles) {
+      for (const s of [src, tgt]) {
+        const problems = await fenceProblems(s.db!, opts.appRoles);
+        c.push(criterion(`${s.label} application roles can be fenced`, problems.length ? `${problems.length} problem(s)` : opts.appRoles.join(', '), 'no superuser, CREATEROLE or control role among them', problems.length === 0, problems.join('\n') || undefined));
+      }
     }
 
     if (opts.requireReversePublisher ?? true) {

@@ -11,6 +11,7 @@ import { startPg } from '../helpers/servers.js';
 import { connectControl } from '../../src/replication/control-conn.js';
 import { fence, fencedRoles, unfence } from '../../src/replication/fence.js';
 import { fenceProblems } from '../../src/replication/fence-catalog.js';
+import { runGate1 } from '../../src/replication/gate1.js';
 
 const src = await startPg(t, 14);
 const ctl = await connectControl(src.url(), { purpose: 'test' });
@@ -94,6 +95,10 @@ t.test('roles that cannot be fenced are named, with the fix', async (t) => {
   t.match((await fenceProblems(ctl, ['nobody'])).join('\n'), /nobody does not exist/);
   t.match((await fenceProblems(ctl, [])).join('\n'), /fence nothing/);
   await t.rejects(fence(ctl, ['app', 'su']), /cannot fence: .*su is a superuser/, 'the fence refuses, changing nothing');
+  const g = await runGate1(src.url(), src.url(), { requireTls: false, latencySamples: 1, appRoles: ['app', 'su'] });
+  const crit = g.criteria.find((c) => c.name === 'source application roles can be fenced');
+  t.match(crit, { passed: false, detail: /role su is a superuser.*NOSUPERUSER/ }, 'gate 1 fails, naming the role and the fix');
+  t.notOk(g.passed);
   t.equal(await catalogState(), before, 'nothing changed');
   t.same(await fenceProblems(ctl, ['app', 'owner_app']), [], 'the application roles can be fenced');
 });
