@@ -178,21 +178,27 @@ export class BreakerSet {
     const c = this.cfg.errorRate;
     const total = this.target.sum(now, TOTAL);
     const faults = this.target.sum(now, FAULTS);
-    const rate = total >= c.minSamples ? faults / total : null;
+    // Under minSamples a mixed window gives no verdict (1 fault in 3 is not a 33% rate), but an outage does:
+    // clients that back off send few queries, and every one fails. All failed is 100%, none failed is 0%.
+    const rate = total >= c.minSamples ? faults / total : total > 0 && (faults === total || faults === 0) ? faults / total : null;
     const srcTotal = this.source.sum(now, TOTAL);
     const baseline = c.baselineRate ?? (srcTotal >= c.minSamples ? this.source.sum(now, FAULTS) / srcTotal : 0);
     const sustained = rate !== null && rate > c.threshold;
     const spike = rate !== null && rate > baseline + c.baselineDelta;
-    this.sustainedSince = sustained ? (this.sustainedSince ?? now) : null;
-    this.spikeSince = spike ? (this.spikeSince ?? now) : null;
+    // A window without a verdict (no target traffic: the clients are backing off) neither starts nor ends a
+    // hold; a trip needs the current window to show the faults too.
+    if (rate !== null) {
+      this.sustainedSince = sustained ? (this.sustainedSince ?? now) : null;
+      this.spikeSince = spike ? (this.spikeSince ?? now) : null;
+    }
     const trip =
-      (this.sustainedSince !== null && now - this.sustainedSince >= c.holdMs) ||
-      (this.spikeSince !== null && now - this.spikeSince >= c.spikeHoldMs);
+      (sustained && this.sustainedSince !== null && now - this.sustainedSince >= c.holdMs) ||
+      (spike && this.spikeSince !== null && now - this.spikeSince >= c.spikeHoldMs);
     const m = (this.mem['error-rate'] = stepBreaker(this.mem['error-rate'], now, trip, null, 0, true));
     const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
     const measured =
       rate === null
-        ? `${total} target queries in ${formatDuration(this.target.spanMs)} (< ${c.minSamples}): no verdict`
+        ? `${total} target queries in ${formatDuration(this.target.spanMs)} (< ${c.minSamples}${total > 0 ? ', some failed' : ''}): no verdict`
         : `target fault rate ${pct(rate)} (${faults}/${total} in ${formatDuration(this.target.spanMs)}), baseline ${pct(baseline)}`;
     const since = minNonNull(this.sustainedSince, this.spikeSince);
     const held = spike

@@ -98,15 +98,50 @@ t.test('a burst under five minutes does not trip; too few samples give no verdic
   traffic(b, c, 4 * 60, 100, (i) => (i % 50 === 0 ? 'timeout' : undefined), 100);
   const calm = traffic(b, c, 3 * 60, 100, () => undefined, 100);
   t.ok(calm.every((e) => !errorRate(e).open));
-  // One failing query every 2s: 30 per 60s window, under minSamples (50).
+  // One query every 2s, one in three failing: 30 per 60s window, under minSamples (50), mixed: no verdict.
   const sparse = new BreakerSet({ now: c.now });
-  for (let s = 0; s < 10 * 60; s += 2) {
-    sparse.recordQuery('target', isTargetFault('connection'));
+  for (let s = 0, i = 0; s < 10 * 60; s += 2, i++) {
+    sparse.recordQuery('target', i % 3 === 1 && isTargetFault('connection'));
     c.advance(2 * SEC);
     const r = errorRate(sparse.evaluate());
-    if (r.open || r.value !== null) return t.fail(`verdict from ${r.detail}`);
+    if (r.open || (i > 1 && r.value !== null)) return t.fail(`verdict from ${r.detail}`);
   }
-  t.pass('under minSamples per window: no verdict');
+  t.pass('under minSamples per window, some failing: no verdict');
+});
+
+t.test('an outage under a client pool that backs off trips: every attempt fails, however few', async (t) => {
+  // Issue 16: the target down in WRITES_TO_AURORA, clients failing fast (08001/57P01) and retrying with
+  // backoff: far fewer than minSamples per window, but none succeeds. Gaps with no attempt at all (longer
+  // than the window) neither start nor end the hold.
+  const c = clock();
+  const b = new BreakerSet({ now: c.now });
+  traffic(b, c, 120, 100, () => undefined, 100);
+  let opened: number | null = null;
+  for (let s = 0; s < 10 * 60 && opened === null; s++) {
+    if (s % 5 === 0) {
+      b.recordQuery('target', isTargetFault('08001'));
+      b.recordQuery('target', isTargetFault('connection'));
+    }
+    c.advance(SEC);
+    const e = b.evaluate();
+    if (errorRate(e).open) {
+      opened = s;
+      t.match(e.transitions, [{ name: 'error-rate', action: 'rollback', to: 'open' }]);
+      t.match(errorRate(e).detail, /target fault rate 100\.00%/);
+    }
+  }
+  // The first minute's window still holds the healthy traffic from before; then every window is all failures.
+  t.ok(opened !== null && opened >= 110 && opened <= 125, `opened after the window filled with failures and the one-minute spike hold (second ${opened})`);
+  // With the window scaled below the retry interval (demo time scale), most windows hold no attempt at all.
+  const short = new BreakerSet({ now: c.now, config: { ...DEFAULT_BREAKER_CONFIG, errorRate: { ...DEFAULT_BREAKER_CONFIG.errorRate, windowMs: 60, holdMs: 300, spikeHoldMs: 60 } } });
+  let tripped = false;
+  for (let s = 0; s < 20 && !tripped; s++) {
+    // The controller feeds the counters and evaluates at the same instant, once a second.
+    c.advance(SEC);
+    if (s % 3 === 0) short.recordQuery('target', isTargetFault('connection'));
+    tripped = errorRate(short.evaluate()).open;
+  }
+  t.ok(tripped, 'a 60 ms window and attempts every 3 s still trip');
 });
 
 t.test('baseline + 5 points trips after one minute', async (t) => {
