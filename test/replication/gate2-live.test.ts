@@ -47,7 +47,7 @@ const find = (g: GateResult | GateReport, name: string) => g.criteria.find((c) =
 const show = (g: GateReport) => formatGate({ ...g, ms: 0 } as GateResult, { maxDetail: 2000 });
 
 /** pgbench TPC-B through the proxy for `seconds`, at most `rate` tps. */
-function load(seconds: number, rate = 300) {
+function load(seconds: number, rate = 100) {
   return pgbench(['-n', '-c', '4', '-j', '2', '-R', String(rate), '-T', String(seconds), proxy.url()], { timeoutMs: 120_000 });
 }
 
