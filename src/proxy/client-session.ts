@@ -25,6 +25,13 @@ import { Router, type Frame } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
 import type { ShadowTx } from '../shadow/shadow-tx.js';
 
+/**
+ * Client bytes a session holds for a unit not yet routed (extended messages waiting for their Sync). Past it the
+ * unit is routed as it stands, like one of more than 256 messages, and the rest follows it: 200 × 1 MiB Parse
+ * without Sync used to be held whole (+198 MB). Backpressure from the backend bounds everything after that.
+ */
+export const MAX_UNIT_BYTES = 4 * 1024 * 1024;
+
 export type SessionPhase = 'connecting' | 'ready' | 'closed';
 
 type OpenResult = { ok: true; parameterStatus: Buffer } | { ok: false; sqlstate: string; message: string };
@@ -56,6 +63,8 @@ export class ClientSession implements LinkEvents {
   private terminated = false;
   /** Frames of a unit not yet routed (views into received chunks, which are never reused). */
   private unit: Frame[] = [];
+  /** Bytes of `unit`: a unit is routed once it holds MAX_UNIT_BYTES, not buffered until its Sync. */
+  private unitBytes = 0;
   /** Frames waiting while a backend connects or another one finishes its replies. */
   private held: Frame[] | null = null;
   /** Frames of the last read unit sent to the target, kept until its reply arrives so it can be retried. */
@@ -194,9 +203,11 @@ export class ClientSession implements LinkEvents {
       }
     }
     this.unit.push({ type, buf, start, end });
-    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall || type === Frontend.Flush || this.unit.length > 256) {
+    this.unitBytes += end - start;
+    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall || type === Frontend.Flush || this.unit.length > 256 || this.unitBytes >= MAX_UNIT_BYTES) {
       const unit = this.unit;
       this.unit = [];
+      this.unitBytes = 0;
       const role = this.deps.router.route(this.state, unit);
       const refused = this.deps.router.refusal(this.state, unit, role);
       if (refused !== null) return this.refuse(unit, refused);
