@@ -163,6 +163,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     throttle: cfg.auth.throttle,
     backendLogin: cfg.auth.backendLogin,
     maxMessageBytes: cfg.maxMessageBytes,
+    ignoreStartupParameters: cfg.ignoreStartupParameters,
   });
   let bus: RedisPauseBus | null = null;
   if (cfg.redis) {

@@ -42,6 +42,8 @@ export interface StartConfig {
   state: string;
   maxClients: number;
   maxMessageBytes: number;
+  /** Startup parameters dropped silently (lower case); others outside the allow-list are refused. */
+  ignoreStartupParameters: string[];
   connectTimeoutMs: number;
   healthProbeMs: number;
   shutdownTimeoutMs: number;
@@ -194,6 +196,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       state: get('state')!.toUpperCase(),
       maxClients: Number(get('maxClients')),
       maxMessageBytes: Number(get('maxMessageBytes')),
+      ignoreStartupParameters: get('ignoreStartupParameters')!.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean),
       connectTimeoutMs: cto,
       healthProbeMs: Number(get('healthProbeMs')),
       shutdownTimeoutMs: Number(get('shutdownTimeoutMs')),

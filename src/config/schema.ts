@@ -69,6 +69,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'cloudwatchNamespace', type: 'string', doc: 'Publish the proxy\'s counters and breaker states to CloudWatch under this namespace (off when unset)' }),
   opt({ key: 'cloudwatchIntervalMs', type: 'int', default: '60000', min: 1000, doc: 'CloudWatch publishing and CPU polling period' }),
   opt({ key: 'maxClients', type: 'int', default: '2000', min: 1, doc: 'Most logged-in client sessions at once; more get SQLSTATE 53300 (connections still logging in have --max-pending-logins)' }),
+  opt({ key: 'ignoreStartupParameters', type: 'string', default: '', doc: "Comma-separated startup parameters dropped silently (PgBouncer's ignore_startup_parameters); others outside the allow-list (application_name, client_encoding, DateStyle, TimeZone, IntervalStyle, search_path, extra_float_digits; options with those -c settings) get SQLSTATE 08P01" }),
   opt({ key: 'maxMessageBytes', type: 'int', default: String(64 * 1024 * 1024), min: 1024, doc: 'Largest frontend message accepted; a larger one gets SQLSTATE 08P01 and closes that connection' }),
   opt({ key: 'healthProbeMs', type: 'int', default: '2000', min: 50, doc: 'How often each backend is probed (select 1 on a control connection) for /healthz; an unreachable one makes it 503 degraded' }),
   opt({ key: 'connectTimeoutMs', type: 'int', default: '5000', min: 1, doc: 'Timeout for connecting and logging in to a backend' }),

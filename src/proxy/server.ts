@@ -16,6 +16,7 @@ import { ClientSession } from './client-session.js';
 import type { Router } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { ProxyStats } from './stats.js';
+import { checkStartupParams, type StartupParamsPolicy } from '../protocol/startup-params.js';
 
 export interface ProxyOptions {
   listen: { host: string; port: number };
@@ -30,6 +31,8 @@ export interface ProxyOptions {
   /** Connections still logging in at most (default 100); at the limit the oldest one is closed. */
   maxPendingLogins?: number;
   maxMessageBytes: number;
+  /** Startup parameters dropped silently (lower case); others outside the allow-list are refused (08P01). */
+  ignoreStartupParameters?: readonly string[];
   /** Default 15 s. */
   loginTimeoutMs?: number;
   /** Failed-login throttling per client address (default: 20 failures block for 60 s, delay up to 1 s). */
@@ -55,6 +58,12 @@ export class ProxyServer {
   readonly throttle: LoginThrottle;
   private nextId = 1;
   private stopping = false;
+
+  /** The databases served (the backends' own) and the parameters dropped silently. */
+  private get startupPolicy(): StartupParamsPolicy {
+    const b = this.opts.backends;
+    return { databases: new Set([b.source.database, b.target.database]), ignore: new Set(this.opts.ignoreStartupParameters ?? []) };
+  }
 
   constructor(private readonly opts: ProxyOptions) {
     const t = opts.tls;
@@ -172,12 +181,21 @@ export class ProxyServer {
           setTimeout(() => r.socket.destroy(), 1000).unref();
           return;
         }
+        // Only allow-listed startup parameters reach the backends (issue 14 item 5).
+        const checked = checkStartupParams(r.params, this.startupPolicy);
+        if (!checked.ok) {
+          if (checked.sqlstate === SqlState.ProtocolViolation) this.stats.protocolErrors++;
+          log.info({ user: r.user, code: checked.sqlstate, msg: checked.message }, 'client startup parameters refused');
+          r.socket.end(enc.errorResponse({ severity: 'FATAL', code: checked.sqlstate, message: checked.message }));
+          setTimeout(() => r.socket.destroy(), 1000).unref();
+          return;
+        }
         const backendLogin = backendLoginFor(this.opts.backendLogin ?? 'auto', r.entry, credentialFromLogin(r.entry, r.scram), this.opts.backends.source);
         const id = this.nextId++;
         let pid = randomInt(1, 0x7fffffff);
         while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
         const secret = randomInt(-0x80000000, 0x7fffffff);
-        const session = new ClientSession(id, r.socket, r.user, r.params, pid, secret, {
+        const session = new ClientSession(id, r.socket, r.user, checked.params, pid, secret, {
           backends: this.opts.backends,
           login: backendLogin,
           maxMessageBytes: this.opts.maxMessageBytes,

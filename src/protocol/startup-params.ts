@@ -1,0 +1,116 @@
+/**
+ * Which startup parameters a client may pass through the proxy to the backends (issue 14 item 5). A client
+ * chooses its session's presentation (encoding, date style, time zone, search_path, application name) and
+ * nothing else: `replication` would open a walsender (a client created a logical slot on the source), and any
+ * setting in `options` could switch the fence's read-only default off at login. Pure, never throws.
+ *
+ * Answers follow PgBouncer (src/client.c, set_startup_options / ignore_startup_parameters): an unknown
+ * parameter is refused with FATAL 08P01 "unsupported startup parameter: NAME" unless the operator lists it in
+ * --ignore-startup-parameters, which drops it silently; `options` may carry only `-c` settings of the list.
+ * An unknown database gets PostgreSQL's own 3D000.
+ */
+
+/** Settings a client may choose at login (lower case: GUC names are case-insensitive). */
+export const ALLOWED_STARTUP_SETTINGS: ReadonlySet<string> = new Set([
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'intervalstyle',
+  'search_path',
+  'extra_float_digits',
+]);
+
+export interface StartupRefusal {
+  ok: false;
+  sqlstate: '08P01' | '3D000';
+  message: string;
+}
+
+export type StartupParamsCheck = { ok: true; params: Record<string, string> } | StartupRefusal;
+
+export interface StartupParamsPolicy {
+  /** Database names the proxy serves (the backends' own). */
+  databases: ReadonlySet<string>;
+  /** Lower-case parameter names dropped silently (PgBouncer's ignore_startup_parameters). */
+  ignore: ReadonlySet<string>;
+}
+
+const unsupported = (name: string, inOptions = false): StartupRefusal => ({
+  ok: false,
+  sqlstate: '08P01',
+  message: `unsupported startup parameter${inOptions ? ' in options' : ''}: ${name}`,
+});
+
+/** The parameters to pass on (user excluded), or the refusal. */
+export function checkStartupParams(params: Readonly<Record<string, string>>, policy: StartupParamsPolicy): StartupParamsCheck {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    const name = key.toLowerCase();
+    if (name === 'user' || key.startsWith('_pq_.')) continue; // user: the proxy's login; _pq_: negotiated away
+    if (name === 'database') {
+      if (value !== '' && !policy.databases.has(value)) return { ok: false, sqlstate: '3D000', message: `database "${value}" does not exist` };
+      if (value !== '') out.database = value;
+      continue;
+    }
+    if (name === 'replication') {
+      if (/^(false|off|no|0)$/i.test(value)) continue;
+      return { ok: false, sqlstate: '08P01', message: 'unsupported startup parameter: replication (pg-cutover does not proxy replication connections)' };
+    }
+    if (name === 'options') {
+      const o = checkOptions(value, policy);
+      if (!o.ok) return o;
+      if (o.options !== '') out.options = o.options;
+      continue;
+    }
+    if (ALLOWED_STARTUP_SETTINGS.has(name)) out[key] = value;
+    else if (!policy.ignore.has(name)) return unsupported(key);
+  }
+  return { ok: true, params: out };
+}
+
+/**
+ * `options` as PostgreSQL splits it (pg_split_opts: whitespace separates, backslash escapes the next
+ * character), each switch `-c name=value`, `-cname=value` or `--name=value`. Rebuilt from the kept settings.
+ */
+function checkOptions(value: string, policy: StartupParamsPolicy): { ok: true; options: string } | StartupRefusal {
+  const words = splitOptions(value);
+  const kept: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    let setting: string | null = null;
+    if (w === '-c') setting = words[++i] ?? null;
+    else if (w.startsWith('-c')) setting = w.slice(2);
+    else if (w.startsWith('--')) setting = w.slice(2);
+    if (setting === null || !setting.includes('=')) return unsupported(w, true);
+    const eq = setting.indexOf('=');
+    const name = setting.slice(0, eq).replace(/-/g, '_').toLowerCase();
+    if (ALLOWED_STARTUP_SETTINGS.has(name)) kept.push(`-c ${escapeOption(`${name}=${setting.slice(eq + 1)}`)}`);
+    else if (!policy.ignore.has(name)) return unsupported(name, true);
+  }
+  return { ok: true, options: kept.join(' ') };
+}
+
+function splitOptions(s: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\' && i + 1 < s.length) {
+      cur += s[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+const escapeOption = (s: string): string => s.replace(/[\\\s]/g, (c) => `\\${c}`);
