@@ -8,17 +8,19 @@
 import t from 'tap';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
+import { startProxy } from '../helpers/proxy.js';
 import { connectControl } from '../../src/replication/control-conn.js';
 import { fence, fencedRoles, unfence } from '../../src/replication/fence.js';
 import { fenceProblems } from '../../src/replication/fence-catalog.js';
 import { runGate1 } from '../../src/replication/gate1.js';
 
-const src = await startPg(t, 14);
+const [src, dst] = await Promise.all([startPg(t, 14), startPg(t, 15)]);
 const ctl = await connectControl(src.url(), { purpose: 'test' });
-t.teardown(() => ctl.end());
+const dctl = await connectControl(dst.url(), { purpose: 'test' });
+t.teardown(() => Promise.all([ctl.end(), dctl.end()]));
 const as = (role: string, extra = '') => `postgresql://${role}:pw@127.0.0.1:${src.port}/postgres${extra}`;
 
-await ctl.query(`
+for (const c of [ctl, dctl]) await c.query(`
   CREATE ROLE app LOGIN PASSWORD 'pw';
   CREATE ROLE owner_app LOGIN PASSWORD 'pw';
   CREATE ROLE writers NOLOGIN;
@@ -33,7 +35,7 @@ await ctl.query(`
   GRANT USAGE, UPDATE ON SEQUENCE notes_id_seq TO app, writers;
   CREATE VIEW accounts_v AS SELECT * FROM accounts;
   GRANT SELECT, INSERT, UPDATE ON accounts_v TO app;`);
-await ctl.query(`SET ROLE owner_app;
+for (const c of [ctl, dctl]) await c.query(`SET ROLE owner_app;
   CREATE TABLE shop.orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, total int);
   GRANT SELECT ON shop.orders TO app;
   CREATE FUNCTION shop.put(n int) RETURNS void LANGUAGE sql SECURITY DEFINER AS 'INSERT INTO shop.orders (total) VALUES (n)';
@@ -141,6 +143,40 @@ t.test('every bypass is refused on the fenced database; the control role still w
   t.pass('the control role writes on the fenced database');
   const again = await fence(ctl, ['app', 'owner_app']);
   t.equal(again.changes, 0, 'fencing again takes nothing more');
+});
+
+t.test('through a current sidecar and a stale one, no bypass writes on the fenced source', async (t) => {
+  const users = JSON.stringify({ users: ['app', 'owner_app'].map((name) => ({ name, password: 'pw', method: 'scram-sha-256' })) });
+  const appAt = (p: typeof src) => `postgresql://app:pw@127.0.0.1:${p.port}/postgres`;
+  // Current: routes writes to the target; every bypass is also tried with a hint naming the source.
+  const current = await startProxy(t, appAt(src), appAt(dst), { sourceControl: src.url(), targetControl: dst.url(), state: 'WRITES_TO_AURORA' }, { PGCUTOVER_USERS: users });
+  // Stale: still believes the source is the writer, and cannot read the writer record (control unreachable).
+  const dead = 'postgresql://postgres:x@127.0.0.1:1/postgres';
+  const stale = await startProxy(t, appAt(src), appAt(dst), { sourceControl: dead, targetControl: dead, state: 'READS_100PCT_AURORA' }, { PGCUTOVER_USERS: users });
+  t.equal(stale.state(), 'READS_100PCT_AURORA', 'the stale sidecar routes writes to the (fenced) source');
+  for (const [label, p, hint] of [['current', current, '/* pg-cutover:source */ '], ['stale', stale, '']] as const) {
+    let refused = 0;
+    for (const b of BYPASSES.filter((x) => !x.login?.connectionString)) {
+      const c = new pg.Client({ connectionString: p.url('postgres', b.role ?? 'app', 'pw'), ...(b.login ?? {}) });
+      c.on('error', () => {});
+      await c.connect();
+      for (const sql of b.sql) {
+        try {
+          await c.query(hint + sql);
+        } catch {
+          refused++;
+          break;
+        }
+      }
+      await c.end();
+    }
+    if (label === 'stale') t.equal(refused, BYPASSES.length - 1, `every bypass through the stale sidecar was refused (${refused})`);
+  }
+  const rows = (await ctl.query(`SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM notes)::int AS n, (SELECT count(*) FROM shop.orders)::int AS o`)).rows[0];
+  t.same(rows, rowsBefore, 'no row changed on the fenced source');
+  t.equal((await ctl.query(`SELECT to_regclass('shop.more') IS NULL AS ok`)).rows[0].ok, true, 'nothing created there either');
+  await current.stop(500);
+  await stale.stop(500);
 });
 
 t.test('unfence restores exactly what was there and replaces sessions opened under the fence', async (t) => {
