@@ -189,7 +189,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     stats: proxy.stats,
     sidecarId: cfg.sidecarId,
     runGate: createGateRunner(cfg, proxy, () => shadower, (n) => controller!.gates[n],
-      gateWriteHold(pauses, proxy, () => STATE_POLICY[controller!.snapshot().state].writesTo, version)),
+      gateWriteHold(pauses, proxy, () => STATE_POLICY[controller!.snapshot().state].writesTo, version), (e) => store.appendAudit(e)),
     rollback: createRollbackHooks(cfg, proxy, pauses, version),
     switchover: createSwitchover(cfg, pauses, version),
     // Held writes are released by the rollback runner once the source is restored; a sidecar that only saw

@@ -65,11 +65,12 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
     io.err(`pg-cutover: ${oneLine(message)}\n`);
     return code;
   };
-  const prepare = (cmd: Command): Command => {
+  /** `timeoutMs`: the default fits what the command waits for (gate 2 checksums every table; a switchover drains). */
+  const prepare = (cmd: Command, timeoutMs = 10_000): Command => {
     cmd
       .option('--admin <url>', `admin API URL or host:port (env ${ADMIN_URL_ENV}; default ${DEFAULT_ADMIN_URL})`)
       .option('--admin-token <token>', `bearer token for mutating calls (env ${ADMIN_TOKEN_ENV}, preferred: a flag shows in ps)`)
-      .option('--timeout <ms>', 'per-request timeout', '10000')
+      .option('--timeout <ms>', 'per-request timeout', String(timeoutMs))
       .option('--json', 'print JSON for scripts instead of tables')
       .configureOutput({ writeOut: io.out, writeErr: io.err })
       .exitOverride((e) => io.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
@@ -140,7 +141,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
-  prepare(program.command('transition').description('Request a cutover transition (refused with the reason unless legal and its guards pass)'))
+  prepare(program.command('transition').description('Request a cutover transition (refused with the reason unless legal and its guards pass)'), 120_000)
     .argument('<STATE>', 'target state, e.g. READS_10PCT_AURORA (case-insensitive, - or _)')
     .option('--reason <text>', 'why (recorded in the audit log; required with --force)')
     .option('--force', "skip the step's forceable guards (minimum stable time, breakers, gates)")
@@ -158,7 +159,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
-  prepare(program.command('rollback').description('Roll back to the source now (runs the rollback procedure)'))
+  prepare(program.command('rollback').description('Roll back to the source now (runs the rollback procedure)'), 120_000)
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .action(
       run(async (c, o) => {
@@ -172,7 +173,7 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
-  prepare(program.command('gate').description('Run a gate (1: connectivity and settings, 2: data equal and CDC lag, 3: shadow validation)'))
+  prepare(program.command('gate').description('Run a gate (1: connectivity and settings, 2: data equal and CDC lag, 3: shadow validation)'), 6 * 3600_000)
     .argument('<n>', '1, 2 or 3')
     .action(
       run(async (c, o, n) => {

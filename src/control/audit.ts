@@ -37,3 +37,38 @@ export function parseAuditEntry(json: string, id?: string): AuditEntry | null {
   if (typeof o.at !== 'number' || typeof o.by !== 'string' || typeof o.kind !== 'string') return null;
   return id === undefined ? (o as unknown as AuditEntry) : ({ ...o, id } as unknown as AuditEntry);
 }
+
+/**
+ * One gate run as the audit log keeps it (kind 'gate'): every criterion with its measured value, threshold and
+ * verdict, when it started and ended. A typed record so the project's execution log can reuse it.
+ */
+export interface GateRunRecord {
+  readonly gate: number;
+  readonly passed: boolean;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly criteria: readonly { readonly name: string; readonly measured: unknown; readonly threshold: unknown; readonly passed: boolean; readonly detail?: string }[];
+}
+
+export function gateAuditEntry(r: GateRunRecord, by: string): AuditEntry {
+  const failed = r.criteria.filter((c) => !c.passed).map((c) => c.name);
+  return {
+    at: r.endedAt,
+    by,
+    kind: 'gate',
+    reason: `gate ${r.gate} ${r.passed ? 'passed' : `failed: ${failed.join(', ')}`}`,
+    detail: { ...r, criteria: r.criteria.map((c) => ({ ...c })) },
+  };
+}
+
+/** What a `--force` skipped (kind 'deviation'): the transition went ahead against these failing guards, for this reason. */
+export interface DeviationRecord {
+  readonly from: CutoverState;
+  readonly to: CutoverState;
+  readonly reason: string;
+  readonly skipped: readonly unknown[];
+}
+
+export function deviationAuditEntry(d: DeviationRecord, by: string, at: number): AuditEntry {
+  return { at, by, kind: 'deviation', from: d.from, to: d.to, reason: d.reason, forced: true, detail: { skipped: [...d.skipped] } };
+}

@@ -14,13 +14,15 @@ import { EXPLAINED } from '../shadow/compare.js';
 import type { GateReport } from './controller.js';
 import type { WriteHold } from '../replication/consistent-point.js';
 import type { WritePause, Writer } from './write-pause.js';
+import { gateAuditEntry, type AuditEntry } from './audit.js';
 import type { GateStatus } from './cutover-machine.js';
 
+/** `at` is when the gate ENDED: its evidence holds from then (the freshness guard measures from it). */
 function report(g: GateResult): GateReport {
   return {
     gate: g.gate as 1 | 2 | 3,
     passed: g.passed,
-    at: g.at,
+    at: g.at + g.ms,
     criteria: g.criteria.map((c) => ({ name: c.name, measured: c.measured, threshold: c.threshold, passed: c.passed, ...(c.detail ? { detail: c.detail } : {}) })),
   };
 }
@@ -109,15 +111,42 @@ export function createGateRunner(
   lastGate: (n: 2) => GateStatus | undefined,
   /** Gate 2's short coordinated write hold for chunks that keep changing (src/replication/consistent-point.ts). */
   hold?: WriteHold,
+  /** Every run is recorded here (audit log, kind 'gate'). */
+  audit?: (e: AuditEntry) => Promise<void>,
 ): (n: 1 | 2 | 3) => Promise<GateReport> {
+  const run = gateRunner(cfg, proxy, shadower, lastGate, hold);
+  return async (n) => {
+    const started = Date.now();
+    let g: GateResult;
+    try {
+      g = await run(n);
+    } catch (e) {
+      // A gate that could not run is evidence too: recorded as failed, with the error.
+      const failed = { gate: n, passed: false, startedAt: started, endedAt: Date.now(), criteria: [{ name: 'gate ran', measured: (e as Error).message, threshold: 'completes', passed: false }] };
+      await audit?.(gateAuditEntry(failed, cfg.sidecarId)).catch(() => undefined);
+      throw e;
+    }
+    const r = report(g);
+    await audit?.(gateAuditEntry({ gate: g.gate, passed: g.passed, startedAt: g.at, endedAt: g.at + g.ms, criteria: r.criteria }, cfg.sidecarId)).catch(() => undefined);
+    return r;
+  };
+}
+
+function gateRunner(
+  cfg: StartConfig,
+  proxy: ProxyServer,
+  shadower: () => Shadower | null,
+  lastGate: (n: 2) => GateStatus | undefined,
+  hold?: WriteHold,
+): (n: 1 | 2 | 3) => Promise<GateResult> {
   const src = backendUrl(cfg.control.source);
   const tgt = backendUrl(cfg.control.target);
   return async (n) => {
     switch (n) {
       case 1:
-        return report(await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require', appRoles: cfg.appRoles }));
+        return (await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require', appRoles: cfg.appRoles }));
       case 2:
-        return report(await runGate2(src, tgt, {
+        return (await runGate2(src, tgt, {
           subscription: cfg.subscription ?? null,
           ...(hold ? { hold } : {}),
           holdBudgetMs: cfg.gate2HoldMs,
@@ -125,7 +154,7 @@ export function createGateRunner(
           accept: cfg.gate2Accept,
         }));
       case 3:
-        return report(gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed }, proxy, shadower(), lastGate(2)));
+        return (gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed }, proxy, shadower(), lastGate(2)));
       default: {
         const never: never = n;
         throw new Error(`no gate ${String(never)}`);

@@ -4,7 +4,7 @@
  * first, decide again on the newer snapshot. Two sidecars tripping a rollback at once thus end
  * with exactly one committed ROLLBACK; the other gets 'already-in-state'.
  */
-import type { AuditEntry } from './audit.js';
+import { deviationAuditEntry, type AuditEntry } from './audit.js';
 import {
   decideTransition,
   transitionAudit,
@@ -55,7 +55,11 @@ export async function requestTransition(
     if (!d.ok) return { ok: false, code: d.code, reason: d.reason, current: cur, ...(d.guards ? { guards: d.guards } : {}) };
     const audit = transitionAudit(cur, d, req);
     const r = await store.compareAndSet(cur.version, d.next, audit);
-    if (r.ok) return { ok: true, from: cur, next: r.snapshot, event: d.event, forced: d.forced, local: r.local === true, audit };
+    if (r.ok) {
+      // A forced step is a deviation from the procedure: kept as its own record, with the guards it skipped.
+      if (d.forced) await store.appendAudit(deviationAuditEntry({ from: cur.state, to: d.next.state, reason: req.reason ?? d.next.reason, skipped: d.skipped }, req.by, d.next.since));
+      return { ok: true, from: cur, next: r.snapshot, event: d.event, forced: d.forced, local: r.local === true, audit };
+    }
     if (r.code !== 'version-conflict') return { ok: false, code: r.code, reason: r.reason, current: r.current };
     cur = r.current;
   }
