@@ -144,7 +144,12 @@ function gateRunner(
   return async (n) => {
     switch (n) {
       case 1:
-        return (await runGate1(src, tgt, { requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require', appRoles: cfg.appRoles }));
+        return (await runGate1(src, tgt, {
+          requireTls: cfg.source.tls === 'require' && cfg.target.tls === 'require',
+          appRoles: cfg.appRoles,
+          // Clients log in as themselves with the source's secrets: the target must hold the same ones.
+          sameSecrets: cfg.auth.lookup || cfg.auth.backendLogin === 'client',
+        }));
       case 2:
         return (await runGate2(src, tgt, {
           subscription: cfg.subscription ?? null,

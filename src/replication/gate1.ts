@@ -6,9 +6,12 @@
 import { connectControl, errorText, type Db } from './control-conn.js';
 import { criterion, gateResult, percentile, type Criterion, type GateResult } from './gates.js';
 import { fenceProblems } from './fence-catalog.js';
+import { compareRoles, roleSnapshot } from './role-parity.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';
 
 export interface Gate1Options {
+  /** Application roles must have the same pg_authid secret on the target (SCRAM pass-through in use). Default false: reported. */
+  sameSecrets?: boolean;
   /** Extra setting names whose difference is expected (added to the default allow-list). */
   allowSettings?: readonly string[];
   /** `SELECT 1` round trips per side. Default 50. */
@@ -139,6 +142,7 @@ export async function runGate1(sourceUrl: string, targetUrl: string, opts: Gate1
     const missing = sr.login.filter((x) => !tr.login.includes(x));
     c.push(criterion('source login roles missing on the target', missing.length ? missing.join(', ') : 'none', 'none', missing.length === 0,
       missing.length ? 'applications using these roles could not log in after the switch' : undefined));
+    c.push(...compareRoles(await roleSnapshot(sa), await roleSnapshot(ta), opts.sameSecrets ?? false));
 
     for (const s of [src, tgt]) {
       const trust = await hbaTrust(s.db!);
