@@ -38,6 +38,8 @@ export interface AdminOptions {
   port: number;
   token?: string;
   routes: Route[];
+  /** Bound on receiving a whole request (default 10 s); tests shorten it. */
+  requestTimeoutMs?: number;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -143,7 +145,10 @@ export async function startAdmin(opts: AdminOptions): Promise<{ server: http.Ser
   if (!isLoopback(opts.host) && !opts.token) {
     throw new Error(`--admin-token is required when the admin API listens on a non-loopback address (${opts.host})`);
   }
-  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS }, (req, res) => {
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // Node checks these timeouts on its own timer (connectionsCheckingInterval, 30 s by default): check often enough.
+  const timeouts = { requestTimeout, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout), connectionsCheckingInterval: Math.max(50, Math.min(1000, requestTimeout / 4)) };
+  const server = http.createServer(timeouts, (req, res) => {
     // The socket is captured now: after 'finish' the response has let go of it (req.socket reads null).
     const socket: Socket = req.socket;
     req.on('error', () => socket.destroy());

@@ -11,7 +11,7 @@ import { auditActor } from '../../src/control/admin-routes.js';
 
 const TOKEN = 'hostile-test-token';
 
-async function server(t: { teardown(fn: () => unknown): void }, token?: string) {
+async function server(t: { teardown(fn: () => unknown): void }, token?: string, requestTimeoutMs?: number) {
   const ran: { path: string; actor: string; body: unknown }[] = [];
   const route = (method: 'GET' | 'POST', path: string, mutates: boolean): Route => ({
     method,
@@ -19,7 +19,7 @@ async function server(t: { teardown(fn: () => unknown): void }, token?: string) 
     mutates,
     handler: ({ body, actor }) => (ran.push({ path, actor, body }), { status: 200, body: { ok: true, actor } }),
   });
-  const a = await startAdmin({ host: '127.0.0.1', port: 0, token, routes: [route('GET', '/healthz', false), route('POST', '/transition', true), route('POST', '/gates/:n', true)] });
+  const a = await startAdmin({ host: '127.0.0.1', port: 0, token, routes: [route('GET', '/healthz', false), route('POST', '/transition', true), route('POST', '/gates/:n', true)], requestTimeoutMs });
   t.teardown(() => a.close());
   return { port: a.port, url: `http://127.0.0.1:${a.port}`, ran };
 }
@@ -78,6 +78,16 @@ t.test('aborted, truncated and slow requests, huge headers, bad JSON, many conne
   slow.destroy();
   t.equal(await healthy(s.url), 200);
   t.equal(s.ran.filter((r) => r.path !== '/healthz').length, 0, 'no mutation ran');
+});
+
+t.test('slowloris: a body or headers that never finish get 408 and a closed socket', async (t) => {
+  const s = await server(t, undefined, 300);
+  const slowBody = raw(s.port, 'POST /transition HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{');
+  const slowHeaders = raw(s.port, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ');
+  t.match(await slowBody, /HTTP\/1.1 408/, 'body never finished');
+  t.match(await slowHeaders, /HTTP\/1.1 408/, 'headers never finished');
+  t.equal(await healthy(s.url), 200);
+  t.equal(s.ran.filter((r) => r.path !== '/healthz').length, 0);
 });
 
 t.test('CSRF: mutating calls need a JSON content type and no foreign Origin or Host', async (t) => {
