@@ -34,7 +34,7 @@ function topErrors(e: Record<string, number>, n = 3): string {
 }
 
 export function scenarioTable(rows: readonly ScenarioResult[]): string {
-  const head = '| scenario | fault | ok writes / reads | client errors (top kinds) | /healthz said | breakers | acked / found / **lost** (uncertain) | RSS MB before → after | fds before → after |\n|---|---|---|---|---|---|---|---|---|';
+  const head = '| scenario | fault | ok writes / reads | client errors (top kinds) | /healthz said | breakers | states seen | acked / found / **lost** (uncertain) | RSS MB before → after | fds before → after |\n|---|---|---|---|---|---|---|---|---|---|';
   const body = rows.map((r) =>
     [
       r.name,
@@ -43,6 +43,7 @@ export function scenarioTable(rows: readonly ScenarioResult[]): string {
       topErrors(r.errors),
       r.health.degraded.length === 0 ? 'always ok' : `degraded: ${r.health.degraded.slice(0, 3).join('; ')}`,
       r.health.breakers.length === 0 ? 'all closed' : r.health.breakers.join(', '),
+      r.health.states.join(' → '),
       `${r.ledger.acked} / ${r.ledger.found} / **${r.ledger.lost}** (${r.ledger.uncertain})`,
       `${r.rssMb.before ?? '?'} → ${r.rssMb.after ?? '?'}`,
       `${r.fds.before ?? '?'} → ${r.fds.after ?? '?'}`,
