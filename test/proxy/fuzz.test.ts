@@ -8,11 +8,8 @@
  */
 import t from 'tap';
 import pg from 'pg';
-import net from 'node:net';
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startPg, psql, pgbench } from '../helpers/servers.js';
+import { startPg } from '../helpers/servers.js';
+import { captureRealClients, framesOf } from './fixtures/captures.js';
 import { startProxy } from '../helpers/proxy.js';
 import { cstr, extended, frame, int16, int32, query, sleep, startupPacket, until, Wire } from './fixtures/wire.js';
 
@@ -199,73 +196,6 @@ t.test('random, mutated and truncated frames after login', async (t) => {
   t.ok(frames >= 3000, `${frames} frames over ${N} connections; ${protocolErrors} connections closed with 08P01`);
 });
 
-/**
- * Real client traffic, recorded: psql (simple queries, COPY FROM STDIN, a transaction), pgbench (extended and
- * prepared), node-postgres (parameters, named statements). Returns the client→proxy bytes of each connection.
- */
-async function captureRealClients(): Promise<Buffer[]> {
-  const streams: Buffer[] = [];
-  const recorder = net.createServer((client) => {
-    const parts: Buffer[] = [];
-    streams.push(Buffer.alloc(0));
-    const slot = streams.length - 1;
-    const up = net.connect(proxy.listen.port, '127.0.0.1');
-    client.on('data', (d) => {
-      parts.push(d);
-      streams[slot] = Buffer.concat(parts);
-      up.write(d);
-    });
-    up.on('data', (d) => client.write(d));
-    for (const [a, b] of [[client, up], [up, client]] as const) {
-      a.on('end', () => b.end());
-      a.on('error', () => b.destroy());
-      a.on('close', () => b.destroy());
-    }
-  });
-  await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', () => r()));
-  const port = (recorder.address() as net.AddressInfo).port;
-  const url = `postgresql://fuzz@127.0.0.1:${port}/postgres?sslmode=disable`;
-  try {
-    await psql(url, "begin; insert into fuzz_t values (1, 'a'); select * from fuzz_t; rollback; select now(), $$x$$ || 'y'");
-    const script = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'fuzz-capture-')), 'bench.sql');
-    await fs.writeFile(script, '\\set a random(1, 100)\nselect :a::int, $$p$$;\nselect * from fuzz_t where a = :a;\n');
-    for (const mode of ['extended', 'prepared']) {
-      await pgbench(['-n', '-M', mode, '-t', '5', '-f', script, url], {}).catch(() => undefined);
-    }
-    const copy = path.join(path.dirname(script), 'copy.sql');
-    await fs.writeFile(copy, 'begin;\ncopy fuzz_t from stdin;\n1\tone\n2\t\\N\n\\.\nrollback;\n');
-    await psql(url, 'select 1', { args: ['-f', copy] }).catch(() => undefined);
-    await fs.rm(path.dirname(script), { recursive: true, force: true });
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.query('select $1::int + $2::int as n, $3::text as t', [1, 2, 'x']);
-    await c.query({ name: 'fz_cap', text: 'select * from fuzz_t where a = $1', values: [1] });
-    await c.query({ name: 'fz_cap', text: 'select * from fuzz_t where a = $1', values: [2] });
-    await c.query('begin');
-    await c.query('insert into fuzz_t values ($1, $2)', [3, null]);
-    await c.query('rollback');
-    await c.end();
-  } finally {
-    await new Promise((r) => recorder.close(r));
-  }
-  return streams.filter((b) => b.length > 0);
-}
-
-/** Splits a recorded client stream into its startup packet and typed frames (a torn tail is dropped). */
-function framesOf(stream: Buffer): { startup: Buffer; frames: Buffer[] } {
-  const len = stream.readInt32BE(0);
-  const startup = stream.subarray(0, len);
-  const frames: Buffer[] = [];
-  let pos = len;
-  while (pos + 5 <= stream.length) {
-    const n = stream.readInt32BE(pos + 1);
-    if (n < 4 || pos + 1 + n > stream.length) break;
-    frames.push(stream.subarray(pos, pos + 1 + n));
-    pos += 1 + n;
-  }
-  return { startup, frames };
-}
-
 /** One mutation of a real frame: bits, length field, type byte, truncation, or as it was. */
 function mutate(f: Buffer): Buffer {
   const r = rnd();
@@ -288,7 +218,7 @@ function mutate(f: Buffer): Buffer {
 }
 
 t.test('mutated real captures: every frontend message type, as real clients send them', async (t) => {
-  const captures = (await captureRealClients()).map(framesOf).filter((c) => c.frames.length > 0);
+  const captures = (await captureRealClients(proxy.listen.port)).map(framesOf).filter((c) => c.frames.length > 0);
   const captured = new Set(captures.flatMap((c) => c.frames.map((f) => String.fromCharCode(f[0]!))));
   // Types no capture had (Close, FunctionCall, CopyFail, Flush, a SASL response) come from the hand-built frames.
   const handBuilt = [
