@@ -20,6 +20,7 @@ import { backendUrl } from './proxy/database-url.js';
 import { STATE_POLICY } from './control/states.js';
 import { startReplicationRuntime, type ReplicationRuntime } from './replication/runtime.js';
 import { BackendProbe, type ProbeStatus } from './control/backend-probe.js';
+import { startSlotAdvancer, type SlotAdvancer } from './replication/slot-advancer.js';
 
 export interface Observers {
   /** The controller's breaker listener. */
@@ -27,6 +28,10 @@ export interface Observers {
   replication: ReplicationRuntime | null;
   /** Last probe answer per backend (for /healthz). */
   backends(): Record<'source' | 'target', ProbeStatus>;
+  /** Advances the forward slot while writes are on the target; null without a native subscription. */
+  slotAdvancer: SlotAdvancer | null;
+  /** Stops the replication runtime and the slot advancer (decommission: nothing may recreate what it drops). */
+  stopReplication(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,9 +104,45 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
     }
   }
 
+  // DESIGN.md "Write switchover": the disabled forward slot is advanced during the parallel run; retention alerts.
+  let slotAdvancer: SlotAdvancer | null = null;
+  if (replication && cfg.subscription) {
+    const rt = replication;
+    slotAdvancer = startSlotAdvancer({
+      sourceUrl: backendUrl(cfg.control.source),
+      targetUrl: backendUrl(cfg.control.target),
+      names: { subscription: cfg.subscription },
+      intervalMs: cfg.finish.slotAdvanceIntervalMs,
+      writer: () => STATE_POLICY[ctl.snapshot().state].writesTo,
+      retained: () => (rt.status().slotRetainedBytes as { source: number | null; target: number | null }),
+      alertBytes: cfg.finish.slotRetentionAlertBytes,
+      onAlert: (side, bytes, threshold, crossed) => alerts.alert({
+        kind: 'slot-retention',
+        severity: crossed === 'above' ? 'warning' : 'info',
+        message: `replication slot on the ${side} holds ${bytes} B of WAL (${crossed} the ${threshold} B alert threshold)`,
+        detail: { side, bytes, threshold },
+        at: Date.now(),
+      }),
+    });
+  }
+  const stopReplication = async () => {
+    const a = slotAdvancer;
+    const r = replication;
+    slotAdvancer = null;
+    replication = null;
+    await a?.stop();
+    await r?.stop();
+  };
+
   return {
-    replication,
     backends: () => ({ source: probes.source.status(), target: probes.target.status() }),
+    get replication() {
+      return replication;
+    },
+    get slotAdvancer() {
+      return slotAdvancer;
+    },
+    stopReplication,
     onBreaker(tr) {
       const critical = tr.to === 'open' && tr.action === 'rollback';
       alerts.alert({
@@ -122,7 +163,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
       await Promise.all([probes.source.close(), probes.target.close()]);
       cpu?.stop();
       await publisher?.stop();
-      await replication?.stop();
+      await stopReplication();
       await alerts.close();
     },
   };

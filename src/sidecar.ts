@@ -38,6 +38,7 @@ import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
 import { breakerRelay, startObservers, type Observers } from './observers.js';
 import { logLevelFile, reloadAll, type Reloadable, type ReloadReport } from './control/reload.js';
+import { startProject, type ProjectLayer } from './project/start.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
@@ -51,6 +52,8 @@ export interface Sidecar {
   shadower(): Shadower | null;
   /** What SIGHUP can reload: the users (file / PGCUTOVER_USERS) and the clients' TLS certificate; each `reload()` keeps the old on error. */
   auth: { users: UserDirectory; tls: TlsHolder | null };
+  /** The project layer (phases, history, Phase 4 operations). */
+  project(): ProjectLayer | null;
   listen: { host: string; port: number };
   admin: { host: string; port: number };
   stop(timeoutMs?: number): Promise<void>;
@@ -253,12 +256,14 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   let unleash: UnleashBinding | null = null;
   let observers: Observers | null = null;
   let admin: Awaited<ReturnType<typeof startAdmin>> | null = null;
+  let project: ProjectLayer | null = null;
   /** Closes whatever has been started, in one order for a failed start and for stop(); `proxyMs` null: not listening. */
   const teardown = async (proxyMs: number | null): Promise<void> => {
     if (proxyMs !== null) await proxy.shutdown(proxyMs);
     const sh = shadower;
     shadower = null;
     await sh?.close();
+    await project?.stop();
     await observers?.stop();
     await unleash?.close();
     writerSync.stop();
@@ -301,7 +306,10 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await teardown(null);
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
-  const routes: Route[] = [...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
+  const controlConfig = scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale);
+  project = await startProject(cfg, { controller: ctl, proxy, store, shadower: () => shadower, observers: started, control: controlConfig });
+  // The project's routes first: POST/GET /gates/final before the generic /gates/:n.
+  const routes: Route[] = [...project.routes, ...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
   let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });
@@ -325,6 +333,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       setState: (s, reason) => ctl.override(s, reason),
       shadower: () => shadower,
       auth: { users: users.value, tls: tlsHolder },
+      project: () => project,
       listen,
       admin: { host: cfg.admin.host, port: adminPort },
       reload: () => reloadAll(reloadable, log),

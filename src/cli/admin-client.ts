@@ -94,6 +94,8 @@ export interface AdminClient {
   gate(n: number): Promise<AdminResult<Record<string, unknown>>>;
   audit(opts?: { limit?: number }): Promise<AdminResult<{ entries: AuditRow[] }>>;
   shadowMismatches(opts?: { limit?: number }): Promise<AdminResult<unknown>>;
+  /** Any other route (Phase 4 commands: /gates/final, /snapshot, /decommission, /log, /report, /project). */
+  request<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<AdminResult<T>>;
 }
 
 export interface AdminClientOptions {
@@ -149,6 +151,7 @@ export function createAdminClient(target: AdminTarget, opts: AdminClientOptions 
     gate: (n) => call('POST', `/gates/${encodeURIComponent(String(n))}`, {}),
     audit: (o = {}) => call('GET', o.limit === undefined ? '/audit' : `/audit?limit=${o.limit}`),
     shadowMismatches: (o = {}) => call('GET', o.limit === undefined ? '/shadow/mismatches' : `/shadow/mismatches?limit=${o.limit}`),
+    request: (method, path, body) => call(method, path, body),
   };
 }
 

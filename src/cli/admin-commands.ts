@@ -20,6 +20,7 @@ import {
   type StateBody,
 } from './admin-client.js';
 import { oneLine, safeJson } from './sanitize.js';
+import { runFinalGateCommand } from './finish-commands.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 
@@ -173,10 +174,11 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
-  prepare(program.command('gate').description('Run a gate (1: connectivity and settings, 2: data equal and CDC lag, 3: shadow validation)'), 6 * 3600_000)
-    .argument('<n>', '1, 2 or 3')
+  prepare(program.command('gate').description('Run a gate (1: connectivity and settings, 2: data equal and CDC lag, 3: shadow validation, final: Phase 4)'), 6 * 3600_000)
+    .argument('<n>', '1, 2, 3 or final (Phase 4: stability window, checksums, snapshot, source sessions)')
     .action(
       run(async (c, o, n) => {
+        if (n === 'final') return runFinalGateCommand(c, o, io);
         if (!/^[123]$/.test(n ?? '')) return fail(`gate: ${JSON.stringify(n)} is not 1, 2 or 3`, EXIT.usage);
         const r = await c.gate(Number(n));
         if (!r.ok) return failed(r, o, `gate ${n}`);
@@ -304,7 +306,12 @@ export function renderState(s: StateBody, now: number): string {
   if (typeof s.readPercent === 'number') rows.push(['reads', `${Math.round(s.readPercent * 10) / 10}% to target`]);
   if (s.writesTo) rows.push(['writes', `to ${s.writesTo}`]);
   if (s.degraded !== undefined) rows.push(['degraded', s.degraded === false ? 'no' : s.degraded === true ? 'YES' : fmtValue(s.degraded)]);
-  for (const [k, v] of Object.entries(s)) if (!STATE_KEYS.has(k)) rows.push([k, fmtValue(v)]);
+  for (const [k, v] of Object.entries(s)) {
+    if (STATE_KEYS.has(k)) continue;
+    // Lists of lines (guarantees, remaining): one row each.
+    if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string')) v.forEach((x, i) => rows.push([i === 0 ? k : '', x as string]));
+    else rows.push([k, fmtValue(v)]);
+  }
   return keyValues(rows);
 }
 

@@ -10,6 +10,7 @@ import { log } from '../log.js';
 import { runDemo } from '../demo/run.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerReplicationCommands } from './replication.js';
+import { registerFinishCommands } from './finish-commands.js';
 
 function addStartOptions(cmd: Command): Command {
   for (const o of START_OPTIONS) {
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
 
   registerAdminCommands(program);
   registerReplicationCommands(program);
+  registerFinishCommands(program);
   return program;
 }
 

@@ -11,6 +11,7 @@ import type { TlsMinVersion, TlsSettings } from '../proxy/tls-context.js';
 export function readSecretFile(path: string): string {
   return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
 }
+import { parseSnapshotDest } from '../replication/snapshot-dest.js';
 
 export interface HostPort {
   host: string;
@@ -74,6 +75,8 @@ export interface StartConfig {
   targetInstanceId?: string;
   cloudwatchNamespace?: string;
   cloudwatchIntervalMs: number;
+  /** Phase 4 (src/project, final gate, decommission). */
+  finish: { snapshotTo?: string; pgBinDir: string; stabilityDays: number; slotAdvanceIntervalMs: number; slotRetentionAlertBytes: number; historyIntervalMs: number };
 }
 
 export type Loaded<T> = { ok: true; value: T } | { ok: false; errors: string[] };
@@ -170,6 +173,8 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   };
   const gate2Exclude = notes('gate2Exclude', '--gate2-exclude');
   const gate2Accept = notes('gate2Accept', '--gate2-accept');
+  const snapTo = get('snapshotTo');
+  if (snapTo && !parseSnapshotDest(snapTo)) errors.push(`--snapshot-to: expected s3://bucket/key or a file path, got "${snapTo}"`);
   if (get('targetClusterId') && get('targetInstanceId')) errors.push('--target-cluster-id and --target-instance-id are exclusive');
   if (errors.length > 0 || !source || !target || !sourceControl || !targetControl || !listen || !admin) return { ok: false, errors };
   return {
@@ -236,6 +241,14 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       targetInstanceId: get('targetInstanceId') || undefined,
       cloudwatchNamespace: get('cloudwatchNamespace') || undefined,
       cloudwatchIntervalMs: Number(get('cloudwatchIntervalMs')),
+      finish: {
+        snapshotTo: get('snapshotTo') || undefined,
+        pgBinDir: get('pgBinDir')!,
+        stabilityDays: Number(get('stabilityDays')),
+        slotAdvanceIntervalMs: Number(get('slotAdvanceIntervalMs')),
+        slotRetentionAlertBytes: Number(get('slotRetentionAlertBytes')),
+        historyIntervalMs: Number(get('historyIntervalMs')),
+      },
     },
   };
 }

@@ -88,6 +88,12 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'gate2Exclude', type: 'string', doc: 'Gate 2: tables not compared, each with its reason: "schema.table:reason; other:reason" (shown in the gate output and the audit log)' }),
   opt({ key: 'gate2Accept', type: 'string', doc: 'Gate 2: tables whose differences are accepted (compared and shown, not failing), each with its reason: "table:reason; …"' }),
   opt({ key: 'gate3MinShadowed', type: 'int', default: '10000', min: 0, doc: 'Gate 3: shadowed write transactions needed before WRITES_TO_AURORA' }),
+  opt({ key: 'snapshotTo', type: 'string', doc: 'Phase 4: where `pg-cutover snapshot` archives the source (pg_dump -Fc): s3://bucket/key (multipart upload with the AWS settings above) or a file path' }),
+  opt({ key: 'pgBinDir', type: 'string', default: '/usr/lib/postgresql/15/bin', doc: 'Phase 4: directory of pg_dump and pg_restore for the snapshot (major version at least the source\'s)' }),
+  opt({ key: 'stabilityDays', type: 'int', default: '90', min: 0, doc: 'Final gate: days (× --time-scale) writes must have been on the target without a rollback' }),
+  opt({ key: 'slotAdvanceIntervalMs', type: 'int', default: '60000', min: 100, doc: 'While writes are on the target: how often the disabled forward subscription\'s slot on the source is advanced past the WAL that came from the target' }),
+  opt({ key: 'slotRetentionAlertBytes', type: 'int', default: String(1024 * 1024 * 1024), min: 0, doc: 'Alert when a pg-cutover replication slot holds more WAL than this (either side)' }),
+  opt({ key: 'historyIntervalMs', type: 'int', default: '10000', min: 100, doc: 'How often the sidecar records a history sample for the report (state, read split, p99, errors, lag, shadow match rate, slot retention)' }),
   opt({ key: 'logLevel', type: 'enum', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], doc: 'Log level (logs are JSON lines on stderr)' }),
   opt({ key: 'logLevelFile', type: 'file', doc: 'File holding the log level (one word); read at start and on SIGHUP, it overrides --log-level' }),
 ];

@@ -14,6 +14,7 @@ import { parseState } from './states.js';
 import { BREAKER_NAMES, type BreakerName } from './breaker.js';
 import { shadowSummary } from '../metrics/shadow.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
+import { STATE_MEANING } from '../project/guarantees.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -62,7 +63,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
   const stateBody = () => {
     const s = d.controller.snapshot();
     const p = d.controller.policy();
-    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded };
+    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded, ...STATE_MEANING[s.state] };
   };
   /** The last full report of each gate run here (POST /gates/:n); GET /gates/:n reads it and runs nothing. */
   const lastGate: Partial<Record<1 | 2 | 3, unknown>> = {};

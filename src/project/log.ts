@@ -5,7 +5,6 @@
  * rollback steps and breaker trips come from the control plane.
  */
 import type { AuditEntry } from '../control/audit.js';
-import type { Criterion } from '../replication/gates.js';
 import type { ProjectPhase } from './phases.js';
 
 export type GateName = 1 | 2 | 3 | 'final';
@@ -17,7 +16,16 @@ export function phaseEntry(at: number, by: string, phase: ProjectPhase, previous
   return { at, by, kind: 'phase', reason: why, detail: { phase, previous } };
 }
 
-export function gateEntry(at: number, by: string, gate: GateName, passed: boolean, criteria: readonly Criterion[], forced?: string): AuditEntry {
+/** A criterion as gates report it (the admin API's GateCriterion or the replication layer's Criterion). */
+export interface LoggedCriterion {
+  readonly name: string;
+  readonly measured: unknown;
+  readonly threshold: unknown;
+  readonly passed: boolean;
+  readonly detail?: string;
+}
+
+export function gateEntry(at: number, by: string, gate: GateName, passed: boolean, criteria: readonly LoggedCriterion[], forced?: string): AuditEntry {
   return { at, by, kind: 'gate', reason: `gate ${gate} ${passed ? 'passed' : 'failed'}`, detail: { gate, passed, criteria: criteria.map((c) => ({ ...c })), ...(forced ? { forced } : {}) } };
 }
 
@@ -30,7 +38,7 @@ export interface GateRun {
   readonly at: number;
   readonly by: string;
   readonly passed: boolean;
-  readonly criteria: readonly Criterion[];
+  readonly criteria: readonly LoggedCriterion[];
 }
 
 export interface PhaseRow {
@@ -56,7 +64,7 @@ export function gateRunOf(e: AuditEntry): GateRun | null {
   const g = d.gate;
   if (g !== 1 && g !== 2 && g !== 3 && g !== 'final' && g !== '1' && g !== '2' && g !== '3') return null;
   const gate = (g === 'final' ? 'final' : Number(g)) as GateName;
-  return { gate, at: e.at, by: e.by, passed: d.passed === true, criteria: Array.isArray(d.criteria) ? (d.criteria as Criterion[]) : [] };
+  return { gate, at: e.at, by: e.by, passed: d.passed === true, criteria: Array.isArray(d.criteria) ? (d.criteria as LoggedCriterion[]) : [] };
 }
 
 /** Rows in the seed's form: phase, started, gate attempted, gate result, notes; plus the lists beside it. */
@@ -81,9 +89,11 @@ export function buildExecutionLog(entries: readonly AuditEntry[]): ExecutionLog 
       if (typeof d.forced === 'string') deviations.push({ at: e.at, by: e.by, what: `gate ${run.gate} overridden`, reason: d.forced });
       continue;
     }
-    if (e.forced || e.kind === 'deviation') {
-      const skipped = Array.isArray(d.skipped) ? ` (skipped: ${(d.skipped as unknown[]).map(String).join(', ')})` : '';
-      const what = e.kind === 'deviation' ? String(d.what ?? 'deviation') : `forced ${e.from ?? '?'} → ${e.to ?? '?'}${skipped}`;
+    // A --force is recorded as its own 'deviation' record (control/audit.ts); a forced transition without one
+    // (an older record) counts itself.
+    if (e.kind === 'deviation' || (e.forced && e.kind !== 'deviation' && !hasDeviation(sorted, e))) {
+      const skipped = Array.isArray(d.skipped) && d.skipped.length > 0 ? ` (skipped: ${(d.skipped as unknown[]).map(guardName).join(', ')})` : '';
+      const what = `forced ${e.from ?? '?'} → ${e.to ?? '?'}${skipped}`;
       deviations.push({ at: e.at, by: e.by, what, reason: e.reason ?? '' });
       note(`deviation: ${what}: ${e.reason ?? ''}`);
     }
@@ -100,6 +110,19 @@ export function buildExecutionLog(entries: readonly AuditEntry[]): ExecutionLog 
     }
   }
   return { phases, gates, deviations, rollbacks, lessons };
+}
+
+function hasDeviation(all: readonly AuditEntry[], t: AuditEntry): boolean {
+  return all.some((x) => x.kind === 'deviation' && x.from === t.from && x.to === t.to && Math.abs(x.at - t.at) < 60_000);
+}
+
+/** A skipped guard as the transition reports it ({name|guard, detail}) or plain text. */
+function guardName(g: unknown): string {
+  if (typeof g === 'object' && g !== null) {
+    const o = g as Record<string, unknown>;
+    return String(o.name ?? o.guard ?? JSON.stringify(o));
+  }
+  return String(g);
 }
 
 /** The newest run of each gate. */

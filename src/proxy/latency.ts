@@ -21,20 +21,32 @@ export class LatencyHistogram {
 
   /** The upper bound of the bucket holding quantile `q` (0..1), in ms; null without observations. */
   quantile(q: number): number | null {
-    if (this.count === 0) return null;
-    const rank = Math.ceil(q * this.count);
-    let seen = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      seen += this.counts[i];
-      if (seen >= rank) return (MIN_US * 2 ** ((i + 1) / 4)) / 1000;
-    }
-    return (MIN_US * 2 ** (BUCKETS / 4)) / 1000;
+    return quantileOfCounts(this.counts, q);
+  }
+
+  /** A copy of the bucket counts (the history recorder diffs them per interval and sums them per day). */
+  copyCounts(): Float64Array {
+    return Float64Array.from(this.counts);
   }
 
   reset(): void {
     this.counts.fill(0);
     this.count = 0;
   }
+}
+
+/** Quantile `q` of a histogram given as bucket counts (LatencyHistogram's buckets); null when empty. */
+export function quantileOfCounts(counts: ArrayLike<number>, q: number): number | null {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total === 0) return null;
+  const rank = Math.ceil(q * total);
+  let seen = 0;
+  for (let i = 0; i < BUCKETS; i++) {
+    seen += counts[i]!;
+    if (seen >= rank) return (MIN_US * 2 ** ((i + 1) / 4)) / 1000;
+  }
+  return (MIN_US * 2 ** (BUCKETS / 4)) / 1000;
 }
 
 /** Per backend and kind of unit. */

@@ -12,7 +12,8 @@ export interface Criterion {
 }
 
 export interface GateResult {
-  readonly gate: number;
+  /** 1, 2, 3, or 'final' (Phase 4). */
+  readonly gate: number | 'final';
   readonly passed: boolean;
   readonly criteria: readonly Criterion[];
   /** When the gate ran (ms since the epoch) and how long it took. */
@@ -24,7 +25,7 @@ export function criterion(name: string, measured: Criterion['measured'], thresho
   return detail ? { name, measured, threshold, passed, detail } : { name, measured, threshold, passed };
 }
 
-export function gateResult(gate: number, criteria: readonly Criterion[], startedAt: number, now = Date.now()): GateResult {
+export function gateResult(gate: number | 'final', criteria: readonly Criterion[], startedAt: number, now = Date.now()): GateResult {
   return { gate, passed: criteria.length > 0 && criteria.every((c) => c.passed), criteria, at: startedAt, ms: now - startedAt };
 }
 

@@ -12,10 +12,9 @@ import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { AwsClientSettings } from './dms-monitor.js';
+import { describeDest, type SnapshotDest } from './snapshot-dest.js';
 
-export type SnapshotDest =
-  | { readonly kind: 's3'; readonly bucket: string; readonly key: string }
-  | { readonly kind: 'file'; readonly path: string };
+export { describeDest, parseSnapshotDest, type SnapshotDest } from './snapshot-dest.js';
 
 export interface SnapshotOptions {
   /** libpq URI of the source (the control login: it must read every table). */
@@ -47,18 +46,6 @@ export interface Verification {
   readonly sha256: string;
   readonly tocEntries: number;
   readonly error?: string;
-}
-
-/** `s3://bucket/key` or a path; null when it is neither. */
-export function parseSnapshotDest(v: string): SnapshotDest | null {
-  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(v);
-  if (m) return { kind: 's3', bucket: m[1]!, key: m[2]! };
-  if (v.startsWith('s3:')) return null;
-  return v.trim() === '' ? null : { kind: 'file', path: v };
-}
-
-export function describeDest(d: SnapshotDest): string {
-  return d.kind === 's3' ? `s3://${d.bucket}/${d.key}` : d.path;
 }
 
 export function s3Client(aws: AwsClientSettings = {}): S3Client {

@@ -1,0 +1,140 @@
+/**
+ * Phase 4 operations of a running sidecar, with its configuration: the final gate (recorded in the audit log),
+ * the source snapshot, and decommission (refused until the final gate passed; every step audited; a dry run
+ * returns the plan). Errors are values: `{ok: false, status, reason}` for the admin API to answer with.
+ */
+import type { StartConfig } from '../config/load.js';
+import type { CutoverState } from '../control/states.js';
+import type { StateStore } from '../control/store.js';
+import { backendUrl } from '../proxy/database-url.js';
+import { connectControl } from '../replication/control-conn.js';
+import { decommission, planDecommission, type DecommissionContext, type PlannedStep, type StepOutcome } from '../replication/decommission.js';
+import { dmsMonitor } from '../replication/dms-monitor.js';
+import { runFinalGate } from '../replication/final-gate.js';
+import type { GateResult } from '../replication/gates.js';
+import { parseSnapshotDest, takeSnapshot, type SnapshotRecord } from '../replication/snapshot.js';
+import { buildExecutionLog, gateEntry, lastGateRuns } from './log.js';
+
+export type OpResult<T> = { ok: true; value: T } | { ok: false; status: number; reason: string; value?: T };
+
+export interface OperationsDeps {
+  readonly cfg: StartConfig;
+  readonly store: StateStore;
+  state(): CutoverState;
+  /** Stops what would recreate replication objects (heartbeat probe, monitor, slot advancer) before decommission. */
+  stopReplicationWatch(): Promise<void>;
+  readonly now?: () => number;
+}
+
+const DAY_MS = 24 * 3600_000;
+
+export function createOperations(d: OperationsDeps) {
+  const { cfg } = d;
+  const now = d.now ?? Date.now;
+  const src = backendUrl(cfg.control.source);
+  const tgt = backendUrl(cfg.control.target);
+  const aws = cfg.aws.endpoint || cfg.aws.region ? { ...(cfg.aws.region ? { region: cfg.aws.region } : {}), ...(cfg.aws.endpoint ? { endpoint: cfg.aws.endpoint } : {}) } : undefined;
+  const names = cfg.subscription ? { subscription: cfg.subscription } : {};
+  let busy: string | null = null;
+  /** One Phase 4 operation at a time in this sidecar: a snapshot during decommission would race it. */
+  const exclusive = async <T>(what: string, fn: () => Promise<OpResult<T>>): Promise<OpResult<T>> => {
+    if (busy) return { ok: false, status: 409, reason: `${busy} is running; try again when it has finished` };
+    busy = what;
+    try {
+      return await fn();
+    } finally {
+      busy = null;
+    }
+  };
+
+  async function finalGate(by: string): Promise<OpResult<GateResult>> {
+    return exclusive('the final gate', async () => {
+      const audit = await d.store.audit(10_000);
+      const r = await runFinalGate({
+        sourceUrl: src,
+        targetUrl: tgt,
+        state: d.state(),
+        audit,
+        stabilityWindowMs: cfg.finish.stabilityDays * DAY_MS * cfg.timeScale,
+        names,
+        pgBinDir: cfg.finish.pgBinDir,
+        ...(aws ? { aws } : {}),
+        now,
+      });
+      await d.store.appendAudit(gateEntry(now(), by, 'final', r.passed, r.criteria));
+      return { ok: true, value: r };
+    });
+  }
+
+  async function snapshot(to: string | undefined, by: string): Promise<OpResult<SnapshotRecord>> {
+    const where = to ?? cfg.finish.snapshotTo;
+    if (!where) return { ok: false, status: 400, reason: 'no destination: pass {"to": "s3://bucket/key" | "/path"} or start the sidecar with --snapshot-to' };
+    const dest = parseSnapshotDest(where);
+    if (!dest) return { ok: false, status: 400, reason: `"to" must be s3://bucket/key or a file path, got ${JSON.stringify(where)}` };
+    return exclusive('a snapshot', async () => {
+      const r = await takeSnapshot({ sourceUrl: src, pgBinDir: cfg.finish.pgBinDir, dest, ...(aws ? { aws } : {}), now });
+      await d.store.appendAudit({ at: now(), by, kind: 'snapshot', reason: r.ok ? `snapshot archived to ${r.location}` : `snapshot failed: ${r.error}`, detail: { ...r } });
+      return r.ok ? { ok: true, value: r } : { ok: false, status: 502, reason: r.error ?? 'snapshot failed', value: r };
+    });
+  }
+
+  async function withContext<T>(fn: (c: DecommissionContext, recorded: boolean) => Promise<T>): Promise<T> {
+    const audit = await d.store.audit(10_000);
+    const recorded = audit.some((e) => e.kind === 'decommissioned');
+    const [source, target] = await Promise.all([connectControl(src, { purpose: 'decommission' }), connectControl(tgt, { purpose: 'decommission' })]);
+    try {
+      const ctx: DecommissionContext = {
+        ...names,
+        source,
+        target,
+        recorded,
+        ...(cfg.dmsTaskArn ? { stopDms: async () => {
+          try {
+            await dmsMonitor({ taskArn: cfg.dmsTaskArn!, ...(aws ? { aws } : {}) }).pause();
+            return 'replication task stopped';
+          } catch (e) {
+            // Stopping a stopped task is refused by DMS; that is the state we want.
+            if (/InvalidResourceState|not running|stopped/i.test((e as Error).message)) return `already stopped (${(e as Error).message})`;
+            throw e;
+          }
+        } } : {}),
+        record: () => d.store.appendAudit({ at: now(), by: 'decommission', kind: 'decommissioned', reason: 'the source was decommissioned: replication removed, application logins revoked' }),
+        now,
+      };
+      return await fn(ctx, recorded);
+    } finally {
+      await Promise.allSettled([source.end(), target.end()]);
+    }
+  }
+
+  /** Refused unless the last final gate passed and no rollback came after it. */
+  async function precondition(): Promise<string | null> {
+    const audit = await d.store.audit(10_000);
+    const fin = lastGateRuns(buildExecutionLog(audit)).final;
+    if (!fin) return 'the final gate has not been run: pg-cutover gate final';
+    if (!fin.passed) return `the last final gate (${new Date(fin.at).toISOString()}) failed: ${fin.criteria.filter((c) => !c.passed).map((c) => c.name).join(', ')}`;
+    const rollback = audit.find((e) => e.to === 'ROLLBACK' && e.at > fin.at);
+    if (rollback) return `a rollback (${new Date(rollback.at).toISOString()}) came after the final gate passed: run it again`;
+    if (d.state() !== 'CUTOVER_COMPLETE') return `the state is ${d.state()}, not CUTOVER_COMPLETE`;
+    return null;
+  }
+
+  async function decommissionRun(dryRun: boolean, by: string): Promise<OpResult<{ dryRun: boolean; refused?: string; plan?: PlannedStep[]; steps?: StepOutcome[] }>> {
+    const refused = await precondition();
+    if (dryRun) {
+      const plan = await withContext((c) => planDecommission(c));
+      return { ok: true, value: { dryRun: true, ...(refused ? { refused } : {}), plan } };
+    }
+    if (refused) return { ok: false, status: 409, reason: `decommission refused: ${refused}` };
+    return exclusive('decommission', async () => {
+      await d.stopReplicationWatch();
+      const r = await withContext((c) => decommission(c, (o) => d.store.appendAudit({ at: now(), by, kind: 'decommission-step', reason: `${o.step}: ${o.skipped ? 'already done' : o.ok ? 'done' : 'FAILED'}`, detail: { ...o } })));
+      return r.ok
+        ? { ok: true, value: { dryRun: false, steps: r.steps } }
+        : { ok: false, status: 500, reason: `decommission stopped at ${r.steps[r.steps.length - 1]!.step}: ${r.steps[r.steps.length - 1]!.detail} (run it again to resume)`, value: { dryRun: false, steps: r.steps } };
+    });
+  }
+
+  return { finalGate, snapshot, decommission: decommissionRun };
+}
+export type Operations = ReturnType<typeof createOperations>;
