@@ -36,6 +36,12 @@ export function esc(s: string): string {
 
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 
+/** A time tick label; the first and last are anchored inward so they stay inside the frame. */
+function timeLabel(x: number, y: number, t: number, f: number): string {
+  const anchor = f === 0 ? 'start' : f === 1 ? 'end' : 'middle';
+  return `<text x="${x.toFixed(1)}" y="${y}" text-anchor="${anchor}" font-family="sans-serif" font-size="11" fill="#57606a">${clock(t)}</text>`;
+}
+
 function frame(id: string, title: string, body: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" id="${esc(id)}" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">` +
     `<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff" stroke="#d0d7de"/>` +
@@ -71,10 +77,7 @@ export function lineChart(c: LineChart): string {
     parts.push(`<line x1="${PAD.left}" y1="${y.toFixed(1)}" x2="${W - PAD.right}" y2="${y.toFixed(1)}" stroke="#eaeef2"/>`);
     parts.push(`<text x="${PAD.left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end" font-family="sans-serif" font-size="11" fill="#57606a">${esc(fmt(yMax * f))}</text>`);
   }
-  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-    const t = x0 + (x1 - x0) * f;
-    parts.push(`<text x="${px(t).toFixed(1)}" y="${H - 12}" text-anchor="middle" font-family="sans-serif" font-size="11" fill="#57606a">${clock(t)}</text>`);
-  }
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) parts.push(timeLabel(px(x0 + (x1 - x0) * f), H - 12, x0 + (x1 - x0) * f, f));
   parts.push(`<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle" font-family="sans-serif" font-size="11" fill="#57606a">${esc(c.unit)}</text>`);
   for (const th of c.thresholds ?? []) {
     const y = py(th.value).toFixed(1);
@@ -82,7 +85,7 @@ export function lineChart(c: LineChart): string {
     parts.push(`<text x="${W - PAD.right - 4}" y="${(Number(y) - 4).toFixed(1)}" text-anchor="end" font-family="sans-serif" font-size="11" fill="${th.color}">${esc(th.label)}</text>`);
   }
   // Series: one polyline per run of known values; a lone point is a dot.
-  let legendX = PAD.left + 260;
+  let legendX = PAD.left + c.title.length * 7.6 + 24;
   for (const s of c.series) {
     let run: string[] = [];
     const flush = () => {
@@ -147,10 +150,7 @@ export function timelineChart(id: string, title: string, segs: readonly Segment[
     const w = Math.max(2, px(s.to) - x);
     parts.push(`<rect class="segment" x="${x.toFixed(1)}" y="40" width="${w.toFixed(1)}" height="60" fill="${STATE_COLORS[s.label] ?? '#6e7781'}"><title>${esc(s.label)} ${clock(s.from)}–${clock(s.to)}</title></rect>`);
   }
-  for (const f of [0, 0.5, 1]) {
-    const t = x0 + (x1 - x0) * f;
-    parts.push(`<text x="${px(t).toFixed(1)}" y="118" text-anchor="middle" font-family="sans-serif" font-size="11" fill="#57606a">${clock(t)}</text>`);
-  }
+  for (const f of [0, 0.5, 1]) parts.push(timeLabel(px(x0 + (x1 - x0) * f), 118, x0 + (x1 - x0) * f, f));
   const seen = [...new Set(segs.map((s) => s.label))];
   seen.forEach((label, i) => {
     const x = PAD.left + (i % 4) * 220;

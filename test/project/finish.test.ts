@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import pg from 'pg';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -20,6 +20,7 @@ import { sleep, until } from '../helpers/wait.js';
 import { setupNativeReplication } from '../../src/replication/native.js';
 import { registerFinishCommands } from '../../src/cli/finish-commands.js';
 import { registerAdminCommands } from '../../src/cli/admin-commands.js';
+import { dumpDom, findChromium, pngStats, screenshot } from '../helpers/chromium.js';
 import type { CutoverState } from '../../src/control/states.js';
 
 process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST';
@@ -232,4 +233,21 @@ t.test('the report: execution log, gates, charts from the run', async (t) => {
   const out = join(dir, 'report');
   const r = await cli(['report', '--out', out]);
   t.equal(r.code, 0, r.err);
+  t.match(readFileSync(join(out, 'report.md'), 'utf8'), /!\[Replication lag \(s\)\]\(charts\/replication-lag\.svg\)/, 'the Markdown links its SVG charts');
+
+  const bin = findChromium();
+  if (!bin) return t.skip('chromium is not installed (apt-get install chromium): the report was not opened in a browser');
+  // Offline: the file alone, and no network (chromium's proxy is a dead port).
+  const file = join(out, 'report.html');
+  const dom = await dumpDom(bin, file);
+  t.equal(dom.code, 0, `chromium --dump-dom ${dom.stderr.slice(-300)}`);
+  const svgs = [...dom.stdout.matchAll(/<svg[^>]*id="([^"]+)"[\s\S]*?<\/svg>/g)];
+  t.equal(svgs.length, 8, `8 charts in the rendered DOM (${svgs.map((m) => m[1]).join(', ')})`);
+  for (const m of svgs.filter((x) => x[1] !== 'shadow-match')) t.match(m[0], /<(polyline|rect class="segment"|circle)/, `${m[1]} has drawn marks after rendering`);
+  const png = join(dir, 'report.png');
+  const shot = await screenshot(bin, file, png);
+  t.equal(shot.code, 0, `chromium --screenshot ${shot.stderr.slice(-300)}`);
+  const st = pngStats(png);
+  t.ok(st.width >= 1000 && st.height >= 1000, `screenshot ${st.width}×${st.height}`);
+  t.ok(st.distinctColors > 50 && st.inkShare > 0.03, `the screenshot is not blank: ${st.distinctColors} colours, ${(st.inkShare * 100).toFixed(1)}% ink`);
 });
