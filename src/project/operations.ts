@@ -88,6 +88,7 @@ export function createOperations(d: OperationsDeps) {
         source,
         target,
         recorded,
+        appRoles: cfg.appRoles,
         ...(cfg.dmsTaskArn ? { stopDms: async () => {
           try {
             await dmsMonitor({ taskArn: cfg.dmsTaskArn!, ...(aws ? { aws } : {}) }).pause();

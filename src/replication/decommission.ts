@@ -44,10 +44,24 @@ export interface DecommissionContext extends DirectionNames {
   readonly target: Db;
   /** With AWS DMS: stop the replication task (idempotent on a stopped task). */
   readonly stopDms?: () => Promise<string>;
+  /** Configured application roles (--app-roles); login roles found on the source are added. */
+  readonly appRoles?: readonly string[];
   /** Already recorded as decommissioned (audit). */
   readonly recorded: boolean;
   readonly record: () => Promise<void>;
   readonly now?: () => number;
+}
+
+/**
+ * Application logins left on the source: the configured roles and every other non-superuser login role
+ * (fence.ts applicationRoleCandidates), never a superuser and never the control login itself.
+ */
+export async function sourceLogins(c: DecommissionContext): Promise<string[]> {
+  const r = await c.source.query<{ rolname: string }>(
+    `SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) AND rolcanlogin AND NOT rolsuper AND rolname <> current_user`,
+    [[...(c.appRoles ?? [])]],
+  );
+  return [...new Set([...r.rows.map((x) => x.rolname), ...(await applicationRoleCandidates(c.source))])].sort();
 }
 
 async function tableExists(db: Db, name: string): Promise<boolean> {
@@ -67,7 +81,7 @@ export async function planDecommission(c: DecommissionContext): Promise<PlannedS
     (await publicationExists(c.target, n.reversePublication)) ? `${n.reversePublication} on the target` : null,
   ].filter((x): x is string => x !== null);
   const hb = [(await tableExists(c.source, HEARTBEAT_TABLE)) ? 'source' : null, (await tableExists(c.target, HEARTBEAT_TABLE)) ? 'target' : null].filter(Boolean);
-  const roles = await applicationRoleCandidates(c.source);
+  const roles = await sourceLogins(c);
   return [
     { step: 'stop-dms-task', needed: c.stopDms !== undefined, action: c.stopDms ? 'StopReplicationTask on the DMS task' : 'no DMS task configured' },
     {
@@ -116,7 +130,7 @@ async function runStep(c: DecommissionContext, step: DecommissionStep): Promise<
       for (const db of [c.source, c.target]) await db.query(`DROP TABLE IF EXISTS public.${quoteIdent(HEARTBEAT_TABLE)}`);
       return `${HEARTBEAT_TABLE} dropped on both sides`;
     case 'revoke-source-logins': {
-      const roles = await applicationRoleCandidates(c.source);
+      const roles = await sourceLogins(c);
       for (const r of roles) await c.source.query(`ALTER ROLE ${quoteIdent(r)} NOLOGIN`);
       const ended = await terminateSessions(c.source, roles);
       return `${roles.length} role(s) NOLOGIN (${roles.join(', ') || 'none'}), ${ended} session(s) ended`;
