@@ -43,7 +43,8 @@ export function parseAuditEntry(json: string, id?: string): AuditEntry | null {
  * verdict, when it started and ended. A typed record so the project's execution log can reuse it.
  */
 export interface GateRunRecord {
-  readonly gate: number;
+  /** 1, 2, 3, or 'final' (Phase 4, src/replication/final-gate.ts). */
+  readonly gate: number | 'final';
   readonly passed: boolean;
   readonly startedAt: number;
   readonly endedAt: number;

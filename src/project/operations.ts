@@ -13,7 +13,8 @@ import { dmsMonitor } from '../replication/dms-monitor.js';
 import { runFinalGate } from '../replication/final-gate.js';
 import type { GateResult } from '../replication/gates.js';
 import { parseSnapshotDest, takeSnapshot, type SnapshotRecord } from '../replication/snapshot.js';
-import { buildExecutionLog, gateEntry, lastGateRuns } from './log.js';
+import { gateAuditEntry } from '../control/audit.js';
+import { buildExecutionLog, lastGateRuns } from './log.js';
 
 export type OpResult<T> = { ok: true; value: T } | { ok: false; status: number; reason: string; value?: T };
 
@@ -61,7 +62,7 @@ export function createOperations(d: OperationsDeps) {
         ...(aws ? { aws } : {}),
         now,
       });
-      await d.store.appendAudit(gateEntry(now(), by, 'final', r.passed, r.criteria));
+      await d.store.appendAudit(gateAuditEntry({ gate: 'final', passed: r.passed, startedAt: r.at, endedAt: r.at + r.ms, criteria: r.criteria }, by));
       return { ok: true, value: r };
     });
   }
