@@ -18,6 +18,7 @@ import {
 import type { ProxyServer } from './proxy/server.js';
 import { backendUrl } from './proxy/database-url.js';
 import { STATE_POLICY } from './control/states.js';
+import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js';
 import { startReplicationRuntime, type ReplicationRuntime } from './replication/runtime.js';
 import { BackendProbe, type ProbeStatus } from './control/backend-probe.js';
 import { startSlotAdvancer, type SlotAdvancer } from './replication/slot-advancer.js';
@@ -88,6 +89,8 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
         ...(cfg.subscription ? { subscription: cfg.subscription } : {}),
         ...(cfg.dmsTaskArn ? { dms: { taskArn: cfg.dmsTaskArn, aws: cfg.aws } } : {}),
         heartbeat: cfg.lagProbe,
+        // The caught-up window (lag < 10 s for 1 h) scales with --time-scale like every other control duration.
+        config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale).replication,
         writer: () => STATE_POLICY[ctl.snapshot().state].writesTo,
         onLag: (s) => ctl.breakers.observeLag(s),
         onReplicationError: (m) => ctl.breakers.observeReplicationError(m),

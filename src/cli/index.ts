@@ -4,13 +4,12 @@
  */
 import { Command, Option } from 'commander';
 import { START_OPTIONS } from '../config/schema.js';
-import { loadStartConfig } from '../config/load.js';
-import { startSidecar } from '../sidecar.js';
-import { log } from '../log.js';
-import { runDemo } from '../demo/run.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerReplicationCommands } from './replication.js';
 import { registerFinishCommands } from './finish-commands.js';
+
+// What a command needs (the sidecar with pg, ioredis, libpg-query and the AWS SDK; pino) is imported when it
+// runs: `--help` and the admin commands start in tens of milliseconds of CPU (bench/cli-startup.ts).
 
 function addStartOptions(cmd: Command): Command {
   for (const o of START_OPTIONS) {
@@ -24,7 +23,8 @@ function addStartOptions(cmd: Command): Command {
 }
 
 /** Stops `stop` on SIGTERM/SIGINT, exits 0 when it resolves; SIGHUP runs `reload` and never exits. */
-export function onSignals(stop: () => Promise<void>, reload?: () => Promise<unknown>): void {
+export async function onSignals(stop: () => Promise<void>, reload?: () => Promise<unknown>): Promise<void> {
+  const { log } = await import('../log.js');
   let n = 0;
   const handler = (sig: string) => {
     n++;
@@ -60,6 +60,7 @@ export function buildProgram(): Command {
       .command('start')
       .description('Run the sidecar: accept PostgreSQL clients, forward them to source/target by cutover state, serve the admin API'),
   ).action(async (flags: Record<string, unknown>) => {
+    const [{ loadStartConfig }, { startSidecar }, { log }] = await Promise.all([import('../config/load.js'), import('../sidecar.js'), import('../log.js')]);
     const cfg = loadStartConfig(flags, process.env);
     if (!cfg.ok) {
       for (const e of cfg.errors) console.error(`pg-cutover: ${e}`);
@@ -71,7 +72,7 @@ export function buildProgram(): Command {
       for (const e of s.errors) console.error(`pg-cutover: ${e}`);
       process.exit(2);
     }
-    onSignals(() => s.value.stop(), () => s.value.reload());
+    await onSignals(() => s.value.stop(), () => s.value.reload());
   });
 
   program
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
     .option('--admin <host:port>', 'admin API address', '127.0.0.1:9187')
     .option('--json', 'print one JSON line {"proxy","source","target","admin"} when ready')
     .action(async (o: { scale: string; listen: string; admin: string; json?: boolean }) => {
+      const { runDemo } = await import('../demo/run.js');
       await runDemo({ scale: Number(o.scale), listen: o.listen, admin: o.admin, json: Boolean(o.json) });
     });
 

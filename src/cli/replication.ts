@@ -4,13 +4,13 @@
  * Exit codes: 0 done / gate passed, 1 failed (an operation's error or a failed gate), 2 usage.
  */
 import { Command, Option } from 'commander';
-import { runGate1 } from '../replication/gate1.js';
-import { runGate2, type Gate2Progress } from '../replication/gate2.js';
+import type { Gate2Progress } from '../replication/gate2.js';
 import { formatGate, type GateResult } from '../replication/gates.js';
-import {
-  DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION, nativeReplicationStatus, pauseNativeReplication, resumeNativeReplication,
-  setupNativeReplication, teardownNativeReplication, type NativeStatus, type Result,
-} from '../replication/native.js';
+import type { NativeStatus, Result } from '../replication/native.js';
+import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from '../replication/names.js';
+
+// The replication modules load pg and the SQL helpers: imported when a command runs, so `--help` stays fast.
+const native = () => import('../replication/native.js');
 
 export interface ReplicationCliIO {
   out(text: string): void;
@@ -110,7 +110,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
     .option('--no-copy-data', 'do not copy existing rows (changes only)')
     .option('--source-conninfo <conninfo>', 'how the target reaches the source, if not by --source')
     .action(async (o: Conn & { publication: string; subscription: string; tables?: string[]; copySchema: boolean; heartbeat: boolean; copyData: boolean; sourceConninfo?: string }) => {
-      const r = await setupNativeReplication(o.source, o.target, {
+      const r = await (await native()).setupNativeReplication(o.source, o.target, {
         publication: o.publication,
         subscription: o.subscription,
         tables: o.tables ?? 'all',
@@ -129,21 +129,21 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
 
   nameOptions(connOptions(rep.command('status').description('Publication, subscription, per-table copy state, lag in bytes, slot retention')))
     .action(async (o: Conn & { publication: string; subscription: string }) => {
-      report(io, o.json, await nativeReplicationStatus(o.source, o.target, o), statusText);
+      report(io, o.json, await (await native()).nativeReplicationStatus(o.source, o.target, o), statusText);
     });
 
   for (const [name, desc, fn] of [
-    ['pause', 'ALTER SUBSCRIPTION … DISABLE: stop applying (the source keeps WAL for it)', pauseNativeReplication],
-    ['resume', 'ALTER SUBSCRIPTION … ENABLE', resumeNativeReplication],
+    ['pause', 'ALTER SUBSCRIPTION … DISABLE: stop applying (the source keeps WAL for it)', 'pauseNativeReplication'],
+    ['resume', 'ALTER SUBSCRIPTION … ENABLE', 'resumeNativeReplication'],
   ] as const) {
     nameOptions(connOptions(rep.command(name).description(desc))).action(async (o: Conn & { subscription: string }) => {
-      report(io, o.json, await fn(o.target, o), (v) => `subscription ${v.subscription} ${v.enabled ? 'enabled' : 'disabled'}`);
+      report(io, o.json, await (await native())[fn](o.target, o), (v) => `subscription ${v.subscription} ${v.enabled ? 'enabled' : 'disabled'}`);
     });
   }
 
   nameOptions(connOptions(rep.command('teardown').description('Drop the subscription (and its slot on the source) and the publication; tables and rows stay')))
     .action(async (o: Conn & { publication: string; subscription: string }) => {
-      report(io, o.json, await teardownNativeReplication(o.source, o.target, o), (v) =>
+      report(io, o.json, await (await native()).teardownNativeReplication(o.source, o.target, o), (v) =>
         `subscription ${v.subscriptionDropped ? 'dropped' : 'was not there'}, slot ${v.slotDropped ? 'dropped' : 'not dropped'}, publication ${v.publicationDropped ? 'dropped' : 'was not there'}`);
     });
 
@@ -170,7 +170,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
       const results: GateResult[] = [];
       try {
         if (!o.gate || o.gate === '1') {
-          results.push(await runGate1(o.source, o.target, {
+          results.push(await (await import('../replication/gate1.js')).runGate1(o.source, o.target, {
             requireTls: o.requireTls,
             latencyP50Ms: o.latencyP50Ms,
             latencyP99Ms: o.latencyP99Ms,
@@ -182,7 +182,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
         }
         if (!o.gate || o.gate === '2') {
           const bar = progressBar(io);
-          results.push(await runGate2(o.source, o.target, {
+          results.push(await (await import('../replication/gate2.js')).runGate2(o.source, o.target, {
             ...(o.tables ? { tables: o.tables } : {}),
             publication: o.publication,
             subscription: o.subscription === false ? null : o.subscription,

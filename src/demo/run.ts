@@ -27,7 +27,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     await sidecar?.stop(2000);
     await Promise.allSettled(servers.map((s) => s.stop()));
   };
-  onSignals(stop);
+  void onSignals(stop);
   try {
     const say = (m: string) => {
       if (!o.json) console.error(m);

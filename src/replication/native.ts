@@ -17,8 +17,8 @@ import {
 } from './subscription.js';
 import { existingTables, publicationTables, resolveTables, type TableSelection } from './tables.js';
 
-export const DEFAULT_PUBLICATION = 'pgcutover';
-export const DEFAULT_SUBSCRIPTION = 'pgcutover';
+import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './names.js';
+export { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION };
 
 export type Result<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
