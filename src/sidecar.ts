@@ -165,6 +165,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     loginTimeoutMs: cfg.auth.loginTimeoutMs,
     throttle: cfg.auth.throttle,
     backendLogin: cfg.auth.backendLogin,
+    maxPreparedBytes: cfg.maxPreparedBytes,
     maxMessageBytes: cfg.maxMessageBytes,
     ignoreStartupParameters: cfg.ignoreStartupParameters,
   });

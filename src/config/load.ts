@@ -43,6 +43,7 @@ export interface StartConfig {
   state: string;
   maxClients: number;
   maxMessageBytes: number;
+  maxPreparedBytes: number;
   /** Startup parameters dropped silently (lower case); others outside the allow-list are refused. */
   ignoreStartupParameters: string[];
   connectTimeoutMs: number;
@@ -201,6 +202,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       state: get('state')!.toUpperCase(),
       maxClients: Number(get('maxClients')),
       maxMessageBytes: Number(get('maxMessageBytes')),
+      maxPreparedBytes: Number(get('maxPreparedBytes')),
       ignoreStartupParameters: get('ignoreStartupParameters')!.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean),
       connectTimeoutMs: cto,
       healthProbeMs: Number(get('healthProbeMs')),

@@ -72,6 +72,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'ignoreStartupParameters', type: 'string', default: '', doc: "Comma-separated startup parameters dropped silently (PgBouncer's ignore_startup_parameters); others outside the allow-list (application_name, client_encoding, DateStyle, TimeZone, IntervalStyle, search_path, extra_float_digits; options with those -c settings) get SQLSTATE 08P01" }),
   opt({ key: 'maxMessageBytes', type: 'int', default: String(64 * 1024 * 1024), min: 1024, doc: 'Largest frontend message accepted; a larger one gets SQLSTATE 08P01 and closes that connection' }),
   opt({ key: 'healthProbeMs', type: 'int', default: '2000', min: 50, doc: 'How often each backend is probed (select 1 on a control connection) for /healthz; an unreachable one makes it 503 degraded' }),
+  opt({ key: 'maxPreparedBytes', type: 'int', default: String(32 * 1024 * 1024), min: 1024, doc: 'Bytes of named prepared statements one session may hold (the proxy keeps each to re-Parse it on the other backend); more ends the session with SQLSTATE 53200' }),
   opt({ key: 'connectTimeoutMs', type: 'int', default: '5000', min: 1, doc: 'Timeout for connecting and logging in to a backend' }),
   opt({ key: 'shutdownTimeoutMs', type: 'int', default: '30000', min: 0, doc: 'On SIGTERM, how long open transactions may run before connections are closed' }),
   opt({ key: 'readYourWritesMs', type: 'int', default: '0', min: 0, doc: 'After a write, send the session\'s reads to the write backend for this long (0 = off)' }),

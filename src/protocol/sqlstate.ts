@@ -17,6 +17,8 @@ export const SqlState = {
   InvalidAuthorization: '28000',
   /** 28P01 invalid_password. */
   InvalidPassword: '28P01',
+  /** 53200 out_of_memory: a session's prepared statements hold more than --max-prepared-bytes. */
+  OutOfMemory: '53200',
   /** 53300 too_many_connections. */
   TooManyConnections: '53300',
   /** 57P01 admin_shutdown: the proxy is shutting down. */

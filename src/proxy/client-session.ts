@@ -31,6 +31,7 @@ import type { ShadowTx } from '../shadow/shadow-tx.js';
  * without Sync used to be held whole (+198 MB). Backpressure from the backend bounds everything after that.
  */
 export const MAX_UNIT_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_PREPARED_BYTES = 32 * 1024 * 1024;
 
 export type SessionPhase = 'connecting' | 'ready' | 'closed';
 
@@ -41,6 +42,8 @@ export interface SessionDeps {
   /** The role and credential to log in to both backends with; null: the URL's (one role for every client). */
   login?: BackendLogin | null;
   maxMessageBytes: number;
+  /** Bytes of named prepared statements a session may hold (the proxy keeps each to re-Parse it elsewhere). */
+  maxPreparedBytes?: number;
   stats: ProxyStats;
   router: Router;
   /** The shadow-write service while the state shadows writes, else null. */
@@ -163,7 +166,7 @@ export class ClientSession implements LinkEvents {
   }
 
   private readonly onFrame = (type: number, buf: Buffer, start: number, end: number): void => {
-    if (this.terminated) return;
+    if (this.terminated || this.phase === 'closed') return;
     if (this.held !== null) {
       this.held.push({ type, buf, start, end });
       return;
@@ -374,6 +377,7 @@ export class ClientSession implements LinkEvents {
   };
 
   private send(link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+    if (this.phase === 'closed') return;
     if (this.shadow !== null && link.role === 'source') this.shadow.clientFrame(type, buf, start, end);
     switch (type) {
       case Frontend.Query:
@@ -391,6 +395,10 @@ export class ClientSession implements LinkEvents {
       case Frontend.Close:
         link.inUnit = true;
         this.deps.router.sent(this.state, link, type, buf, start, end);
+        if (this.state.namedBytes > (this.deps.maxPreparedBytes ?? DEFAULT_MAX_PREPARED_BYTES)) {
+          log.warn({ session: this.id, bytes: this.state.namedBytes }, 'prepared statements over --max-prepared-bytes: session ended');
+          return this.fatal(SqlState.OutOfMemory, `out of memory: this session's prepared statements exceed ${this.deps.maxPreparedBytes ?? DEFAULT_MAX_PREPARED_BYTES} bytes (--max-prepared-bytes)`);
+        }
         break;
       case Frontend.Bind:
       case Frontend.Describe:

@@ -29,6 +29,8 @@ export interface SessionRouting {
   readonly log: SessionStateLog;
   /** Named prepared statements: name → text and the client's original Parse frame. */
   readonly named: Map<string, { text: string; parse: Buffer }>;
+  /** Bytes `named` holds (Parse frames and their text), bounded by the session's --max-prepared-bytes. */
+  namedBytes: number;
 }
 
 export interface RouterOptions {
@@ -63,7 +65,7 @@ export class Router {
   }
 
   newSession(key: string): SessionRouting {
-    return { point: sessionPoint(key), pinnedTo: null, lastWriteAt: 0, unitWrite: false, log: new SessionStateLog(), named: new Map() };
+    return { point: sessionPoint(key), pinnedTo: null, lastWriteAt: 0, unitWrite: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
   }
 
   /** The one backend every statement goes to in this state, or null when statements must be classified. */
@@ -231,7 +233,10 @@ export class Router {
       if (buf[at] === 0) return; // unnamed statement: lives until the next Parse, nothing to remember
       const head = parseHead(buf.subarray(at, end));
       if (head === null) return;
+      const old = s.named.get(head.name);
+      if (old) s.namedBytes -= old.parse.length + old.text.length;
       s.named.set(head.name, { text: head.text, parse: Buffer.from(buf.subarray(start, end)) });
+      s.namedBytes += end - start + head.text.length;
       link.prepared.set(head.name, head.text);
       return;
     }
@@ -239,6 +244,8 @@ export class Router {
       const z = buf.indexOf(0, at + 1);
       if (z <= at + 1 || z >= end) return;
       const name = buf.toString('utf8', at + 1, z);
+      const old = s.named.get(name);
+      if (old) s.namedBytes -= old.parse.length + old.text.length;
       s.named.delete(name);
       link.prepared.delete(name);
     }

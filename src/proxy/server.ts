@@ -31,6 +31,8 @@ export interface ProxyOptions {
   /** Connections still logging in at most (default 100); at the limit the oldest one is closed. */
   maxPendingLogins?: number;
   maxMessageBytes: number;
+  /** Named prepared statement bytes per session (default 32 MiB); more ends the session with 53200. */
+  maxPreparedBytes?: number;
   /** Startup parameters dropped silently (lower case); others outside the allow-list are refused (08P01). */
   ignoreStartupParameters?: readonly string[];
   /** Default 15 s. */
@@ -199,6 +201,7 @@ export class ProxyServer {
           backends: this.opts.backends,
           login: backendLogin,
           maxMessageBytes: this.opts.maxMessageBytes,
+          maxPreparedBytes: this.opts.maxPreparedBytes,
           stats: this.stats,
           router: this.opts.router,
           shadower: this.opts.shadower ?? (() => null),
