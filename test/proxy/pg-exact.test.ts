@@ -160,3 +160,27 @@ t.test('a 57014 on the target reaches the client and is never run again on the s
   t.equal(proxy.proxy.stats.targetFallbacks, fallbacks, 'not retried');
   t.equal((await c.query('select 2 as two')).rows[0].two, 2, 'the session goes on');
 });
+
+t.test('a SET sent over the extended protocol is replayed on the other backend', async (t) => {
+  await proxy.setState('READS_50PCT_AURORA', 'test');
+  const w = await wire();
+  t.same(await replies(w, Buffer.concat([parse("set search_path = 'ext_path', public"), bind(), execute(), SYNC]), 4), ['parseComplete', 'bindComplete', 'commandComplete', 'readyForQuery']);
+  const c = new pg.Client({ connectionString: proxy.url() });
+  await c.connect();
+  t.teardown(() => c.end());
+  await c.query({ name: 'set-tz', text: "set timezone = 'Asia/Tokyo'" });
+  const paths = new Set<string>();
+  const zones = new Set<string>();
+  const majors = new Set<number>();
+  for (let i = 0; i < 40; i++) {
+    const ms = await w.simple("select current_setting('search_path') as p");
+    paths.add(String((ms.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields[0]));
+    const r = await c.query("select current_setting('timezone') as z, current_setting('server_version_num')::int / 10000 as major");
+    zones.add(r.rows[0].z);
+    majors.add(r.rows[0].major);
+  }
+  t.same([...paths], ['ext_path, public'], 'every read saw the extended-protocol SET');
+  t.same([...zones], ['Asia/Tokyo'], 'also a named prepared SET (node-postgres)');
+  t.same([...majors].sort(), [14, 15], 'reads went to both backends');
+  await proxy.setState('READS_100PCT_AURORA', 'test');
+});
