@@ -80,3 +80,22 @@ t.test('a wrong password is refused by the proxy with 28P01', async (t) => {
   t.not(bad.code, 0);
   t.match(bad.stderr, /password authentication failed for user "postgres"/);
 });
+
+t.test('the same script through the proxy in READS_50PCT and READS_100PCT gives the same answers', async (t) => {
+  const want = { ...out };
+  delete want.connect;
+  for (const state of ['READS_50PCT_AURORA', 'READS_100PCT_AURORA'] as const) {
+    // Fresh tables: the script creates its own (through the proxy, on the writer: the source).
+    const src = new pg.Client({ connectionString: source.url() });
+    await src.connect();
+    await src.query('drop table if exists py_t, py_copy');
+    await src.end();
+    await proxy.setState(state, 'test');
+    const r = await run(proxy.url());
+    t.equal(r.code, 0, `${state}: script ran\n${r.stderr}`);
+    const got = JSON.parse(r.stdout || '{}') as Record<string, unknown>;
+    delete got.connect;
+    t.same(got, want, `${state}: every answer as in SOURCE_PRIMARY`);
+  }
+  await proxy.setState('SOURCE_PRIMARY', 'test');
+});
