@@ -333,7 +333,7 @@ export function renderGate(n: number, body: Record<string, unknown>): string {
       fmtValue(pick(c, 'name', 'criterion', 'id')),
       fmtValue(pick(c, 'value', 'measured', 'actual')),
       fmtValue(pick(c, 'threshold', 'limit', 'expected')),
-      verdict(pick(c, 'ok', 'passed', 'pass')),
+      c.judged === false ? 'NOT JUDGED' : verdict(pick(c, 'ok', 'passed', 'pass')),
       fmtValue(pick(c, 'detail', 'reason')),
     ];
   });

@@ -22,6 +22,8 @@ export interface AdminDeps {
   registry: Registry;
   store: StateStore;
   shadower(): Shadower | null;
+  /** The last write shadower, kept after SHADOW_WRITES ended so its mismatches stay readable (evidence). */
+  lastWriteShadower?(): Shadower | null;
   unleash(): UnleashBinding | null;
   /** Replication runtime status (state, lag, heartbeat, slots); absent without --subscription/--dms-task-arn. */
   replication?(): Record<string, unknown> | null;
@@ -186,9 +188,10 @@ export function adminRoutes(d: AdminDeps): Route[] {
       handler: ({ query }) => {
         const offset = Math.max(0, Number(query.get('offset') ?? 0) || 0);
         const limit = Math.min(1000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
-        const sh = d.shadower();
+        const live = d.shadower();
+        const sh = live ?? d.lastWriteShadower?.() ?? null;
         if (sh === null) return { status: 200, body: { active: false, total: 0, offset, limit, items: [] } };
-        return { status: 200, body: { active: true, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } };
+        return { status: 200, body: { active: live !== null, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } };
       },
     },
   ];

@@ -23,7 +23,7 @@ function report(g: GateResult): GateReport {
     gate: g.gate as 1 | 2 | 3,
     passed: g.passed,
     at: g.at + g.ms,
-    criteria: g.criteria.map((c) => ({ name: c.name, measured: c.measured, threshold: c.threshold, passed: c.passed, ...(c.detail ? { detail: c.detail } : {}) })),
+    criteria: g.criteria.map((c) => ({ name: c.name, measured: c.measured, threshold: c.threshold, passed: c.passed, ...(c.detail ? { detail: c.detail } : {}), ...(c.judged === false ? { judged: false } : {}) })),
   };
 }
 

@@ -4,7 +4,7 @@
  * in, the application's roles present on the target, pg_hba trust rules where readable).
  */
 import { connectControl, errorText, type Db } from './control-conn.js';
-import { criterion, gateResult, percentile, type Criterion, type GateResult } from './gates.js';
+import { criterion, gateResult, notJudged, percentile, type Criterion, type GateResult } from './gates.js';
 import { fenceProblems } from './fence-catalog.js';
 import { compareRoles, roleSnapshot } from './role-parity.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';
@@ -147,7 +147,7 @@ export async function runGate1(sourceUrl: string, targetUrl: string, opts: Gate1
     for (const s of [src, tgt]) {
       const trust = await hbaTrust(s.db!);
       c.push(trust === null
-        ? criterion(`${s.label} pg_hba trust rules over TCP`, null, 0, true, 'pg_hba_file_rules not readable here')
+        ? notJudged(`${s.label} pg_hba trust rules over TCP`, null, 0, 'pg_hba_file_rules not readable here')
         : criterion(`${s.label} pg_hba trust rules over TCP`, trust.length, 0, trust.length === 0, trust.join('; ') || undefined));
     }
 

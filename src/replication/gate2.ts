@@ -10,7 +10,7 @@ import { connectControl, controlPool, type Db } from './control-conn.js';
 import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type ChunkVerdict, type TableComparison } from './chunk-check.js';
 import { openChecksumState } from './checksum-state.js';
-import { criterion, gateResult, type Criterion, type GateResult } from './gates.js';
+import { criterion, gateResult, notJudged, type Criterion, type GateResult } from './gates.js';
 import { describeRange } from './key-range.js';
 import { startLagSampler, type LagSamples } from './lag-sampler.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';
@@ -206,7 +206,7 @@ export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2
         [running ? `apply worker ${worker.pid} running` : `subscription ${sub} ${info?.enabled ? 'has no apply worker' : 'is disabled'}`,
           after ? `cumulative: apply ${after.apply}, sync ${after.sync}` : ''].filter(Boolean).join('; ')));
     } else {
-      c.push(criterion('replication lag and errors', null, 'native subscription', true, sub === null ? 'not judged here (no native subscription configured)' : `no subscription ${sub} on the target: not judged`));
+      c.push(notJudged('replication lag and errors', null, 'native subscription', sub === null ? 'no native subscription configured (e.g. AWS DMS: the sidecar\'s DMS monitor and lag breaker judge it)' : `no subscription ${sub} on the target`));
     }
     return gateResult(2, c, started);
   } finally {

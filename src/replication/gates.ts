@@ -9,6 +9,8 @@ export interface Criterion {
   readonly threshold: string | number;
   readonly passed: boolean;
   readonly detail?: string;
+  /** false: this run could not judge it (no evidence here); it does not fail the gate and is shown as NOT JUDGED, never PASS. */
+  readonly judged?: false;
 }
 
 export interface GateResult {
@@ -25,6 +27,11 @@ export function criterion(name: string, measured: Criterion['measured'], thresho
   return detail ? { name, measured, threshold, passed, detail } : { name, measured, threshold, passed };
 }
 
+/** A criterion this run could not judge, and why. */
+export function notJudged(name: string, measured: Criterion['measured'], threshold: Criterion['threshold'], why: string): Criterion {
+  return { name, measured, threshold, passed: true, judged: false, detail: why };
+}
+
 export function gateResult(gate: number | 'final', criteria: readonly Criterion[], startedAt: number, now = Date.now()): GateResult {
   return { gate, passed: criteria.length > 0 && criteria.every((c) => c.passed), criteria, at: startedAt, ms: now - startedAt };
 }
@@ -37,15 +44,17 @@ function cell(v: Criterion['measured']): string {
 
 /** A fixed-width table: criterion, measured, threshold, PASS/FAIL, then details indented below. */
 export function formatGate(g: GateResult, opts: { maxDetail?: number } = {}): string {
-  const rows = g.criteria.map((c) => [c.name, cell(c.measured), cell(c.threshold), c.passed ? 'PASS' : 'FAIL']);
+  const rows = g.criteria.map((c) => [c.name, cell(c.measured), cell(c.threshold), c.judged === false ? 'NOT JUDGED' : c.passed ? 'PASS' : 'FAIL']);
+  const unjudged = g.criteria.filter((c) => c.judged === false).length;
   const head = ['criterion', 'measured', 'threshold', 'result'];
   const width = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
   const line = (r: string[]) => r.map((x, i) => (i === r.length - 1 ? x : x.padEnd(width[i]!))).join('  ');
-  const out = [`Gate ${g.gate}: ${g.passed ? 'PASSED' : 'FAILED'} (${g.criteria.filter((c) => c.passed).length}/${g.criteria.length} criteria, ${(g.ms / 1000).toFixed(1)} s)`, line(head), line(width.map((w) => '-'.repeat(w)))];
+  const judged = g.criteria.filter((c) => c.passed && c.judged !== false).length;
+  const out = [`Gate ${g.gate}: ${g.passed ? 'PASSED' : 'FAILED'} (${judged}/${g.criteria.length - unjudged} criteria${unjudged ? `, ${unjudged} not judged` : ''}, ${(g.ms / 1000).toFixed(1)} s)`, line(head), line(width.map((w) => '-'.repeat(w)))];
   const max = opts.maxDetail ?? 400;
   g.criteria.forEach((c, i) => {
     out.push(line(rows[i]!));
-    if (c.detail && (!c.passed || c.detail.length < 120)) {
+    if (c.detail && (!c.passed || c.judged === false || c.detail.length < 120)) {
       const d = c.detail.length > max ? `${c.detail.slice(0, max)}…` : c.detail;
       out.push(`    ${d.replace(/\n/g, '\n    ')}`);
     }
