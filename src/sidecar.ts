@@ -134,7 +134,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     log.warn('--shadow-mode apply: sampled write transactions are COMMITTED on the target too; only for a target that is not a replica');
   }
   await initClassifier();
-  const classifier = createClassifier();
+  const classifier = createClassifier({ writeFunctions: cfg.writeFunctions });
   const now = Date.now();
   let store: StateStore;
   try {

@@ -51,6 +51,8 @@ export interface StartConfig {
   shutdownTimeoutMs: number;
   readYourWritesMs: number;
   readSplit: 'random' | 'session-hash';
+  /** Extra functions that write (lower case; a trailing `*` matches a prefix). */
+  writeFunctions: string[];
   logLevel: string;
   logLevelFile?: string;
   redis?: string;
@@ -209,6 +211,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       shutdownTimeoutMs: Number(get('shutdownTimeoutMs')),
       readYourWritesMs: Number(get('readYourWritesMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],
+      writeFunctions: (get('writeFunctions') ?? '').split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0),
       logLevel: get('logLevel')!,
       logLevelFile: get('logLevelFile') || undefined,
       redis: get('redis') || undefined,

@@ -76,6 +76,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'connectTimeoutMs', type: 'int', default: '5000', min: 1, doc: 'Timeout for connecting and logging in to a backend' }),
   opt({ key: 'shutdownTimeoutMs', type: 'int', default: '30000', min: 0, doc: 'On SIGTERM, how long open transactions may run before connections are closed' }),
   opt({ key: 'readYourWritesMs', type: 'int', default: '0', min: 0, doc: 'After a write, send the session\'s reads to the write backend for this long (0 = off)' }),
+  opt({ key: 'writeFunctions', type: 'string', doc: 'Comma-separated functions that write, besides the built-in list (nextval, set_config, pg_advisory_lock…): a read calling one goes to the writer; a trailing * matches a prefix. An unlisted writing function called from a read meets the replica link\'s read-only transaction (25006) and is retried on the writer' }),
   opt({ key: 'readSplit', type: 'enum', default: 'random', choices: ['random', 'session-hash'], doc: 'How reads are split: weighted random per statement, or a stable hash of the session' }),
   opt({ key: 'shadowSamplePct', type: 'int', default: '10', min: 0, doc: 'SHADOW_WRITES: percent of write transactions run in lock-step on the target and rolled back (0..100)' }),
   opt({ key: 'shadowPoolSize', type: 'int', default: '4', min: 1, doc: 'SHADOW_WRITES: target connections for shadows; with none free a transaction is not shadowed' }),

@@ -34,6 +34,9 @@ export interface LinkEvents {
   onRetry(link: BackendLink, sqlstate: string): void;
 }
 
+/** SQLSTATE 25006 read_only_sql_transaction: a write met a read-only link's transaction. */
+const READ_ONLY_SQL_TRANSACTION = '25006';
+
 /** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
 const HOLD_LIMIT = 256 * 1024;
 
@@ -56,7 +59,16 @@ export class BackendLink {
   private readySeen = 0;
   private readonly scanner: BackendScanner;
   private readonly frames = new FrameReader(0x7fffffff, null);
+  /**
+   * The backend reported default_transaction_read_only other than `on` on a link opened read-only (issue 14:
+   * the proxy repairs any change it sees): the link must not serve another unit; the session replaces it.
+   */
+  readWriteSeen = false;
 
+  /**
+   * `readOnly`: opened with default_transaction_read_only=on, as every link to the non-writer is (DESIGN.md
+   * "Fencing": nothing the proxy sends to the non-writer can write).
+   */
   constructor(
     readonly role: Role,
     readonly target: BackendTarget,
@@ -64,9 +76,13 @@ export class BackendLink {
     readonly pid: number,
     readonly secret: number,
     private readonly ev: LinkEvents,
+    readonly readOnly = false,
   ) {
-    this.scanner = new BackendScanner([Backend.ReadyForQuery, Backend.ErrorResponse], (type, buf, s, e) => {
+    const types = [Backend.ReadyForQuery, Backend.ErrorResponse];
+    if (readOnly) types.push(Backend.ParameterStatus);
+    this.scanner = new BackendScanner(types, (type, buf, s, e) => {
       if (type === Backend.ReadyForQuery) this.ready(buf[s] as TxStatus);
+      else if (type === Backend.ParameterStatus) this.parameterStatus(buf, s, e);
       else this.forwardedError(buf, s, e);
     });
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
@@ -78,6 +94,15 @@ export class BackendLink {
     socket.on('error', (e) => lost(e.message));
     socket.on('close', () => lost('connection closed'));
     socket.resume();
+  }
+
+  /** ParameterStatus body buf[s, e): `name\0value\0`. PostgreSQL 14+ reports default_transaction_read_only (GUC_REPORT). */
+  private parameterStatus(buf: Buffer, s: number, e: number): void {
+    if (!this.readOnly) return;
+    const z = buf.indexOf(0, s);
+    if (z < 0 || z >= e || buf.toString('latin1', s, z) !== 'default_transaction_read_only') return;
+    const z2 = buf.indexOf(0, z + 1);
+    if (buf.toString('latin1', z + 1, z2 < 0 || z2 > e ? e : z2) !== 'on') this.readWriteSeen = true;
   }
 
   private ready(status: TxStatus): void {
@@ -164,6 +189,7 @@ export class BackendLink {
         this.lastErrorFrame = Buffer.from(buf.subarray(start, end));
         return;
       }
+      if (type === Backend.ParameterStatus) this.parameterStatus(buf, start + 5, end);
       if (type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) {
         if (this.ev.mayInterject(this)) out.push(buf.subarray(start, end));
       }
@@ -181,6 +207,7 @@ export class BackendLink {
     const out: Buffer[] = [];
     const bad = this.frames.feed(chunk, (type, buf, start, end) => {
       const view = buf.subarray(start, end);
+      if (type === Backend.ParameterStatus) this.parameterStatus(buf, start + 5, end);
       if (this.pending === 0 && this.swallow === 0 && this.hold === null && !this.inUnit) {
         // After the last reply owed, in the same chunk: the server speaking on its own (e.g. FATAL 57P01 as it
         // shuts down right after answering). Same rules as unsolicited(): an error is kept, never forwarded.
@@ -200,7 +227,8 @@ export class BackendLink {
       }
       if (type === Backend.ErrorResponse) {
         const code = sqlStateOf(buf, start + 5, end);
-        if (this.hold !== null && this.holdFault === null && retryOnSource(code)) this.holdFault = code;
+        // A read-only link refusing a write (a writing function called from a read): retried on the writer.
+        if (this.hold !== null && this.holdFault === null && (retryOnSource(code) || (this.readOnly && code === READ_ONLY_SQL_TRANSACTION))) this.holdFault = code;
         if (this.hold === null && isFatal(buf, start + 5, end)) this.fatalForwarded = true;
         this.ev.onError(this, code);
       }

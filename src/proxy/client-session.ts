@@ -22,6 +22,7 @@ import { BackendLink, type LinkEvents, type Role } from './backend-link.js';
 import type { ProxyStats } from './stats.js';
 import { isServerFault, isTargetFault, SCHEMA_DRIFT_CODES } from '../control/attribution.js';
 import { Router, type Frame } from './router-glue.js';
+import { queryFrame } from '../protocol/frontend-encode.js';
 import type { Shadower } from '../shadow/shadower.js';
 import type { ShadowTx } from '../shadow/shadow-tx.js';
 
@@ -32,6 +33,9 @@ import type { ShadowTx } from '../shadow/shadow-tx.js';
  */
 export const MAX_UNIT_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PREPARED_BYTES = 32 * 1024 * 1024;
+
+/** Takes the transaction's first snapshot, after which PostgreSQL refuses to make it read-write. */
+const SNAPSHOT_QUERY = queryFrame('SELECT 1');
 
 export type SessionPhase = 'connecting' | 'ready' | 'closed';
 
@@ -50,6 +54,8 @@ export interface SessionDeps {
   shadower(): Shadower | null;
   /** Writes are being held (write switchover / rollback pause): park a write unit until `release`. */
   writesHeld(s: ClientSession): boolean;
+  /** Writes are being held (no side effect): the forwarding fast path classifies units meanwhile. */
+  writesHolding(): boolean;
   onClosed(s: ClientSession): void;
 }
 
@@ -140,7 +146,11 @@ export class ClientSession implements LinkEvents {
 
   private async connectLink(role: Role): Promise<OpenResult> {
     const target = this.deps.backends[role];
-    const r = await connectBackend(target, this.startupParams, { login: this.deps.login });
+    // Links to the non-writer are opened read-only (DESIGN.md "Fencing"): a write that reaches one anyway
+    // meets PostgreSQL's own 25006. As a startup parameter it is also the value RESET and DISCARD ALL restore.
+    const readOnly = role !== this.deps.router.policy().writesTo;
+    const params = readOnly ? { ...this.startupParams, default_transaction_read_only: 'on' } : this.startupParams;
+    const r = await connectBackend(target, params, { login: this.deps.login });
     if (this.phase === 'closed') {
       if (r.ok) r.value.socket.destroy();
       return { ok: false, sqlstate: SqlState.ConnectionFailure, message: 'session closed' };
@@ -161,7 +171,7 @@ export class ClientSession implements LinkEvents {
       return { ok: false, sqlstate: r.error.sqlstate, message };
     }
     const b = r.value;
-    this.links[role] = new BackendLink(role, target, b.socket, b.pid, b.secret, this);
+    this.links[role] = new BackendLink(role, target, b.socket, b.pid, b.secret, this, readOnly);
     return { ok: true, parameterStatus: b.parameterStatus };
   }
 
@@ -177,6 +187,7 @@ export class ClientSession implements LinkEvents {
       return;
     }
     const busy = this.busyLink();
+    if (busy !== null && busy.readOnly) return this.toBusyReadOnly(busy, { type, buf, start, end });
     if (busy !== null) {
       // More frames behind a held read: their replies must follow its reply, from the same backend, so the
       // held one can no longer be retried elsewhere.
@@ -192,13 +203,14 @@ export class ClientSession implements LinkEvents {
       }
       return this.send(busy, type, buf, start, end);
     }
-    if (this.unit.length === 0 && !this.darkReadsOn()) {
+    if (this.unit.length === 0 && !this.darkReadsOn() && !this.deps.writesHolding()) {
       // Fast path: in states where everything goes to one backend, forward without classifying.
-      // Not with dark reads on: they need each unit classified to find the reads (SOURCE_PRIMARY).
+      // Not with dark reads on: they need each unit classified to find the reads (SOURCE_PRIMARY). Not while
+      // writes are held: a write must be found to be parked (issue 14: one went straight to the source).
       const role = this.deps.router.uniform(this.state);
       if (role !== null) {
         const link = this.links[role];
-        if (link !== null && this.deps.router.ready(this.state, link)) {
+        if (link !== null && !link.readOnly && this.deps.router.ready(this.state, link)) {
           this.deps.router.unitStart(this.state, link, false);
           this.deps.router.watchPins(this.state, link, type, buf, start, end);
           return this.send(link, type, buf, start, end);
@@ -217,6 +229,67 @@ export class ClientSession implements LinkEvents {
       this.dispatch(unit, role);
     }
   };
+
+  /**
+   * A frame while a read-only link (the non-writer) is busy. Nothing sent there may write (issue 14), so
+   * frames are gathered into units and checked before they go:
+   * - outside a transaction (replies still owed), the next unit waits until the link has answered, then is
+   *   routed on its own: a write pipelined behind a read goes to the writer, its replies in order;
+   * - inside a (read-only) transaction, a unit follows the link; one that would turn read-only off
+   *   (SET TRANSACTION READ WRITE, set_config('transaction_read_only', …)) is preceded by a query of the
+   *   proxy's own, swallowed, so PostgreSQL itself refuses it ("transaction read-write mode must be set
+   *   before any query", 25001), as it would after any query. Writes then meet the read-only transaction.
+   */
+  private toBusyReadOnly(link: BackendLink, f: Frame): void {
+    this.unit.push(f);
+    this.unitBytes += f.end - f.start;
+    const t = f.type;
+    if (t !== Frontend.Query && t !== Frontend.Sync && t !== Frontend.FunctionCall && t !== Frontend.Flush && this.unit.length <= 256 && this.unitBytes < MAX_UNIT_BYTES) return;
+    const unit = this.unit;
+    this.unit = [];
+    this.unitBytes = 0;
+    const inTx = link.txStatus !== TxStatus.Idle;
+    const off = this.deps.router.turnsReadOnlyOff(this.state, unit);
+    if (link.pending > 0 && (!inTx || off || !this.deps.router.ready(this.state, link))) return this.waitFor(link, unit);
+    if (link.pending === 0 && link.inUnit) {
+      // The rest of a unit cut by a Flush: it must go on here, and no query of ours can go ahead of it.
+      if (off) return this.fatal(SqlState.ReadOnlyTransaction, 'cannot set read-write mode inside a read-only transaction on the replica (pg-cutover)');
+    } else if (link.pending === 0) {
+      if (off) this.inject(link, SNAPSHOT_QUERY, 1);
+      const c = this.deps.router.catchUp(this.state, link, unit);
+      if (c !== null) this.inject(link, c.bytes, c.replies);
+    }
+    for (const u of unit) this.send(link, u.type, u.buf, u.start, u.end);
+  }
+
+  /** Bytes of the proxy's own sent ahead of the client's frames; their `replies` ReadyForQuery are swallowed. */
+  private inject(link: BackendLink, bytes: Buffer, replies: number): void {
+    this.flushRun();
+    link.pending += replies;
+    link.swallow += replies;
+    link.socket.write(bytes);
+  }
+
+  /** The read-only link a unit waits on: the unit (and what follows it) is fed again once the link has answered. */
+  private waitingOn: BackendLink | null = null;
+
+  private waitFor(link: BackendLink, unit: Frame[]): void {
+    this.flushRun();
+    this.waitingOn = link;
+    this.held = unit;
+    this.socket.pause();
+  }
+
+  /** The awaited link answered everything (or went away): feed the held frames again. */
+  private endWait(): void {
+    this.waitingOn = null;
+    const held = this.held ?? [];
+    this.held = null;
+    for (const f of held) this.onFrame(f.type, f.buf, f.start, f.end);
+    this.flushRun();
+    if (this.held === null && this.phase === 'ready') this.socket.resume();
+    if (this.terminated && this.held === null) this.close(true);
+  }
 
   /** The link that owes replies or holds a transaction: everything goes there until it is idle again. */
   private busyLink(): BackendLink | null {
@@ -250,7 +323,15 @@ export class ClientSession implements LinkEvents {
       this.socket.pause();
       return;
     }
-    const link = this.links[role];
+    let link = this.links[role];
+    const policy = this.deps.router.policy();
+    // A link opened for the other role (the writer changed), or one the backend reports read-write although
+    // it was opened read-only, is replaced before it serves this unit; not in a session pinned to it, whose
+    // state there (temp tables, LISTEN) cannot be rebuilt.
+    if (link !== null && link.idle && this.state.pinnedTo !== role && (link.readOnly !== (role !== policy.writesTo) || link.readWriteSeen)) {
+      link.close();
+      this.links[role] = link = null;
+    }
     if (link === null) return this.connectThenDispatch(unit, role);
     const wasIdle = link.idle;
     // Unit latency (gate 3, metrics): from here to the ReadyForQuery that leaves the link with nothing owed.
@@ -265,8 +346,7 @@ export class ClientSession implements LinkEvents {
       link.swallow += catchUp.replies;
       link.socket.write(catchUp.bytes);
     }
-    const policy = this.deps.router.policy();
-    const isRead = role === 'target' && role !== policy.writesTo;
+    const isRead = role !== policy.writesTo;
     if (policy.shadow && role === policy.writesTo && this.state.unitWrite && this.shadow === null) this.startShadow();
     // A dark read covers one unit sent outside a transaction: inside one, the target would not see the
     // transaction's own earlier writes (a false mismatch), and later units of it may write.
@@ -481,6 +561,7 @@ export class ClientSession implements LinkEvents {
       this.shadow = null;
       this.shadowIsRead = false;
     }
+    if (this.waitingOn === link && link.pending === 0 && !link.inUnit) this.endWait();
     if (link.idle) {
       this.retryFrames = null;
       this.deps.router.unitDone(this.state, link);
@@ -515,15 +596,25 @@ export class ClientSession implements LinkEvents {
   onRetry(link: BackendLink, sqlstate: string): void {
     const frames = this.retryFrames;
     this.retryFrames = null;
-    this.deps.stats.targetFallbacks++;
-    // Schema drift fails this statement, not the target: no back-off for other reads; whether it counts
-    // against the target is judged by the source's answer (judgeDrift).
-    if (SCHEMA_DRIFT_CODES.has(sqlstate)) this.drift = { target: sqlstate, source: null };
-    else this.deps.router.backendFailed(link.role);
-    log.debug({ session: this.id, sqlstate }, 'read failed on the target; retrying on the source');
+    let to: Role = 'source';
+    if (sqlstate === SqlState.ReadOnlyTransaction) {
+      // A read that wrote (a writing function not in --write-functions) met the read-only link: nothing
+      // reached the client and nothing was written; it runs on the writer, counted as a write.
+      this.deps.stats.readOnlyRetries++;
+      this.state.unitWrite = true;
+      to = this.deps.router.policy().writesTo;
+      log.debug({ session: this.id, sqlstate }, 'a read wrote on the read-only link; retrying on the writer');
+    } else {
+      this.deps.stats.targetFallbacks++;
+      // Schema drift fails this statement, not the target: no back-off for other reads; whether it counts
+      // against the target is judged by the source's answer (judgeDrift).
+      if (SCHEMA_DRIFT_CODES.has(sqlstate)) this.drift = { target: sqlstate, source: null };
+      else this.deps.router.backendFailed(link.role);
+      log.debug({ session: this.id, sqlstate }, 'read failed on the target; retrying on the source');
+    }
     if (frames === null) return;
     this.deps.router.unitFailed(link, frames);
-    this.dispatch(frames, 'source');
+    this.dispatch(frames, to);
   }
 
   mayInterject(link: BackendLink): boolean {
@@ -534,6 +625,7 @@ export class ClientSession implements LinkEvents {
   onLost(link: BackendLink, why: string): void {
     if (this.links[link.role] === link) this.links[link.role] = null;
     if (this.phase === 'closed') return;
+    if (this.waitingOn === link) queueMicrotask(() => this.waitingOn === link && this.endWait());
     const retired = link.retired !== null;
     if (!retired) {
       this.deps.stats.backendFaults[link.role]++;
@@ -623,7 +715,7 @@ export class ClientSession implements LinkEvents {
       phase: this.phase,
       draining: this.draining,
       pinnedTo: this.state.pinnedTo,
-      waiting: this.held !== null ? 'backend connect or reply' : this.parked !== null ? 'writes held' : null,
+      waiting: this.parked !== null ? 'writes held' : this.held !== null ? 'backend connect or reply' : null,
       shadow: this.shadow === null ? null : this.shadowIsRead ? 'dark read' : 'write',
       source: link(this.links.source),
       target: link(this.links.target),

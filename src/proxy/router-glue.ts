@@ -82,13 +82,17 @@ export class Router {
   refusal(s: SessionRouting, unit: readonly Frame[], role: Role): string | null {
     const p = this.o.policy();
     if (role !== 'source' || !p.sourceFenced) return null;
+    if (this.turnsReadOnlyOff(s, unit)) return 'cannot turn read-only mode off: the source is fenced during the cutover (pg-cutover)';
+    return null;
+  }
+
+  /** Some statement of the unit may turn read-only off (SET TRANSACTION READ WRITE, set_config, …). */
+  turnsReadOnlyOff(s: SessionRouting, unit: readonly Frame[]): boolean {
     for (const f of unit) {
       const text = this.textOf(s, f);
-      if (text !== null && this.o.classifier.classify(text).setsReadOnlyOff) {
-        return 'cannot turn read-only mode off: the source is fenced during the cutover (pg-cutover)';
-      }
+      if (text !== null && this.o.classifier.classify(text).setsReadOnlyOff) return true;
     }
-    return null;
+    return false;
   }
 
   /** The link can take the session's statements as they are: no catch-up needed. */
@@ -111,7 +115,12 @@ export class Router {
       const text = this.textOf(s, f);
       if (text !== null) cs.push(this.o.classifier.classify(text));
     }
-    const sum = cs.length === 0 ? { write: true, pins: false } : summarize(cs);
+    let sum = cs.length === 0 ? { write: true, pins: false } : summarize(cs);
+    // A unit cut before its Sync (by a Flush the client waits on, or the size cap) may go on with anything:
+    // only a whole unit can be known to be a read, so a cut one goes to the writer (issue 14: a read ended
+    // by Flush, then an INSERT and Sync, wrote on the replica target).
+    const last = unit[unit.length - 1].type;
+    if (!sum.write && last !== Frontend.Query && last !== Frontend.Sync) sum = { write: true, pins: sum.pins };
     let role = routeUnit(
       sum,
       policy,
@@ -154,6 +163,8 @@ export class Router {
     const parts: Buffer[] = [];
     let replies = 0;
     for (const sql of link.session.catchUp(s.log)) {
+      // A link opened read-only stays so: a session SET that turns read-only off ran on the writer only.
+      if (link.readOnly && this.o.classifier.classify(sql).setsReadOnlyOff) continue;
       parts.push(queryFrame(sql));
       replies++;
     }

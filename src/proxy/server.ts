@@ -205,6 +205,7 @@ export class ProxyServer {
           stats: this.stats,
           router: this.opts.router,
           shadower: this.opts.shadower ?? (() => null),
+          writesHolding: () => this.holdingWrites,
           writesHeld: (sess) => {
             if (!this.holdingWrites) return false;
             this.parkedSessions.add(sess);

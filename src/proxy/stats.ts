@@ -17,6 +17,8 @@ export class ProxyStats {
   cancelsForwarded = 0;
   /** Reads the target could not serve, retried on the source without the client seeing an error. */
   targetFallbacks = 0;
+  /** Reads that wrote (a writing function not listed) refused by a read-only link and retried on the writer. */
+  readOnlyRetries = 0;
   /**
    * Reads meant for the target that went to the source because the target is backed off after a failure.
    * The breaker counts them as target faults: without them a dead target gets no traffic, so no verdict.
