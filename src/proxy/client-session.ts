@@ -323,8 +323,10 @@ export class ClientSession implements LinkEvents {
       this.socket.pause();
       return;
     }
-    let link = this.links[role];
     const policy = this.deps.router.policy();
+    // A write routed under an older state (the writer changed while a backend connected) goes to the writer.
+    if (this.state.unitWrite && role !== policy.writesTo && this.state.pinnedTo !== role) role = policy.writesTo;
+    let link = this.links[role];
     // A link opened for the other role (the writer changed), or one the backend reports read-write although
     // it was opened read-only, is replaced before it serves this unit; not in a session pinned to it, whose
     // state there (temp tables, LISTEN) cannot be rebuilt.

@@ -10,6 +10,7 @@ import { parseHead, queryText } from '../protocol/frontend-decode.js';
 import type { Classifier, Classification } from '../router/classify.js';
 import { routeUnit, sessionPoint, summarize, uniformRole, type Role, type RoutePolicy } from '../router/route.js';
 import { SessionStateLog } from '../router/session-state.js';
+import { splitStatements } from '../router/split.js';
 import type { BackendLink } from './backend-link.js';
 
 export interface Frame {
@@ -235,9 +236,13 @@ export class Router {
   sent(s: SessionRouting, link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
     const at = start + 5;
     if (type === Frontend.Query) {
-      if (!mayChangeSession(buf, at, end)) return;
+      if (!mayChangeSession(buf, at, end) && !hasInnerSemicolon(buf, at, end)) return;
       const sql = queryText(buf.subarray(at, end));
-      if (sql !== null && s.log.record(sql)) link.session.ranHere(s.log);
+      if (sql === null) return;
+      // Only the session statements of a multi-statement string are kept, never the rest (issue 14 item 4).
+      let added = 0;
+      for (const st of splitStatements(sql)) if (s.log.record(st)) added++;
+      if (added > 0) link.session.ranHere(s.log, added);
       return;
     }
     if (type === Frontend.Parse) {
@@ -300,6 +305,17 @@ export class Router {
   backendFailed(role: Role): void {
     if (role === 'target') this.targetDownUntil = this.now() + (this.o.targetBackoffMs ?? 2000);
   }
+}
+
+/** A `;` before the Query's last bytes (its terminator and trailing blanks): it may hold several statements. */
+function hasInnerSemicolon(buf: Buffer, at: number, end: number): boolean {
+  const i = buf.indexOf(0x3b, at);
+  if (i < 0 || i >= end) return false;
+  for (let j = i + 1; j < end; j++) {
+    const c = buf[j];
+    if (c !== 0 && c !== 0x20 && c !== 0x0a && c !== 0x09 && c !== 0x0d && c !== 0x3b) return true;
+  }
+  return false;
 }
 
 /** Cheap byte test before decoding a Query's text: could it be SET, RESET, PREPARE, DEALLOCATE or DISCARD? */

@@ -47,9 +47,9 @@ export class AppliedState {
     return out;
   }
 
-  /** The statement ran here directly (the client sent it to this backend). */
-  ranHere(log: SessionStateLog): void {
-    if (this.version === log.version - 1 || this.version === log.version) {
+  /** The last `added` statements of the log ran here directly (the client sent them to this backend). */
+  ranHere(log: SessionStateLog, added = 1): void {
+    if (this.version >= log.version - added && this.version <= log.version) {
       for (const [k, sql] of log.entries) this.applied.set(k, sql);
       this.version = log.version;
     }
