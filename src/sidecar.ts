@@ -15,6 +15,9 @@ import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
+import { FreshnessBook } from './router/freshness.js';
+import { FreshnessSampler } from './replication/freshness-sampler.js';
+import { pgClientConfig } from './proxy/database-url.js';
 import { createClassifier, initClassifier } from './router/classify.js';
 import { parseState, STATE_POLICY, type CutoverState } from './control/states.js';
 import { Shadower } from './shadow/shadower.js';
@@ -144,10 +147,13 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   }
 
   let controller: Controller | null = null;
+  // Read-your-writes by LSN and the staleness bound share one sampler of the writer's positions.
+  const book = cfg.readYourWrites || cfg.maxReadStalenessMs > 0 ? new FreshnessBook() : null;
   const router = new Router({
     policy: () => controller!.policy(),
     classifier,
-    readYourWritesMs: cfg.readYourWritesMs,
+    freshness: book === null ? null : { book, maxStalenessMs: cfg.maxReadStalenessMs },
+    onRedirected: () => void proxy.stats.freshnessRedirects++,
     split: cfg.readSplit,
     onDiverted: () => void proxy.stats.targetDiverted++,
   });
@@ -205,6 +211,19 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     onBreaker: relay.onBreaker,
   });
   controller = ctl;
+  const sampler =
+    book === null
+      ? null
+      : new FreshnessSampler({
+          book,
+          writer: () => ctl.policy().writesTo,
+          control: { source: pgClientConfig(cfg.control.source), target: pgClientConfig(cfg.control.target) },
+          everyMs: cfg.freshnessSampleMs,
+          onSample: (ms) => {
+            proxy.stats.readerStalenessMs = ms ?? Number.NaN;
+            if (ms !== null && ms > proxy.stats.readerStalenessMaxMs) proxy.stats.readerStalenessMaxMs = ms;
+          },
+        });
   // The databases' writer record outranks the store (DESIGN.md "Fencing" 3): checked before the first client,
   // then on every store reconnect and periodically.
   const writerDb = createWriterAccess(cfg);
@@ -219,6 +238,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   });
   await writerSync.check('start');
   writerSync.start();
+  sampler?.start();
 
   // The shadow service lives while the state shadows writes, or, with --dark-read-pct, while reads still go
   // (partly) to the source: one for writes, another for dark reads, swapped as the state moves.
@@ -264,6 +284,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   /** Closes whatever has been started, in one order for a failed start and for stop(); `proxyMs` null: not listening. */
   const teardown = async (proxyMs: number | null): Promise<void> => {
     if (proxyMs !== null) await proxy.shutdown(proxyMs);
+    await sampler?.stop();
     const sh = shadower;
     shadower = null;
     await sh?.close();

@@ -49,7 +49,9 @@ export interface StartConfig {
   connectTimeoutMs: number;
   healthProbeMs: number;
   shutdownTimeoutMs: number;
-  readYourWritesMs: number;
+  readYourWrites: boolean;
+  freshnessSampleMs: number;
+  maxReadStalenessMs: number;
   readSplit: 'random' | 'session-hash';
   /** Extra functions that write (lower case; a trailing `*` matches a prefix). */
   writeFunctions: string[];
@@ -209,7 +211,9 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       connectTimeoutMs: cto,
       healthProbeMs: Number(get('healthProbeMs')),
       shutdownTimeoutMs: Number(get('shutdownTimeoutMs')),
-      readYourWritesMs: Number(get('readYourWritesMs')),
+      readYourWrites: /^(true|1|yes|on)$/i.test(get('readYourWrites')!),
+      freshnessSampleMs: Number(get('freshnessSampleMs')),
+      maxReadStalenessMs: Number(get('maxReadStalenessMs')),
       readSplit: get('readSplit') as StartConfig['readSplit'],
       writeFunctions: (get('writeFunctions') ?? '').split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0),
       logLevel: get('logLevel')!,

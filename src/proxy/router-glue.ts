@@ -10,6 +10,7 @@ import { parseHead, queryText } from '../protocol/frontend-decode.js';
 import type { Classifier, Classification } from '../router/classify.js';
 import { routeUnit, sessionPoint, summarize, uniformRole, type Role, type RoutePolicy } from '../router/route.js';
 import { SessionStateLog } from '../router/session-state.js';
+import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFreshness } from '../router/freshness.js';
 import { splitStatements } from '../router/split.js';
 import type { BackendLink } from './backend-link.js';
 
@@ -24,7 +25,8 @@ export interface Frame {
 export interface SessionRouting {
   readonly point: number;
   pinnedTo: Role | null;
-  lastWriteAt: number;
+  /** Read-your-writes: the sample covering the session's last commit, until the reader has applied it. */
+  readonly fresh: SessionFreshness;
   /** The unit in flight is a write (for read-your-writes). */
   unitWrite: boolean;
   readonly log: SessionStateLog;
@@ -37,7 +39,13 @@ export interface SessionRouting {
 export interface RouterOptions {
   policy(): RoutePolicy;
   classifier: Classifier;
-  readYourWritesMs: number;
+  /**
+   * Read-your-writes by LSN and the staleness bound (./../router/freshness.ts); null turns both off: reads
+   * split without regard to the session's own writes.
+   */
+  freshness: { book: FreshnessBook; maxStalenessMs: number } | null;
+  /** A read was kept on the writer for freshness. */
+  onRedirected?(): void;
   split: 'random' | 'session-hash';
   /** After a target failure, reads skip the target for this long. Default 2000 ms. */
   targetBackoffMs?: number;
@@ -46,6 +54,8 @@ export interface RouterOptions {
   now?: () => number;
   rand?: () => number;
 }
+
+const yes = (): boolean => true;
 
 /** Substrings of TEMP/TEMPORARY, LISTEN and pg_advisory_lock in either case. */
 const PIN_WORDS = ['emp', 'EMP', 'isten', 'ISTEN', 'dvisory', 'DVISORY'].map((w) => Buffer.from(w));
@@ -66,7 +76,7 @@ export class Router {
   }
 
   newSession(key: string): SessionRouting {
-    return { point: sessionPoint(key), pinnedTo: null, lastWriteAt: 0, unitWrite: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
+    return { point: sessionPoint(key), pinnedTo: null, fresh: newSessionFreshness(), unitWrite: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
   }
 
   /** The one backend every statement goes to in this state, or null when statements must be classified. */
@@ -122,10 +132,17 @@ export class Router {
     // by Flush, then an INSERT and Sync, wrote on the replica target).
     const last = unit[unit.length - 1].type;
     if (!sum.write && last !== Frontend.Query && last !== Frontend.Sync) sum = { write: true, pins: sum.pins };
+    const f = this.o.freshness;
     let role = routeUnit(
       sum,
       policy,
-      { pinnedTo: s.pinnedTo, lastWriteAt: s.lastWriteAt, readYourWritesMs: this.o.readYourWritesMs, split: this.o.split, sessionPoint: s.point },
+      {
+        pinnedTo: s.pinnedTo,
+        fresh: f === null ? yes : (now) => readerFresh(s.fresh, f.book, policy.writesTo, now, f.maxStalenessMs),
+        redirected: this.o.onRedirected,
+        split: this.o.split,
+        sessionPoint: s.point,
+      },
       this.now(),
       this.rand(),
     );
@@ -297,7 +314,7 @@ export class Router {
 
   unitDone(s: SessionRouting, _link: BackendLink): void {
     if (s.unitWrite) {
-      s.lastWriteAt = this.now();
+      this.o.freshness?.book.commitSeen(s.fresh);
       s.unitWrite = false;
     }
   }

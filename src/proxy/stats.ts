@@ -19,6 +19,11 @@ export class ProxyStats {
   targetFallbacks = 0;
   /** Reads that wrote (a writing function not listed) refused by a read-only link and retried on the writer. */
   readOnlyRetries = 0;
+  /** Reads kept on the writer because the other side had not applied the session's last write (or was too stale). */
+  freshnessRedirects = 0;
+  /** The other side's staleness at the last sample (ms; NaN unknown), and the largest seen. */
+  readerStalenessMs = Number.NaN;
+  readerStalenessMaxMs = 0;
   /**
    * Reads meant for the target that went to the source because the target is backed off after a failure.
    * The breaker counts them as target faults: without them a dead target gets no traffic, so no verdict.

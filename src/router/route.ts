@@ -29,9 +29,13 @@ export interface UnitSummary {
 
 export interface SessionView {
   pinnedTo: Role | null;
-  /** Time of the session's last write (ms), for read-your-writes. */
-  lastWriteAt: number;
-  readYourWritesMs: number;
+  /**
+   * May a read go to the non-writer now (read-your-writes by LSN, staleness bound: ./freshness.ts)? Asked
+   * only for a read the split or a hint would send there.
+   */
+  fresh(now: number): boolean;
+  /** A read was kept on the writer because the other side had not applied the session's writes yet. */
+  redirected?(): void;
   split: 'random' | 'session-hash';
   /** Stable 0..100 value from the session, for session-hash splitting. */
   sessionPoint: number;
@@ -68,13 +72,21 @@ export function summarize(cs: readonly Classification[]): UnitSummary {
 
 /**
  * The backend for a unit. `rand` is in [0, 1): injected so tests can drive the split.
- * Order: pinned session → writer for writes → read-your-writes window → hint → percentage split.
+ * Order: pinned session → writer for writes → hint or percentage split, kept on the writer while the other
+ * side has not applied the session's last write (or is staler than the bound).
  */
 export function routeUnit(u: UnitSummary, p: RoutePolicy, s: SessionView, now: number, rand: number): Role {
   if (s.pinnedTo !== null) return s.pinnedTo;
   if (u.write || u.pins) return p.writesTo;
-  if (s.readYourWritesMs > 0 && now - s.lastWriteAt < s.readYourWritesMs) return p.writesTo;
-  if (u.hint) return u.hint;
+  const want = u.hint ?? splitRole(p, s, rand);
+  if (want !== p.writesTo && !s.fresh(now)) {
+    s.redirected?.();
+    return p.writesTo;
+  }
+  return want;
+}
+
+function splitRole(p: RoutePolicy, s: SessionView, rand: number): Role {
   if (p.readPercent <= 0) return 'source';
   if (p.readPercent >= 100) return 'target';
   const point = s.split === 'random' ? rand * 100 : s.sessionPoint;

@@ -33,7 +33,7 @@ export async function startShadowProxy(
   await initClassifier();
   const classifier = createClassifier();
   let policy = STATE_POLICY[state];
-  const router = new Router({ policy: () => policy, classifier, readYourWritesMs: 0, split: 'random' });
+  const router = new Router({ policy: () => policy, classifier, freshness: null, split: 'random' });
   const shadower = new Shadower({ source: source.value, target: target.value, classifier, ...shadow });
   const u = source.value;
   const users = new Map<string, UserEntry>([[u.user, { name: u.user, method: 'scram-sha-256', password: u.password }]]);
