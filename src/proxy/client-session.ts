@@ -604,6 +604,7 @@ export class ClientSession implements LinkEvents {
       // reached the client and nothing was written; it runs on the writer, counted as a write.
       this.deps.stats.readOnlyRetries++;
       this.state.unitWrite = true;
+      this.state.unitData = true;
       to = this.deps.router.policy().writesTo;
       log.debug({ session: this.id, sqlstate }, 'a read wrote on the read-only link; retrying on the writer');
     } else {

@@ -29,6 +29,8 @@ export interface SessionRouting {
   readonly fresh: SessionFreshness;
   /** The unit in flight is a write (for read-your-writes). */
   unitWrite: boolean;
+  /** The unit in flight on the writer may change data: its commit starts a read-your-writes wait. */
+  unitData: boolean;
   readonly log: SessionStateLog;
   /** Named prepared statements: name → text and the client's original Parse frame. */
   readonly named: Map<string, { text: string; parse: Buffer }>;
@@ -76,7 +78,7 @@ export class Router {
   }
 
   newSession(key: string): SessionRouting {
-    return { point: sessionPoint(key), pinnedTo: null, fresh: newSessionFreshness(), unitWrite: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
+    return { point: sessionPoint(key), pinnedTo: null, fresh: newSessionFreshness(), unitWrite: false, unitData: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
   }
 
   /** The one backend every statement goes to in this state, or null when statements must be classified. */
@@ -116,6 +118,7 @@ export class Router {
 
   unitStart(s: SessionRouting, link: BackendLink, write: boolean): void {
     s.unitWrite = write || link.role === this.o.policy().writesTo;
+    s.unitData = s.unitWrite;
   }
 
   /** Decides a unit's backend. */
@@ -152,6 +155,7 @@ export class Router {
     }
     if (sum.pins && s.pinnedTo === null) s.pinnedTo = role;
     s.unitWrite = role === policy.writesTo && sum.write;
+    s.unitData = s.unitWrite && sum.sessionOnly !== true;
     return role;
   }
 
@@ -313,10 +317,9 @@ export class Router {
   }
 
   unitDone(s: SessionRouting, _link: BackendLink): void {
-    if (s.unitWrite) {
-      this.o.freshness?.book.commitSeen(s.fresh);
-      s.unitWrite = false;
-    }
+    if (s.unitData) this.o.freshness?.book.commitSeen(s.fresh);
+    s.unitWrite = false;
+    s.unitData = false;
   }
 
   backendFailed(role: Role): void {

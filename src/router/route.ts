@@ -25,6 +25,8 @@ export interface UnitSummary {
   hint?: Role;
   /** The unit pins the session (temp table, LISTEN, session advisory lock). */
   pins: boolean;
+  /** Its only non-reads are session statements (SET, PREPARE, LISTEN…): no data changed, no read-your-writes wait. */
+  sessionOnly?: boolean;
 }
 
 export interface SessionView {
@@ -46,7 +48,9 @@ export function summarize(cs: readonly Classification[]): UnitSummary {
   let write = false;
   let hint: Role | undefined;
   let pins = false;
+  let data = false;
   for (const c of cs) {
+    if (c.cls !== 'read' && c.cls !== 'session') data = true;
     if (c.pins) pins = true;
     switch (c.cls) {
       case 'read':
@@ -67,7 +71,7 @@ export function summarize(cs: readonly Classification[]): UnitSummary {
       }
     }
   }
-  return { write, hint: write ? undefined : hint, pins };
+  return { write, hint: write ? undefined : hint, pins, sessionOnly: write && !data };
 }
 
 /**

@@ -147,6 +147,8 @@ t.test('read-your-writes: after a write, reads stay on the writer until the othe
   await c.connect();
   t.teardown(() => c.end());
   t.equal(await major(c), 15, 'reads on the target');
+  await c.query("set application_name = 'ryw'");
+  t.equal(await major(c), 15, 'a SET changes no data: reads stay on the target');
   await c.query("insert into marks (tag) values ('ryw')");
   for (let i = 0; i < 5; i++) t.equal(await major(c), 14, 'reads after the write go to the writer');
   t.ok(p2.proxy.stats.freshnessRedirects >= 5, 'counted as redirected for freshness');
