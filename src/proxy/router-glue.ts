@@ -118,12 +118,32 @@ export class Router {
 
   unitStart(s: SessionRouting, link: BackendLink, write: boolean): void {
     s.unitWrite = write || link.role === this.o.policy().writesTo;
-    s.unitData = s.unitWrite;
+    // Not classified, so not known to write: covered by the flip guard in route() instead.
+    s.unitData = false;
+  }
+
+  /**
+   * Writes forwarded unclassified (the fast path, in a state where everything goes to the writer) start no
+   * session wait. Instead, when the state starts splitting reads, every read to the other side waits once
+   * until it has applied the writer position sampled after the change; where the reader's position is not
+   * visible at all (no replication connection on the writer) there is nothing to wait for.
+   */
+  private readonly flip: SessionFreshness = newSessionFreshness();
+  private wasUniform: boolean | null = null;
+
+  private freshFor(s: SessionRouting, writer: Role, now: number): boolean {
+    const f = this.o.freshness!;
+    if (!readerFresh(s.fresh, f.book, writer, now, f.maxStalenessMs)) return false;
+    return this.flip.need === 0 || f.book.last?.readerLsn === null || readerFresh(this.flip, f.book, writer, now, 0);
   }
 
   /** Decides a unit's backend. */
   route(s: SessionRouting, unit: readonly Frame[]): Role {
     const policy = this.o.policy();
+    const uniform = uniformRole(policy) !== null;
+    // A sidecar that starts in a splitting state has forwarded nothing unclassified: no flip to guard.
+    if (this.wasUniform === true && !uniform) this.o.freshness?.book.commitSeen(this.flip);
+    this.wasUniform = uniform;
     const cs: Classification[] = [];
     for (const f of unit) {
       const text = this.textOf(s, f);
@@ -141,7 +161,7 @@ export class Router {
       policy,
       {
         pinnedTo: s.pinnedTo,
-        fresh: f === null ? yes : (now) => readerFresh(s.fresh, f.book, policy.writesTo, now, f.maxStalenessMs),
+        fresh: f === null ? yes : (now) => this.freshFor(s, policy.writesTo, now),
         redirected: this.o.onRedirected,
         split: this.o.split,
         sessionPoint: s.point,

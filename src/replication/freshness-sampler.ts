@@ -12,6 +12,7 @@
 import pg from 'pg';
 import { log } from '../log.js';
 import { parseLsn } from './lsn.js';
+import { controlApplicationName } from './control-conn.js';
 import type { FreshnessBook } from '../router/freshness.js';
 import type { Role } from '../router/route.js';
 
@@ -54,7 +55,7 @@ export class FreshnessSampler {
     const old = this.client;
     this.client = null;
     void old?.end().catch(() => {});
-    const c = new pg.Client({ ...this.o.control[role], application_name: 'pg-cutover-freshness' });
+    const c = new pg.Client({ ...this.o.control[role], application_name: controlApplicationName('freshness') });
     c.on('error', () => {});
     await c.connect();
     this.client = c;
