@@ -96,6 +96,8 @@ export interface AdminClient {
   shadowMismatches(opts?: { limit?: number }): Promise<AdminResult<unknown>>;
   /** Any other route (Phase 4 commands: /gates/final, /snapshot, /decommission, /log, /report, /project). */
   request<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<AdminResult<T>>;
+  /** The writer the databases recorded (README "Safety"); adopt it now, or clear a dead run's writer lock. */
+  writer(action?: { adopt?: { reason: string }; unlock?: { reason: string; holder?: string } }): Promise<AdminResult<Record<string, unknown>>>;
 }
 
 export interface AdminClientOptions {
@@ -150,6 +152,8 @@ export function createAdminClient(target: AdminTarget, opts: AdminClientOptions 
     // POST runs the gate (GET /gates/:n only reads the last result); the empty object is for the JSON content type.
     gate: (n) => call('POST', `/gates/${encodeURIComponent(String(n))}`, {}),
     audit: (o = {}) => call('GET', o.limit === undefined ? '/audit' : `/audit?limit=${o.limit}`),
+    writer: (a = {}) =>
+      a.adopt ? call('POST', '/writer/adopt', a.adopt) : a.unlock ? call('POST', '/writer/unlock', a.unlock) : call('GET', '/writer'),
     shadowMismatches: (o = {}) => call('GET', o.limit === undefined ? '/shadow/mismatches' : `/shadow/mismatches?limit=${o.limit}`),
     request: (method, path, body) => call(method, path, body),
   };

@@ -174,6 +174,23 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
+  prepare(program.command('writer').description('The writer the databases recorded; adopt it now, or clear a dead run\'s writer lock (README "Safety")'))
+    .argument('[action]', 'show (default), adopt or unlock', 'show')
+    .option('--reason <text>', 'why (recorded in the audit log; required for adopt and unlock)')
+    .option('--holder <name>', 'unlock: only if this holder still has the lock')
+    .action(
+      run(async (c, o, action) => {
+        const w = o as CommonOpts & { reason?: string; holder?: string };
+        if (!['show', 'adopt', 'unlock'].includes(action)) return fail(`writer: unknown action ${JSON.stringify(action)} (show, adopt, unlock)`, EXIT.usage);
+        if (action !== 'show' && !w.reason?.trim()) return fail(`writer ${action} needs --reason (the audit log records why)`, EXIT.usage);
+        const r = await c.writer(action === 'adopt' ? { adopt: { reason: w.reason! } } : action === 'unlock' ? { unlock: { reason: w.reason!, ...(w.holder ? { holder: w.holder } : {}) } } : {});
+        if (!r.ok) return failed(r, o, `writer ${action}`);
+        if (o.json) printJson(r.body);
+        else io.out(renderObject(r.body));
+        return EXIT.ok;
+      }),
+    );
+
   prepare(program.command('gate').description('Run a gate (1: connectivity and settings, 2: data equal and CDC lag, 3: shadow validation, final: Phase 4)'), 6 * 3600_000)
     .argument('<n>', '1, 2, 3 or final (Phase 4: stability window, checksums, snapshot, source sessions)')
     .action(

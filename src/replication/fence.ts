@@ -91,7 +91,9 @@ function grantSql(g: WriteGrant, verb: 'GRANT' | 'REVOKE'): string {
 async function inTransaction<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   await db.query('BEGIN');
   try {
-    // One fence or unfence at a time on this database.
+    // One fence or unfence at a time on this database. Taking ownership locks each table (ACCESS EXCLUSIVE):
+    // behind a long query, give up rather than queue every other session behind us.
+    await db.query(`SET LOCAL lock_timeout = '10s'`);
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('pgcutover_control.fence'))`);
     const v = await fn();
     await db.query('COMMIT');

@@ -99,7 +99,7 @@ export interface WriterLock {
 
 export class WriterLockBusy extends Error {
   constructor(readonly holder: string, readonly since: string | null, where: string) {
-    super(`another writer change is running: ${holder} holds the writer lock on the ${where}${since ? ` since ${since}` : ''} (if that run is dead: pg-cutover writer-unlock)`);
+    super(`another writer change is running: ${holder} holds the writer lock on the ${where}${since ? ` since ${since}` : ''} (if that run is dead: pg-cutover writer unlock --reason …)`);
   }
 }
 

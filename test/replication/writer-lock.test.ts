@@ -17,6 +17,7 @@ import { rollbackWritesToSource } from '../../src/replication/rollback.js';
 import { subscriptionInfo } from '../../src/replication/subscription.js';
 import { acquireWriterLock, readWriterRecord, releaseWriterLock } from '../../src/replication/writer-record.js';
 import { writerVerdict } from '../../src/control/writer-sync.js';
+import { createAdminClient } from '../../src/cli/admin-client.js';
 
 t.test('writerVerdict: the databases outrank the store', async (t) => {
   const snap = (state: string, since = 0) => ({ state, version: 3, since, reason: '', readPercent: 0 }) as never;
@@ -107,4 +108,16 @@ t.test('a sidecar restarted without Redis after the cutover adopts the recorded 
   t.match(await r.json(), { record: { epoch: 3, writer: 'target' }, verdict: { kind: 'agree' } }, 'GET /writer');
   const bad = await fetch(`${p.adminUrl}/writer/adopt`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
   t.equal(bad.status, 400, 'adopting needs a reason');
+
+  // The way out of a dead run's lock, then of a state that disagrees with the record: audited, by the CLI's client.
+  const admin = createAdminClient({ baseUrl: p.adminUrl });
+  await acquireWriterLock(s2, d2, 'dead-sidecar');
+  t.match(await admin.writer(), { ok: true, body: { record: { changing: 'dead-sidecar' }, verdict: { kind: 'wait' } } }, 'a held lock: the sidecar waits');
+  t.match(await admin.writer({ adopt: { reason: 'test' } }), { ok: false, status: 409 }, 'adopt refuses while a lock is held');
+  t.match(await admin.writer({ unlock: { reason: 'test: that sidecar is gone', holder: 'someone-else' } }), { ok: true, body: { unlocked: { source: null, target: null } } }, 'unlock with another holder clears nothing');
+  t.match(await admin.writer({ unlock: { reason: 'test: that sidecar is gone' } }), { ok: true, body: { unlocked: { source: 'dead-sidecar', target: 'dead-sidecar' } } }, 'unlock clears the dead run\'s lock');
+  await p.setState('ROLLBACK', 'test: a ROLLBACK nobody runs');
+  t.match(await admin.writer({ adopt: { reason: 'test: out of a stuck ROLLBACK' } }), { ok: true, body: { verdict: { kind: 'adopt', state: 'WRITES_TO_AURORA' } } });
+  t.equal(p.state(), 'WRITES_TO_AURORA', 'adopted at once');
+  t.match(p.controller.snapshot().reason, /operator: test: out of a stuck ROLLBACK/);
 });
