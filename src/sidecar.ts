@@ -334,7 +334,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const controlConfig = scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale);
   project = await startProject(cfg, { controller: ctl, proxy, store, shadower: () => shadower, observers: started, control: controlConfig });
   // The project's routes first: POST/GET /gates/final before the generic /gates/:n.
-  const routes: Route[] = [...project.routes, ...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, lastWriteShadower: () => lastWriteShadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
+  const routes: Route[] = [...project.routes, ...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, lastWriteShadower: () => lastWriteShadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends(), meaning: () => project!.service.meaning() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
   let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });

@@ -14,7 +14,7 @@ import { parseState } from './states.js';
 import { BREAKER_NAMES, type BreakerName } from './breaker.js';
 import { shadowSummary } from '../metrics/shadow.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
-import { STATE_MEANING } from '../project/guarantees.js';
+import { STATE_MEANING, type StateMeaning } from '../project/guarantees.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -29,6 +29,8 @@ export interface AdminDeps {
   replication?(): Record<string, unknown> | null;
   /** Last probe answer per backend; absent: not probed (tests without observers). */
   backends?(): Partial<Record<'source' | 'target', ProbeStatus>>;
+  /** What the state guarantees and what is left, with Phase 4 progress (src/project); default the static table. */
+  meaning?(): StateMeaning;
 }
 
 const STATUS: Record<string, number> = {
@@ -65,7 +67,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
   const stateBody = () => {
     const s = d.controller.snapshot();
     const p = d.controller.policy();
-    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded, ...STATE_MEANING[s.state] };
+    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded, ...(d.meaning?.() ?? STATE_MEANING[s.state]) };
   };
   /** The last full report of each gate run here (POST /gates/:n); GET /gates/:n reads it and runs nothing. */
   const lastGate: Partial<Record<1 | 2 | 3, unknown>> = {};

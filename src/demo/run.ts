@@ -3,6 +3,9 @@
  * source), and a sidecar in front of them. Stops everything and removes temp data on Ctrl-C / SIGTERM.
  */
 import pg from 'pg';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { startEmbeddedPostgres, type EmbeddedPg } from './embedded.js';
 import { createDatabase, createShopSchema, seedShop } from './schema.js';
 import { loadStartConfig } from '../config/load.js';
@@ -23,9 +26,10 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   if (!Number.isInteger(o.scale) || o.scale < 0) throw new Error(`--scale must be a whole number, got ${o.scale}`);
   const servers: EmbeddedPg[] = [];
   let sidecar: Sidecar | null = null;
+  const snapshotFile = join(tmpdir(), `pg-cutover-demo-${process.pid}.dump`);
   const stop = async () => {
     await sidecar?.stop(2000);
-    await Promise.allSettled(servers.map((s) => s.stop()));
+    await Promise.allSettled([...servers.map((s) => s.stop()), rm(snapshotFile, { force: true })]);
   };
   void onSignals(stop);
   try {
@@ -72,6 +76,11 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         // Stage guards of hours and days become seconds, so the whole path can be walked in a demo.
         timeScale: '0.0001',
         gate3MinShadowed: '100',
+        // Phase 4 in a demo: the final gate's stability window is 7 days (60 s scaled) instead of 90 (13 min),
+        // and `pg-cutover snapshot` archives the source to a local file.
+        stabilityDays: '7',
+        snapshotTo: snapshotFile,
+        historyIntervalMs: '2000',
       },
       {},
     );
@@ -101,6 +110,11 @@ Try:
   pgbench -n -S -T 10 '${proxy}'                              # (after pgbench -i through the proxy)
   npx pg-cutover rollback --reason 'just looking' --admin ${admin}
   curl ${admin}/metrics
+Phase 4, after walking to CUTOVER_COMPLETE (--force --reason … skips the scaled guards, recorded as deviations):
+  npx pg-cutover gate final --admin ${admin}                  # fails: no snapshot yet
+  npx pg-cutover snapshot --admin ${admin}                    # pg_dump -Fc of the source, verified
+  npx pg-cutover decommission --dry-run --admin ${admin}
+  npx pg-cutover report --out ./report --admin ${admin}       # report.md, report.html (opens offline)
 
 Ctrl-C stops everything and removes the temporary data.`);
     }

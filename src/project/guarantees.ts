@@ -54,3 +54,26 @@ export const STATE_MEANING: { readonly [S in CutoverState]: StateMeaning } = {
     remaining: ['the rollback procedure ends in SOURCE_PRIMARY; record a lesson (pg-cutover log add) and retry from phase 3'],
   },
 };
+
+/** Phase 4 progress that changes what is left at CUTOVER_COMPLETE. */
+export interface Phase4Progress {
+  readonly snapshot: boolean;
+  readonly finalPassed: boolean;
+  readonly decommissioned: boolean;
+}
+
+/** STATE_MEANING, with CUTOVER_COMPLETE's list narrowed to what is really left. */
+export function meaningFor(state: CutoverState, p: Phase4Progress): StateMeaning {
+  if (state !== 'CUTOVER_COMPLETE') return STATE_MEANING[state];
+  if (p.decommissioned) {
+    return {
+      guarantees: [
+        'the target is the only database the application uses; every pg-cutover replication object is gone from both sides',
+        'application logins on the source are revoked; a verified snapshot of it is archived',
+      ],
+      remaining: ['stop and retire the source cluster when the archive policy allows (pg-cutover never deletes a database)'],
+    };
+  }
+  const left = STATE_MEANING.CUTOVER_COMPLETE.remaining.filter((r) => !(p.snapshot && r.startsWith('pg-cutover snapshot')) && !(p.finalPassed && r.startsWith('pg-cutover gate final')));
+  return { guarantees: STATE_MEANING.CUTOVER_COMPLETE.guarantees, remaining: left };
+}

@@ -57,6 +57,7 @@ export function createOperations(d: OperationsDeps) {
         state: d.state(),
         audit,
         stabilityWindowMs: cfg.finish.stabilityDays * DAY_MS * cfg.timeScale,
+        stabilityDays: cfg.finish.stabilityDays,
         names,
         pgBinDir: cfg.finish.pgBinDir,
         ...(aws ? { aws } : {}),

@@ -19,10 +19,17 @@ export interface ProjectRouteDeps {
   readonly breakers: ControlConfig['breakers'];
   readonly slotAlertBytes: number;
   readonly appendLesson: (e: ReturnType<typeof lessonEntry>) => Promise<void>;
+  /** One project round now (phase, progress), after an operation changed the record. */
+  readonly refresh?: () => Promise<void>;
   readonly now?: () => number;
 }
 
 const by = (b: Record<string, unknown>) => `operator:${typeof b.by === 'string' && b.by.trim() ? b.by : 'admin-api'}`;
+
+async function after<T>(d: ProjectRouteDeps, r: OpResult<T>): Promise<OpResult<T>> {
+  await d.refresh?.().catch(() => undefined);
+  return r;
+}
 
 function reply<T>(r: OpResult<T>): Reply {
   return r.ok ? { status: 200, body: r.value } : { status: r.status, body: { error: r.reason, ...(r.value !== undefined ? { result: r.value } : {}) } };
@@ -64,7 +71,7 @@ export function projectRoutes(d: ProjectRouteDeps): Route[] {
         return { status: 200, body: { recorded: e } };
       },
     },
-    { method: 'POST', path: '/gates/final', mutates: true, handler: async ({ body }) => reply(await d.ops.finalGate(by(body as Record<string, unknown>))) },
+    { method: 'POST', path: '/gates/final', mutates: true, handler: async ({ body }) => reply(await after(d, await d.ops.finalGate(by(body as Record<string, unknown>)))) },
     {
       method: 'GET',
       path: '/gates/final',
@@ -81,7 +88,7 @@ export function projectRoutes(d: ProjectRouteDeps): Route[] {
       handler: async ({ body }) => {
         const b = body as Record<string, unknown>;
         if (b.to !== undefined && typeof b.to !== 'string') return { status: 400, body: { error: '"to" must be a string: s3://bucket/key or a file path' } };
-        return reply(await d.ops.snapshot(b.to as string | undefined, by(b)));
+        return reply(await after(d, await d.ops.snapshot(b.to as string | undefined, by(b))));
       },
     },
     {
@@ -91,7 +98,7 @@ export function projectRoutes(d: ProjectRouteDeps): Route[] {
       handler: async ({ body }) => {
         const b = body as Record<string, unknown>;
         if (b.dryRun !== undefined && typeof b.dryRun !== 'boolean') return { status: 400, body: { error: '"dryRun" must be true or false' } };
-        return reply(await d.ops.decommission(b.dryRun === true, by(b)));
+        return reply(await after(d, await d.ops.decommission(b.dryRun === true, by(b))));
       },
     },
     {

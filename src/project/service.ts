@@ -11,7 +11,7 @@ import type { ReplicationState } from '../control/replication-machine.js';
 import type { CutoverState } from '../control/states.js';
 import type { StateStore } from '../control/store.js';
 import { evaluateConditions, type Conditions } from './conditions.js';
-import { STATE_MEANING, type StateMeaning } from './guarantees.js';
+import { meaningFor, type StateMeaning } from './guarantees.js';
 import type { DailyP99, HistorySample, HistoryStore } from './history.js';
 import { buildExecutionLog, lastGateRuns, phaseEntry, type ExecutionLog, type GateRun } from './log.js';
 import { derivePhase, type DerivedPhase, type ProjectFacts, type ProjectPhase } from './phases.js';
@@ -46,8 +46,17 @@ export interface ProjectView {
 
 const AUDIT_WINDOW = 10_000;
 
+function progressOf(audit: readonly AuditEntry[]) {
+  return {
+    snapshot: audit.some((e) => e.kind === 'snapshot' && e.detail?.ok === true),
+    finalPassed: lastGateRuns(buildExecutionLog(audit)).final?.passed === true,
+    decommissioned: audit.some((e) => e.kind === 'decommissioned'),
+  };
+}
+
 export class ProjectService {
   private lastPhase: ProjectPhase | null = null;
+  private progress = { snapshot: false, finalPassed: false, decommissioned: false };
   private baselineRecorded = false;
   private readonly now: () => number;
   constructor(private readonly d: ProjectDeps) {
@@ -96,6 +105,7 @@ export class ProjectService {
       return; // store unreachable: the phase is judged again next round
     }
     const p = derivePhase(this.facts(audit));
+    this.progress = progressOf(audit);
     if (this.lastPhase === null) {
       const recorded = [...audit].reverse().find((e) => e.kind === 'phase');
       this.lastPhase = (recorded?.detail?.phase as ProjectPhase | undefined) ?? null;
@@ -161,7 +171,14 @@ export class ProjectService {
       errorDelta: this.d.errorDelta,
     });
     const state = this.d.state();
-    return { at, state, phase: derivePhase(this.facts(audit)), meaning: STATE_MEANING[state], log: el, gates, conditions, baselineErrorRate };
+    this.progress = progressOf(audit);
+    const meaning = meaningFor(state, this.progress);
+    return { at, state, phase: derivePhase(this.facts(audit)), meaning, log: el, gates, conditions, baselineErrorRate };
+  }
+
+  /** What the current state guarantees and what is left, as of the last round (GET /state, pg-cutover status). */
+  meaning(): StateMeaning {
+    return meaningFor(this.d.state(), this.progress);
   }
 
   samples(): Promise<HistorySample[]> {

@@ -68,6 +68,8 @@ export async function startProject(cfg: StartConfig, d: { controller: Controller
     sourceCounters: () => ({ statements: st.statements.source, faults: st.backendFaults.source + st.connectFailures.source }),
     errorDelta: d.control.breakers.errorRate.baselineDelta,
   });
+  let round: Promise<void> | null = null;
+  const tick = (): Promise<void> => (round ??= service.tick().finally(() => (round = null)));
   const ops = createOperations({ cfg, store: d.store, state: () => ctl.snapshot().state, stopReplicationWatch: () => d.observers.stopReplication() });
   const routes = projectRoutes({
     project: service,
@@ -76,9 +78,8 @@ export async function startProject(cfg: StartConfig, d: { controller: Controller
     breakers: d.control.breakers,
     slotAlertBytes: cfg.finish.slotRetentionAlertBytes,
     appendLesson: (e) => d.store.appendAudit(e),
+    refresh: () => tick(),
   });
-  let round: Promise<void> | null = null;
-  const tick = () => (round ??= service.tick().finally(() => (round = null)));
   const timer = setInterval(() => void tick(), cfg.finish.historyIntervalMs);
   timer.unref();
   ctl.onChange(() => void tick()); // a state change is a point on the timeline and may change the phase

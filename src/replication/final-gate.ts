@@ -26,6 +26,8 @@ export interface FinalGateOptions {
   readonly audit: readonly AuditEntry[];
   /** 90 days, scaled by --time-scale. */
   readonly stabilityWindowMs: number;
+  /** The window in unscaled days, for the criterion's label. Default 90. */
+  readonly stabilityDays?: number;
   readonly names?: DirectionNames;
   readonly pgBinDir: string;
   readonly aws?: AwsClientSettings;
@@ -159,7 +161,7 @@ export async function runFinalGate(o: FinalGateOptions): Promise<GateResult> {
   c.push(criterion(
     'no rollback within the stability window',
     onTarget === null ? 'writes never moved to the target' : `${formatDuration(onTarget)} with writes on the target, ${st.rollbacksInWindow.length} rollback(s) in the window`,
-    `${formatDuration(o.stabilityWindowMs)} (90 days × --time-scale), 0 rollbacks`,
+    `${formatDuration(o.stabilityWindowMs)} (${o.stabilityDays ?? 90} days × --time-scale), 0 rollbacks`,
     st.passed,
     st.rollbacksInWindow.map((e) => `rollback ${new Date(e.at).toISOString()} from ${e.from ?? '?'}: ${e.reason ?? ''}`).join('\n') || undefined,
   ));

@@ -213,6 +213,8 @@ t.test('decommission: dry run prints the plan; the run removes every replication
   const p = (await admin('GET', '/project')).body as { phase: string; conditions: { success: { name: string; status: string }[] } };
   t.equal(p.phase, 'COMPLETE', 'the project state is COMPLETE');
   t.equal(p.conditions.success.find((x) => x.name === 'old cluster decommissioned')?.status, 'met');
+  const st = await cli(['status']);
+  t.match(st.out, /remaining\s+stop and retire the source cluster/, 'status: only retiring the source cluster is left');
 });
 
 t.test('the report: execution log, gates, charts from the run', async (t) => {

@@ -8,7 +8,7 @@ import { diffCounts } from '../../src/project/recorder.js';
 import { judgeStability, lastSnapshot } from '../../src/replication/final-gate.js';
 import { retentionCrossings } from '../../src/replication/slot-advancer.js';
 import { buildCharts } from '../../src/report/charts.js';
-import { STATE_MEANING } from '../../src/project/guarantees.js';
+import { STATE_MEANING, meaningFor } from '../../src/project/guarantees.js';
 import { CUTOVER_STATES } from '../../src/control/states.js';
 import type { AuditEntry } from '../../src/control/audit.js';
 
@@ -38,6 +38,8 @@ t.test('the project state is derived from the facts, through every phase', async
   t.equal(phase({ replication: 'CDC_ACTIVE', gates: { 2: { passed: false, at: 1 } } }), 'CDC_ACTIVE', 'a failed gate 2 stays in CDC_ACTIVE');
   t.equal(phase({ cutover: 'SOURCE_PRIMARY', rollbacks: 2, gates: { 2: { passed: true, at: 1 } } }), 'PHASE_3_ACTIVE', 'ROLLBACK → PHASE_3_ACTIVE');
   t.match(derivePhase({ ...base, cutover: 'CUTOVER_COMPLETE', gates: { final: { passed: true, at: 1 } } }).why, /decommission is next/);
+  t.equal(meaningFor('CUTOVER_COMPLETE', { snapshot: true, finalPassed: true, decommissioned: false }).remaining.length, 1, 'only decommission left');
+  t.match(meaningFor('CUTOVER_COMPLETE', { snapshot: true, finalPassed: true, decommissioned: true }).remaining[0], /retire the source/);
   for (const s of CUTOVER_STATES) t.ok(STATE_MEANING[s].guarantees.length > 0 && STATE_MEANING[s].remaining.length > 0, `${s} says what it guarantees and what is left`);
 });
 
