@@ -260,6 +260,11 @@ export class BackendLink {
     else if (out.length > 1) this.ev.onData(this, Buffer.concat(out));
   }
 
+  /** The SQLSTATE that made the held reply retryable, or null. */
+  get heldFault(): string | null {
+    return this.hold === null ? null : this.holdFault;
+  }
+
   /** True while a held reply could still be retried (nothing of it reached the client). */
   get retryable(): boolean {
     return this.hold !== null;

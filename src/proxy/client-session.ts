@@ -630,11 +630,15 @@ export class ClientSession implements LinkEvents {
     if (this.phase === 'closed') return;
     if (this.waitingOn === link) queueMicrotask(() => this.waitingOn === link && this.endWait());
     const retired = link.retired !== null;
+    const retryable = link.retryable && this.retryFrames !== null && link.txStatus === TxStatus.Idle;
+    // FATAL 57P01 is both a server shutting down and an operator's pg_terminate_backend of this session:
+    // only the first is the target failing. A server that still takes logins was not shutting down.
+    if (retryable && link.heldFault === SqlState.AdminShutdown) return this.retryUnlessTerminated(link);
     if (!retired) {
       this.deps.stats.backendFaults[link.role]++;
       this.deps.router.backendFailed(link.role);
     }
-    if (link.retryable && this.retryFrames !== null && link.txStatus === TxStatus.Idle) {
+    if (retryable) {
       log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
       return this.onRetry(link, SqlState.ConnectionFailure);
     }
@@ -657,6 +661,38 @@ export class ClientSession implements LinkEvents {
     // the backend's address: that goes to the log).
     if (link.fatalForwarded) return this.close();
     this.fatal(SqlState.ConnectionFailure, `server closed the connection unexpectedly (${link.role} database)`);
+  }
+
+  /**
+   * A read on the target ended with FATAL 57P01. If the target still accepts a login, an operator ended this
+   * session: the client gets PostgreSQL's FATAL (held so far) and the close, as it would directly. If not,
+   * the server is going down: the read is retried on the source. Client frames wait meanwhile.
+   */
+  private retryUnlessTerminated(link: BackendLink): void {
+    this.flushRun();
+    this.held ??= [];
+    this.socket.pause();
+    void connectBackend(link.target, this.startupParams, { login: this.deps.login }).then((r) => {
+      if (r.ok) r.value.socket.destroy();
+      if (this.phase === 'closed') return;
+      if (r.ok) {
+        // Not the target failing: the 57P01 counted as a fault when it arrived (onError) is taken back; the
+        // client sees the termination, as it would directly.
+        this.deps.stats.backendFaults[link.role]--;
+        log.info({ session: this.id, backend: link.role }, 'read on the target terminated by an operator; told to the client');
+        link.releaseHold();
+        return this.close();
+      }
+      this.deps.stats.backendFaults[link.role]++;
+      const frames = this.retryFrames;
+      this.onRetry(link, SqlState.AdminShutdown);
+      if (frames === null) return;
+      const held = this.held ?? [];
+      this.held = null;
+      for (const f of held) this.onFrame(f.type, f.buf, f.start, f.end);
+      this.flushRun();
+      if (this.held === null && this.phase === 'ready') this.socket.resume();
+    });
   }
 
   /** Shutdown: close now if nothing is in flight, else when the open transaction ends. */

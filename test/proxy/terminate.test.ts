@@ -10,7 +10,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
-import { startupPacket, until, Wire } from './fixtures/wire.js';
+import { query, startupPacket, until, Wire } from './fixtures/wire.js';
 
 const source = await startPg(t, 14, { authMethod: 'trust' });
 const target = await startPg(t, 15, { authMethod: 'trust' });
@@ -123,5 +123,45 @@ t.test('target links open at login in the states that split reads, and on a tran
   await until(async () => (await pidsOf('target', 'warm-on-transition')).length === 0, 5_000);
   await w.simple('select 3');
   t.same(told(w), [], 'the client saw nothing');
+  await proxy.setState('SOURCE_PRIMARY', 'test');
+});
+
+t.test("an operator's termination of a read on the target reaches the client; a target shutting down does not", async (t) => {
+  await proxy.setState('READS_100PCT_AURORA', 'test');
+  // The target's back-off after the loss above ends: reads go there again.
+  const probe = await wire('probe');
+  await until(async () => JSON.stringify(await probe.simple("select current_setting('server_version_num')")).includes('"15'), 10_000);
+  const w = await wire('read-terminated');
+  const fallbacks = proxy.proxy.stats.targetFallbacks;
+  const faults = proxy.proxy.stats.backendFaults.target;
+  const q = "select pg_sleep(20) /* terminate this read */";
+  w.send(query(q));
+  const pid = await until(async () => (await admin.target.query("select pid from pg_stat_activity where query = $1 and state = 'active'", [q])).rows[0]?.pid as number | undefined, 5_000);
+  t.ok(pid, 'the read runs on the target');
+  await admin.target.query('select pg_terminate_backend($1)', [pid]);
+  t.ok(await w.waitClosed(), 'the client connection closes');
+  t.same(told(w), ['FATAL 57P01 terminating connection due to administrator command'], "PostgreSQL's FATAL, once");
+  t.equal(proxy.proxy.stats.targetFallbacks, fallbacks, 'not run again on the source');
+  t.equal(proxy.proxy.stats.backendFaults.target, faults, 'not counted against the target');
+  t.same((await admin.source.query("select pid from pg_stat_activity where query = $1", [q])).rows, [], 'nothing of it on the source');
+
+  // A target going down (fast shutdown: the same FATAL 57P01) is the target failing: the read is retried.
+  const spare = await startPg(t, 15, { authMethod: 'trust' });
+  const p2 = await startProxy(t, source.url(), spare.url(), { state: 'READS_100PCT_AURORA' }, USERS);
+  const c = new pg.Client({ connectionString: p2.url() });
+  await c.connect();
+  t.teardown(() => c.end().catch(() => {}));
+  const slow = c.query('select pg_sleep(3) as slept, current_setting(\'server_version_num\')::int / 10000 as major');
+  const sparePid = await until(async () => {
+    const s = new pg.Client({ connectionString: spare.url() });
+    await s.connect();
+    const r = await s.query("select pid from pg_stat_activity where query like 'select pg_sleep(3)%' and state = 'active'");
+    await s.end();
+    return r.rows[0]?.pid as number | undefined;
+  }, 5_000);
+  t.ok(sparePid, 'the read runs on the spare target');
+  await spare.stop();
+  const r = await slow;
+  t.equal(r.rows[0].major, 14, 'retried on the source, the client saw no error');
   await proxy.setState('SOURCE_PRIMARY', 'test');
 });
