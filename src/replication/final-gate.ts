@@ -15,6 +15,7 @@ import { HEARTBEAT_TABLE } from './heartbeat.js';
 import { directionNames, type DirectionNames } from './reverse.js';
 import { describeDest, parseSnapshotDest, verifySnapshot } from './snapshot.js';
 import type { AwsClientSettings } from './dms-monitor.js';
+import type { RowDifference } from './narrow.js';
 import { publicationExists, subscriptionInfo } from './subscription.js';
 import { publicationTables, resolveTables } from './tables.js';
 
@@ -131,12 +132,33 @@ async function checksumCriteria(o: FinalGateOptions, s: Db, t: Db): Promise<Crit
     }, tables);
     const dir = writesOnTarget ? `target → source (reverse subscription ${names.reverseSubscription})` : 'source and target, no reverse replication running';
     return compared.flatMap((c): Criterion[] => {
-      const asSourceTarget: TableComparison = writesOnTarget ? { ...c, sourceRows: c.targetRows, targetRows: c.sourceRows } : c;
+      const asSourceTarget: TableComparison = writesOnTarget ? swapSides(c) : c;
       return tableCriteria(asSourceTarget).map((x) => ({ ...x, detail: [x.detail, `compared ${dir}`].filter(Boolean).join('\n') }));
     });
   } finally {
     await Promise.all([pools.source.end(), pools.target.end()].map((p) => p.catch(() => undefined)));
   }
+}
+
+/** A comparison made publisher-first (target → source) told as source and target again, rows included. */
+export function swapSides(c: TableComparison): TableComparison {
+  const row = (r: RowDifference): RowDifference => ({
+    key: r.key,
+    kind: r.kind === 'missing on target' ? 'extra on target' : r.kind === 'extra on target' ? 'missing on target' : 'differs',
+    ...(r.target !== undefined ? { source: r.target } : {}),
+    ...(r.source !== undefined ? { target: r.source } : {}),
+  });
+  return {
+    ...c,
+    sourceRows: c.targetRows,
+    targetRows: c.sourceRows,
+    chunks: c.chunks.map((x) => ({
+      ...x,
+      source: x.target,
+      target: x.source,
+      verdict: x.verdict.kind === 'differs' ? { ...x.verdict, rows: x.verdict.rows.map(row) } : x.verdict,
+    })),
+  };
 }
 
 async function snapshotCriterion(o: FinalGateOptions, since: number | null): Promise<Criterion> {

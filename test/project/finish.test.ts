@@ -168,6 +168,7 @@ t.test('gate final fails with named criteria, then passes after a verified snaps
   g = (await admin('POST', '/gates/final', {})).body as { passed: boolean; criteria: Crit[] };
   const sum = g.criteria.find((c) => c.name.startsWith('checksum '))!;
   t.notOk(sum.passed, `a differing row fails the checksum: ${sum.measured} ${sum.detail}`);
+  t.match(sum.detail, /differs: source \(\d+,\d+,-\d+\) \/ target \(\d+,\d+,\d+\)/, 'the changed value is shown on the source side');
   await query(source.url(), 'update ledger set seq = -seq where id = (select min(id) from ledger)');
 
   // The stability window (90 days scaled) has passed by now; wait for it if not.
