@@ -77,7 +77,7 @@ export class FreshnessSampler {
       this.o.onSample?.(this.o.book.staleness(at));
       this.failing = false;
     } catch (e) {
-      if (!this.failing) log.warn({ err: (e as Error).message, writer }, 'read-your-writes sample failed; reads after writes stay on the writer');
+      if (!this.failing && !this.closed) log.warn({ err: (e as Error).message, writer }, 'read-your-writes sample failed; reads after writes stay on the writer');
       this.failing = true;
       const c = this.client;
       this.client = null;
