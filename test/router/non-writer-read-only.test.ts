@@ -24,7 +24,8 @@ const proxy = await startProxy(t, source.url(), target.url(), { writeFunctions: 
 const SETUP = `
   create table t (id bigint generated always as identity primary key, tag text not null);
   create function unlisted_write(tag text) returns int language sql as $$ insert into t (tag) values (tag) returning 1 $$;
-  create function listed_write(tag text) returns int language sql as $$ insert into t (tag) values (tag) returning 1 $$;`;
+  create function listed_write(tag text) returns int language sql as $$ insert into t (tag) values (tag) returning 1 $$;
+  create function sneaky_off() returns text language sql as $$ select set_config('default_transaction_read_only', 'off', false) $$;`;
 for (const s of [source, target]) {
   const c = new pg.Client({ connectionString: s.url() });
   await c.connect();
@@ -111,11 +112,19 @@ t.test('every route that wrote on the replica target now writes on the source, o
       t.notOk(r.some((m) => m.name === 'error'), `${state}: after "${sql}" a hinted writing read succeeded`);
       await w.simple('reset all');
     }
+    // 7. A read that turns the link's default read-write from inside a function: the backend reports it
+    //    (ParameterStatus) and the link is replaced before its next unit.
+    for (let i = 0; i < 3; i++) {
+      await w.simple('/* pg-cutover:target */ select sneaky_off()');
+      const r = await w.simple(`/* pg-cutover:target */ select unlisted_write('${tag}-sneaky')`);
+      t.notOk(r.some((m) => m.name === 'error'), `${state}: a writing read after sneaky_off() succeeded`);
+    }
     t.equal(await rows(target.url()), 0, `${state}: 0 rows on the replica target`);
     t.equal(await rows(source.url(), `${tag}-pipelined`), 30, `${state}: every pipelined INSERT landed on the source`);
     t.equal(await rows(source.url(), `${tag}-flush`), 10, `${state}: every INSERT after a Flush landed on the source`);
     t.equal(await rows(source.url(), `${tag}-fn`), 10, `${state}: every writing function ran once, on the source`);
     t.equal(await rows(source.url(), `${tag}-session`), 2, `${state}: writing reads after session SETs ran on the source`);
+    t.equal(await rows(source.url(), `${tag}-sneaky`), 3, `${state}: writing reads after a read turned the link read-write ran on the source`);
   }
   await proxy.setState('SOURCE_PRIMARY', 'test');
 });
