@@ -94,6 +94,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
         writer: () => STATE_POLICY[ctl.snapshot().state].writesTo,
         onLag: (s) => ctl.breakers.observeLag(s),
         onReplicationError: (m) => ctl.breakers.observeReplicationError(m),
+        onPaused: (p) => ctl.breakers.observeReplicationPaused(p),
       });
       replication.register(d.registry);
       ctl.onChange((s, prev) => {

@@ -134,6 +134,25 @@ export class BreakerSet {
   }
 
   /** The replication task's error, or null when it has none. */
+  /**
+   * Replication PAUSED on purpose (since when, why), or null. It is not lag: the lag gauge forgets its reading
+   * (the backlog grows by design), and the lag breaker holds forward steps with a reading that says PAUSED and
+   * names the command that resumes it, instead of a lag figure. It closes as soon as replication resumes.
+   */
+  observeReplicationPaused(p: { since: number; why: string } | null): void {
+    if (p !== null) {
+      this.paused = p;
+      this.lag.value = null;
+      this.lag.aboveSince = null;
+      this.lag.belowSince = null;
+    } else if (this.paused !== null) {
+      this.paused = null;
+      this.mem['replication-lag'] = CLOSED;
+    }
+  }
+
+  private paused: { since: number; why: string } | null = null;
+
   observeReplicationError(message: string | null, now: number = this.clock()): void {
     const e = this.replError;
     if (message === null) this.replError = { message: null, since: null, clearedAt: e.clearedAt ?? now };
@@ -211,6 +230,11 @@ export class BreakerSet {
 
   private evalLag(now: number): BreakerReading {
     const c = this.cfg.replicationLag;
+    if (this.paused !== null) {
+      const m = (this.mem['replication-lag'] = stepBreaker(this.mem['replication-lag'], now, true, null, c.closeAfterMs, false));
+      const detail = `replication PAUSED since ${new Date(this.paused.since).toISOString()} (${this.paused.why}); not lag. Forward steps wait: resume with \`pg-cutover replicate resume\``;
+      return reading('replication-lag', m, null, c.threshold, this.paused.since, 0, detail);
+    }
     return this.evalGauge('replication-lag', this.lag, c.threshold, c.holdMs, c.closeAfterMs, now, (v) => `replication lag ${v}s`);
   }
 

@@ -90,7 +90,7 @@ export interface TransitionContext {
   readonly now: number;
   readonly gates: { readonly 1?: GateStatus; readonly 2?: GateStatus; readonly 3?: GateStatus };
   /** Breaker readings (`BreakerSet.evaluate().readings` fits); any open one blocks forward steps. */
-  readonly breakers: readonly { readonly name: string; readonly open: boolean }[];
+  readonly breakers: readonly { readonly name: string; readonly open: boolean; readonly detail?: string }[];
   readonly config: CutoverConfig;
   /** The shared store is unreachable: forward steps refused, rollback allowed. */
   readonly storeDegraded?: boolean;
@@ -221,8 +221,9 @@ function checkGuard(g: GuardName, cur: CutoverSnapshot, ctx: TransitionContext):
       return { guard: g, ok: been >= need, detail: `in ${cur.state} for ${formatDuration(been)}, needs ${formatDuration(need)}` };
     }
     case 'no-open-breaker': {
-      const open = ctx.breakers.filter((b) => b.open).map((b) => b.name);
-      return { guard: g, ok: open.length === 0, detail: open.length === 0 ? 'no breaker open' : `open breakers: ${open.join(', ')}` };
+      // Each with its reading: a paused replication says so and names the command that resumes it.
+      const open = ctx.breakers.filter((b) => b.open).map((b) => `${b.name}${b.detail ? ` (${b.detail})` : ''}`);
+      return { guard: g, ok: open.length === 0, detail: open.length === 0 ? 'no breaker open' : `open breakers: ${open.join('; ')}` };
     }
     case 'gate-2':
     case 'gate-3':

@@ -12,11 +12,14 @@ export const REPLICATION_STATES = [
   'CDC_ACTIVE',
   'CDC_CAUGHT_UP',
   'REPLICATION_FAILED',
+  // Stopped on purpose (ALTER SUBSCRIPTION … DISABLE: the rollback procedure, or `pg-cutover replicate pause`):
+  // not lag, not a failure; forward steps wait until `pg-cutover replicate resume`.
+  'PAUSED',
 ] as const;
 export type ReplicationState = (typeof REPLICATION_STATES)[number];
 
 /** What the replicator says it is doing (DMS task status, or pg_subscription_rel srsubstate i/d vs s/r). */
-export type ReplicationPhase = 'not-started' | 'full-load' | 'full-load-complete' | 'cdc';
+export type ReplicationPhase = 'not-started' | 'full-load' | 'full-load-complete' | 'cdc' | 'paused';
 
 export interface ReplicationObservation {
   readonly phase: ReplicationPhase;
@@ -45,6 +48,9 @@ export const REPLICATION_TRANSITIONS: readonly (readonly [ReplicationState, Repl
   ['CDC_CAUGHT_UP', 'CDC_ACTIVE'],
   ...REPLICATION_STATES.filter((s) => s !== 'REPLICATION_FAILED').map((s) => [s, 'REPLICATION_FAILED'] as const),
   ['REPLICATION_FAILED', 'CDC_ACTIVE'],
+  ...REPLICATION_STATES.filter((s) => s !== 'PAUSED').map((s) => [s, 'PAUSED'] as const),
+  // Resumed: changes flow again, and the caught-up window starts afresh.
+  ['PAUSED', 'CDC_ACTIVE'],
 ];
 
 const ORDER: { readonly [S in ReplicationState]: number } = {
@@ -54,6 +60,7 @@ const ORDER: { readonly [S in ReplicationState]: number } = {
   CDC_ACTIVE: 3,
   CDC_CAUGHT_UP: 4,
   REPLICATION_FAILED: -1,
+  PAUSED: -1,
 };
 
 export interface ReplicationStep {
@@ -81,7 +88,7 @@ export function nextReplicationState(
   const { state, memory: mem, reason } = observe(prev, obs, memory, config);
   if (state === prev) return { state, memory: mem, transition: null };
   const named = REPLICATION_TRANSITIONS.some(([a, b]) => a === prev && b === state);
-  const forwardSkip = prev !== 'REPLICATION_FAILED' && state !== 'REPLICATION_FAILED' && ORDER[state] > ORDER[prev];
+  const forwardSkip = ORDER[prev] >= 0 && ORDER[state] >= 0 && ORDER[state] > ORDER[prev];
   return { state, memory: mem, transition: { from: prev, to: state, reason, expected: named || forwardSkip } };
 }
 
@@ -100,7 +107,10 @@ function observe(
     case 'full-load-complete':
       return { state: 'FULL_LOAD_COMPLETE', memory: { lowLagSince: null }, reason: 'full load complete' };
     case 'cdc':
+      if (prev === 'PAUSED') return { state: 'CDC_ACTIVE', memory: { lowLagSince: null }, reason: 'replication resumed' };
       return observeCdc(prev, obs, memory, c);
+    case 'paused':
+      return { state: 'PAUSED', memory: { lowLagSince: null }, reason: 'replication paused (subscription disabled): resume with pg-cutover replicate resume' };
     default: {
       const never: never = obs.phase;
       throw new Error(`unknown replication phase ${String(never)}`);

@@ -113,6 +113,7 @@ function beforeTraffic(f: ProjectFacts): DerivedPhase {
     case 'CDC_ACTIVE':
     case 'CDC_CAUGHT_UP':
     case 'REPLICATION_FAILED':
+    case 'PAUSED':
       return { phase: 'CDC_ACTIVE', why: `replication ${f.replication}${f.gates[2] ? ', gate 2 not passed yet' : ''}` };
     case 'NOT_STARTED':
     case null:

@@ -42,6 +42,8 @@ export interface WatchOptions {
 
 export interface ReplicationWatch {
   state(): ReplicationState;
+  /** When the current state was entered, and why (null before the first change). */
+  since(): { at: number; reason: string } | null;
   last(): Observation | null;
   /** Observe once now (the timer calls this too); resolves with the new state. */
   poll(): Promise<ReplicationState>;
@@ -56,6 +58,7 @@ export function watchReplication(monitor: ReplicationMonitor, opts: WatchOptions
   let state: ReplicationState = opts.initial ?? 'NOT_STARTED';
   let memory: ReplicationMemory = INITIAL_REPLICATION_MEMORY;
   let last: Observation | null = null;
+  let since: { at: number; reason: string } | null = null;
   let failures = 0;
   let inFlight: Promise<ReplicationState> | null = null;
 
@@ -66,6 +69,7 @@ export function watchReplication(monitor: ReplicationMonitor, opts: WatchOptions
     last = obs;
     if (step.transition) {
       const t = step.transition;
+      since = { at: obs.now, reason: t.reason };
       (t.expected ? log.info.bind(log) : log.warn.bind(log))({ monitor: monitor.kind, ...t, detail: obs.detail }, 'replication state changed');
     }
     opts.onObservation?.(obs, step);
@@ -91,6 +95,7 @@ export function watchReplication(monitor: ReplicationMonitor, opts: WatchOptions
   timer.unref();
   const watch: ReplicationWatch = {
     state: () => state,
+    since: () => since,
     last: () => last,
     poll() {
       inFlight ??= pollOnce().finally(() => (inFlight = null));

@@ -23,6 +23,8 @@ export interface NativeMonitorOptions {
 
 /** Pure: the replicator's phase from the per-table copy states. */
 export function phaseOf(enabled: boolean, workerRunning: boolean, states: readonly TableSyncState[]): ReplicationPhase {
+  // Disabled on purpose (a rollback pauses it; so does `replicate pause`): paused, whatever phase it was in.
+  if (!enabled && states.length > 0) return 'paused';
   if (states.some((s) => s === 'i' || s === 'd')) return 'full-load';
   if (states.some((s) => s === 'f' || s === 's')) return 'full-load-complete';
   // Every table ready (or none published): streaming changes, once a worker has run at all.

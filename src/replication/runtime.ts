@@ -56,6 +56,8 @@ export interface ReplicationRuntimeOptions {
   onLag?(seconds: number | null): void;
   /** Every poll: the replication error for BreakerSet.observeReplicationError (null: none). */
   onReplicationError?(message: string | null): void;
+  /** Every poll: replication PAUSED (since when, why) for BreakerSet.observeReplicationPaused, or null. */
+  onPaused?(paused: { since: number; why: string } | null): void;
   now?: () => number;
 }
 
@@ -172,7 +174,9 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
     if (hb && hbSessions) hb.setPrimary(hbSessions[w].db, hbSessions[otherSide(w)].db);
   };
 
-  const lagSeconds = () => reportedLag({
+  // A paused subscription is not lag: its backlog grows by design until `replicate resume`.
+  const paused = () => (watch?.state() === 'PAUSED' ? { since: watch.since()?.at ?? Date.now(), why: watch.since()?.reason ?? 'subscription disabled' } : null);
+  const lagSeconds = () => paused() !== null ? null : reportedLag({
     heartbeat: hb !== null,
     heartbeatLag: hb ? hb.lagSeconds() : null,
     heartbeatError: hb ? hb.lastError() : null,
@@ -184,6 +188,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
     const calls: [string, () => void][] = [
       ['onLag', () => o.onLag?.(lagSeconds())],
       ['onReplicationError', () => o.onReplicationError?.(replicationError())],
+      ['onPaused', () => o.onPaused?.(paused())],
     ];
     for (const [name, call] of calls) {
       try {
@@ -256,6 +261,8 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
         writer,
         direction: mode === 'native' ? direction : null,
         state: watch?.state() ?? o.initialState ?? 'NOT_STARTED',
+        since: watch?.since() ? { at: new Date(watch.since()!.at).toISOString(), why: watch.since()!.reason } : null,
+        paused: paused() !== null,
         lagSeconds: lagSeconds(),
         lagBytes: last?.lagBytes ?? null,
         replicationError: replicationError(),

@@ -229,3 +229,30 @@ t.test('recording does not allocate (hot path)', async (t) => {
   const grew = process.memoryUsage().heapUsed - before;
   t.ok(grew < 2_000_000, `heap grew ${grew} bytes over 1M records`);
 });
+
+t.test('replication PAUSED is not lag: no lag figure, forward steps wait with the resume command named', async (t) => {
+  const c = clock();
+  const b = new BreakerSet({ now: c.now });
+  b.observeLag(2);
+  c.advance(SEC);
+  t.notOk(errorRateOf(b.evaluate(), 'replication-lag').open);
+  b.observeReplicationPaused({ since: c.now(), why: 'replication paused (subscription disabled)' });
+  // The backlog grows while paused; a lag reading arriving meanwhile is not counted.
+  for (let s = 0; s < 10 * 60; s++) {
+    c.advance(SEC);
+    b.observeReplicationPaused({ since: c.now() - s * SEC, why: 'replication paused (subscription disabled)' });
+  }
+  const r = errorRateOf(b.evaluate(), 'replication-lag');
+  t.ok(r.open, 'forward steps are held');
+  t.equal(r.value, null, 'no lag figure');
+  t.match(r.detail, /replication PAUSED since .*not lag.*pg-cutover replicate resume/);
+  b.observeReplicationPaused(null);
+  c.advance(SEC);
+  const e = b.evaluate();
+  t.notOk(errorRateOf(e, 'replication-lag').open, 'resumed: closed at once');
+  t.match(e.transitions, [{ name: 'replication-lag', to: 'closed' }]);
+});
+
+function errorRateOf(e: BreakerEvaluation, name: string) {
+  return e.readings.find((r) => r.name === name)!;
+}

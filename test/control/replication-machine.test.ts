@@ -79,3 +79,17 @@ t.test('a monitor that starts late skips forward; going back is flagged', async 
   const same = nextReplicationState('CDC_ACTIVE', { phase: 'cdc', lagSeconds: 20, now: 0 }, INITIAL_REPLICATION_MEMORY, C);
   t.equal(same.transition, null);
 });
+
+t.test('a paused subscription is PAUSED (not lag, not a failure), and resumes to CDC_ACTIVE', async (t) => {
+  const r = run([
+    { phase: 'cdc', lagSeconds: 0, now: 0 },
+    { phase: 'paused', lagSeconds: null, now: 1000 },
+    { phase: 'paused', lagSeconds: null, now: 120_000 },
+    { phase: 'cdc', lagSeconds: 2, now: 130_000 },
+  ], 'CDC_ACTIVE');
+  t.same(r.states, ['CDC_ACTIVE', 'PAUSED', 'PAUSED', 'CDC_ACTIVE']);
+  t.match(r.transitions, [
+    { from: 'CDC_ACTIVE', to: 'PAUSED', expected: true, reason: /paused.*pg-cutover replicate resume/ },
+    { from: 'PAUSED', to: 'CDC_ACTIVE', expected: true, reason: /resumed/ },
+  ]);
+});

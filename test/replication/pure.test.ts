@@ -34,7 +34,7 @@ t.test('native phase from pg_subscription_rel states', async (t) => {
   t.equal(phaseOf(true, true, ['r', 'f']), 'full-load-complete');
   t.equal(phaseOf(true, true, ['s', 'r']), 'full-load-complete');
   t.equal(phaseOf(true, true, ['r', 'r']), 'cdc');
-  t.equal(phaseOf(false, false, ['r']), 'cdc', 'paused after the load is still the CDC phase');
+  t.equal(phaseOf(false, false, ['r']), 'paused', 'a disabled subscription is paused (not lag, not a failure)');
   t.equal(phaseOf(true, false, []), 'not-started');
 });
 
