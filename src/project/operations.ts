@@ -9,7 +9,7 @@ import type { StateStore } from '../control/store.js';
 import { backendUrl } from '../proxy/database-url.js';
 import { connectControl } from '../replication/control-conn.js';
 import { decommission, planDecommission, type DecommissionContext, type PlannedStep, type StepOutcome } from '../replication/decommission.js';
-import { dmsMonitor } from '../replication/dms-monitor.js';
+import { dmsMonitor, type AwsClientSettings } from '../replication/dms-monitor.js';
 import { runFinalGate } from '../replication/final-gate.js';
 import type { GateResult } from '../replication/gates.js';
 import { parseSnapshotDest, takeSnapshot, type SnapshotRecord } from '../replication/snapshot.js';
@@ -28,6 +28,18 @@ export interface OperationsDeps {
 }
 
 const DAY_MS = 24 * 3600_000;
+
+/** StopReplicationTask, idempotent: DMS refuses to stop a task that is not running, which is the state we want. */
+export async function stopDmsTask(taskArn: string, aws?: AwsClientSettings): Promise<string> {
+  try {
+    await dmsMonitor({ taskArn, ...(aws ? { aws } : {}) }).pause();
+    return 'replication task stopped';
+  } catch (e) {
+    const err = e as { name?: string; message?: string };
+    if (/InvalidResourceState/.test(err.name ?? '') || /InvalidResourceState|not running|is stopped/i.test(err.message ?? '')) return `already stopped (${err.message ?? err.name})`;
+    throw e;
+  }
+}
 
 export function createOperations(d: OperationsDeps) {
   const { cfg } = d;
@@ -91,16 +103,7 @@ export function createOperations(d: OperationsDeps) {
         target,
         recorded,
         appRoles: cfg.appRoles,
-        ...(cfg.dmsTaskArn ? { stopDms: async () => {
-          try {
-            await dmsMonitor({ taskArn: cfg.dmsTaskArn!, ...(aws ? { aws } : {}) }).pause();
-            return 'replication task stopped';
-          } catch (e) {
-            // Stopping a stopped task is refused by DMS; that is the state we want.
-            if (/InvalidResourceState|not running|stopped/i.test((e as Error).message)) return `already stopped (${(e as Error).message})`;
-            throw e;
-          }
-        } } : {}),
+        ...(cfg.dmsTaskArn ? { stopDms: () => stopDmsTask(cfg.dmsTaskArn!, aws) } : {}),
         record: () => d.store.appendAudit({ at: now(), by: 'decommission', kind: 'decommissioned', reason: 'the source was decommissioned: replication removed, application logins revoked' }),
         now,
       };
