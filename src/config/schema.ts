@@ -39,7 +39,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'authLookup', type: 'bool', default: 'false', doc: 'Look up users missing from --users on the source with --auth-query through --source-control (PgBouncer auth_query); answers cached 10 s' }),
   opt({ key: 'authQuery', type: 'string', default: 'SELECT usename, passwd FROM pg_shadow WHERE usename=$1', doc: 'With --auth-lookup: query returning (name, pg_authid secret) for $1' }),
   opt({ key: 'loginTimeoutMs', type: 'int', default: '15000', min: 1, doc: 'A client must finish logging in within this (PostgreSQL\'s authentication_timeout is 60 s; a real login takes milliseconds)' }),
-  opt({ key: 'maxPendingLogins', type: 'int', default: '100', min: 1, doc: 'Connections still logging in at most, apart from --max-clients; at the limit the oldest is closed, so silent sockets cannot keep clients out' }),
+  opt({ key: 'maxPendingLogins', type: 'int', default: '100', min: 1, doc: 'Connections still logging in, apart from --max-clients: at the limit the oldest that have been at it for 1 s are closed, so silent sockets cannot keep clients out (a burst of younger ones is let in, up to --max-clients)' }),
   opt({ key: 'loginFailuresMax', type: 'int', default: '20', min: 0, doc: 'Failed logins from one client address within --login-block-ms that block it for --login-block-ms (0 = never block)' }),
   opt({ key: 'loginBlockMs', type: 'int', default: '60000', min: 1, doc: 'Failed-login counting window and block duration per client address' }),
   opt({ key: 'loginFailureDelayMs', type: 'int', default: '1000', min: 0, doc: 'Longest delay before a failed login is answered (doubles from 50 ms per recent failure of the address; 0 = none)' }),

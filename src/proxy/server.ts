@@ -48,6 +48,8 @@ export interface ProxyOptions {
 /** PostgreSQL's authentication_timeout is 60 s; a genuine login through the proxy takes milliseconds. */
 export const DEFAULT_LOGIN_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_PENDING_LOGINS = 100;
+/** A connection still logging in after this may be closed to make room (see accept). */
+export const EVICTABLE_AFTER_MS = 1000;
 export const DEFAULT_THROTTLE: ThrottleConfig = { maxFailures: 20, blockMs: 60_000, maxDelayMs: 1000 };
 
 export class ProxyServer {
@@ -55,7 +57,7 @@ export class ProxyServer {
   private readonly server: net.Server;
   private readonly sessions = new Map<number, ClientSession>();
   /** Connections still in login, oldest first (their own limit, not maxClients; closed on shutdown). */
-  private readonly loggingIn = new Set<net.Socket>();
+  private readonly loggingIn = new Map<net.Socket, number>();
   private readonly tls: (() => SecureContext) | null;
   readonly throttle: LoginThrottle;
   private nextId = 1;
@@ -118,18 +120,25 @@ export class ProxyServer {
       this.stats.clientsRejected++;
       return refuse(SqlState.InvalidAuthorization, `too many failed login attempts from this address; try again in ${Math.ceil(blockedMs / 1000)} s`);
     }
-    // Slowloris: connections that have not logged in have their own, smaller limit. At the limit the oldest
-    // is closed: a genuine login takes milliseconds, so the oldest is the one least likely to be genuine,
-    // and silent sockets can never keep a new client out.
+    // Slowloris: connections that have not logged in have their own, smaller limit. At the limit, the oldest
+    // ones that have been at it for EVICTABLE_AFTER_MS are closed: a genuine login takes milliseconds, so they are
+    // the least likely to be genuine, and silent sockets can never keep a new client out. A burst of genuine
+    // clients, all younger, is let in above the limit (up to --max-clients pending) rather than cut.
     const maxPending = this.opts.maxPendingLogins ?? DEFAULT_MAX_PENDING_LOGINS;
+    const now = Date.now();
     while (this.loggingIn.size >= maxPending) {
-      const oldest = this.loggingIn.values().next().value as net.Socket;
+      const [oldest, since] = this.loggingIn.entries().next().value as [net.Socket, number];
+      if (now - since < EVICTABLE_AFTER_MS) break;
       this.loggingIn.delete(oldest);
       this.stats.loginsEvicted++;
       oldest.destroy();
     }
+    if (this.loggingIn.size >= Math.max(maxPending, this.opts.maxClients)) {
+      this.stats.clientsRejected++;
+      return refuse(SqlState.TooManyConnections, 'sorry, too many clients are logging in already');
+    }
     this.stats.clientsAccepted++;
-    this.loggingIn.add(socket);
+    this.loggingIn.set(socket, now);
     void this.runLogin(socket, address).finally(() => this.loggingIn.delete(socket));
   }
 
@@ -153,6 +162,8 @@ export class ProxyServer {
       timeoutMs: this.opts.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       onCancel: (pid, secret) => this.cancel(pid, secret),
     });
+    // Logged in (or not): from here the connection is a session, or is being answered.
+    if (r.kind === 'ok') this.loggingIn.delete(raw);
     switch (r.kind) {
       case 'cancel':
         return;
@@ -338,7 +349,7 @@ export class ProxyServer {
     if (this.stopping) return;
     this.stopping = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.loggingIn) s.destroy();
+    for (const s of this.loggingIn.keys()) s.destroy();
     for (const s of this.sessions.values()) s.drain();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
