@@ -182,7 +182,7 @@ export function registerReplicationCommands(program: Command, io: ReplicationCli
         }
         if (!o.gate || o.gate === '2') {
           const bar = progressBar(io);
-          results.push(await (await import('../replication/gate2.js')).runGate2(o.source, o.target, {
+          results.push(await (await import('../replication/gate2.js')).runGate2Directed(o.source, o.target, {
             ...(o.tables ? { tables: o.tables } : {}),
             publication: o.publication,
             subscription: o.subscription === false ? null : o.subscription,

@@ -7,7 +7,7 @@ import type { StartConfig } from '../config/load.js';
 import { backendUrl } from '../proxy/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { runGate1 } from '../replication/gate1.js';
-import { runGate2 } from '../replication/gate2.js';
+import { runGate2Directed } from '../replication/gate2.js';
 import { criterion, gateResult, percentile, type GateResult } from '../replication/gates.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
@@ -151,7 +151,7 @@ function gateRunner(
           sameSecrets: cfg.auth.lookup || cfg.auth.backendLogin === 'client',
         }));
       case 2:
-        return (await runGate2(src, tgt, {
+        return (await runGate2Directed(src, tgt, {
           subscription: cfg.subscription ?? null,
           ...(hold ? { hold } : {}),
           holdBudgetMs: cfg.gate2HoldMs,

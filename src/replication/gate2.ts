@@ -14,6 +14,7 @@ import { criterion, gateResult, notJudged, type Criterion, type GateResult } fro
 import { describeRange } from './key-range.js';
 import { startLagSampler, type LagSamples } from './lag-sampler.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';
+import { DEFAULT_REVERSE_PUBLICATION, DEFAULT_REVERSE_SUBSCRIPTION } from './reverse.js';
 import type { RowDifference } from './narrow.js';
 import { applyWorker, publicationExists, subscriptionErrorCounts, subscriptionInfo } from './subscription.js';
 import type { TableSelection } from './tables.js';
@@ -116,6 +117,38 @@ export function tableCriteria(c: TableComparison, acceptedBecause?: string): Cri
     criterion(`rows ${c.table}`, `source ${c.sourceRows}, target ${c.targetRows}`, 'equal', ok(c.sourceRows === c.targetRows), `count(*) over ${c.chunks.length} key range(s)`),
     criterion(`checksum ${c.table}`, `${equal}/${c.chunks.length} chunks equal`, 'all chunks', ok(differs.length === 0 && unstable.length === 0), lines.join('\n') || undefined),
   ];
+}
+
+/**
+ * Which direction replication runs now: forward (source → target), or reverse after the write switchover (the
+ * forward subscription disabled on the target, the reverse one enabled on the source). Gate 2 judges the
+ * direction that carries the writes; the forward subscription lying disabled then is no failure.
+ */
+export async function replicationDirection(sourceUrl: string, targetUrl: string, subscription: string): Promise<'forward' | 'reverse'> {
+  const [s, t] = [await connectControl(sourceUrl, { purpose: 'gate2' }), await connectControl(targetUrl, { purpose: 'gate2' })];
+  try {
+    const fwd = await subscriptionInfo(t, subscription);
+    if (fwd?.enabled) return 'forward';
+    const rev = await subscriptionInfo(s, DEFAULT_REVERSE_SUBSCRIPTION);
+    return rev?.enabled ? 'reverse' : 'forward';
+  } finally {
+    await Promise.allSettled([s.end(), t.end()]);
+  }
+}
+
+/**
+ * Gate 2 in the direction replication runs: after the switchover, the target is compared as the upstream and the
+ * source as the downstream, on the reverse subscription (in the rows, "source" then reads as the target and
+ * "target" as the source; a first criterion says so).
+ */
+export async function runGate2Directed(sourceUrl: string, targetUrl: string, opts: Gate2Options = {}): Promise<GateResult> {
+  const sub = opts.subscription === undefined ? DEFAULT_SUBSCRIPTION : opts.subscription;
+  const dir = sub === null ? 'forward' : await replicationDirection(sourceUrl, targetUrl, sub);
+  if (dir === 'forward') return runGate2(sourceUrl, targetUrl, opts);
+  const g = await runGate2(targetUrl, sourceUrl, { ...opts, subscription: DEFAULT_REVERSE_SUBSCRIPTION, publication: DEFAULT_REVERSE_PUBLICATION });
+  const note = criterion('replication direction', 'reverse: target → source', 'the direction carrying the writes', true,
+    `after the write switchover: upstream is the target, downstream the source (read "source" as the target and "target" as the source below); forward subscription ${sub} is disabled by design`);
+  return { ...g, criteria: [note, ...g.criteria] };
 }
 
 export async function runGate2(sourceUrl: string, targetUrl: string, opts: Gate2Options = {}): Promise<GateResult> {

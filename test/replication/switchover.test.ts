@@ -8,7 +8,7 @@ import { switchWritesToTarget, type WriteGate } from '../../src/replication/swit
 import { rollbackWritesToSource } from '../../src/replication/rollback.js';
 import { fencedRoles } from '../../src/replication/fence.js';
 import { subscriptionInfo } from '../../src/replication/subscription.js';
-import { runGate2 } from '../../src/replication/gate2.js';
+import { runGate2, runGate2Directed } from '../../src/replication/gate2.js';
 import { formatGate } from '../../src/replication/gates.js';
 
 type Side = 'source' | 'target';
@@ -155,6 +155,11 @@ t.test('switchover to the target, then rollback to the source, under writes, los
   t.ok(onTarget > 10, `writes went to the target (${onTarget})`);
   // Reverse replication keeps the source current.
   t.ok((await waitForApplied(s, 'pgcutover_reverse', await committedLsn(d), { timeoutMs: 10_000 })).ok, 'reverse replication applies on the source');
+  // After the switchover gate 2 judges the reverse direction (issue 16): the disabled forward subscription is no failure.
+  const rev = await runGate2Directed(src.url(), dst.url(), { chunkRows: 5000, lagWindowMs: 500 });
+  t.comment(formatGate(rev));
+  t.match(rev.criteria[0], { name: 'replication direction', measured: 'reverse: target → source' });
+  t.equal(rev.criteria.find((c) => c.name === 'replication errors during the check')?.passed, true, 'judged on the reverse subscription, which runs');
 
   const rb = await rollbackWritesToSource(s, d, gate, opts);
   t.comment(rb.steps.map((x) => `${x.step} ${x.ok ? 'ok' : 'FAILED'} ${x.ms} ms ${x.error ?? x.detail ?? ''}`).join('\n'));
