@@ -12,6 +12,7 @@ import { routeUnit, sessionPoint, summarize, uniformRole, type Role, type RouteP
 import { SessionStateLog } from '../router/session-state.js';
 import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFreshness } from '../router/freshness.js';
 import { splitStatements } from '../router/split.js';
+import { hasInnerSemicolon, mayChangeSession } from '../protocol/query-bytes.js';
 import type { BackendLink } from './backend-link.js';
 
 export interface Frame {
@@ -345,31 +346,4 @@ export class Router {
   backendFailed(role: Role): void {
     if (role === 'target') this.targetDownUntil = this.now() + (this.o.targetBackoffMs ?? 2000);
   }
-}
-
-/** A `;` before the Query's last bytes (its terminator and trailing blanks): it may hold several statements. */
-function hasInnerSemicolon(buf: Buffer, at: number, end: number): boolean {
-  const i = buf.indexOf(0x3b, at);
-  if (i < 0 || i >= end) return false;
-  for (let j = i + 1; j < end; j++) {
-    const c = buf[j];
-    if (c !== 0 && c !== 0x20 && c !== 0x0a && c !== 0x09 && c !== 0x0d && c !== 0x3b) return true;
-  }
-  return false;
-}
-
-/** Cheap byte test before decoding a Query's text: could it be SET, RESET, PREPARE, DEALLOCATE or DISCARD? */
-function mayChangeSession(buf: Buffer, at: number, end: number): boolean {
-  let i = at;
-  while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
-  if (end - i < 4) return false;
-  const a = buf[i] | 0x20;
-  const b = buf[i + 1] | 0x20;
-  const c = buf[i + 2] | 0x20;
-  if (a === 0x73 && b === 0x65 && c === 0x74) return true; // set
-  if (a === 0x72 && b === 0x65 && c === 0x73) return true; // res(et)
-  if (a === 0x70 && b === 0x72 && c === 0x65) return true; // pre(pare)
-  if (a === 0x64 && b === 0x65 && c === 0x61) return true; // dea(llocate)
-  if (a === 0x64 && b === 0x69 && c === 0x73) return true; // dis(card)
-  return false;
 }
