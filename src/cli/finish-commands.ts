@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_ENV, ADMIN_URL_ENV, DEFAULT_ADMIN_URL, createAdminClient, resolveAdminTarget, type AdminClient, type AdminResult } from './admin-client.js';
+import { inertText } from './sanitize.js';
 import { buildCharts } from '../report/charts.js';
 import { renderHtml } from '../report/html.js';
 import { renderMarkdown, type ReportData } from '../report/markdown.js';
@@ -57,7 +58,7 @@ export async function runFinalGateCommand(c: AdminClient, o: Opts, io: Pick<Fini
 }
 
 export function registerFinishCommands(program: Command, override: Partial<FinishIO> = {}): void {
-  const io: FinishIO = {
+  const base: FinishIO = {
     out: (s) => void process.stdout.write(s),
     err: (s) => void process.stderr.write(s),
     env: process.env,
@@ -65,6 +66,8 @@ export function registerFinishCommands(program: Command, override: Partial<Finis
     exit: (c) => process.exit(c),
     ...override,
   };
+  // Server-supplied strings (criteria details, step errors) reach the terminal: escape ANSI, CR and bidi controls.
+  const io: FinishIO = { ...base, out: (s) => base.out(inertText(s)), err: (s) => base.err(inertText(s)) };
   const prepare = (cmd: Command) =>
     cmd
       .option('--admin <url>', `admin API URL or host:port (env ${ADMIN_URL_ENV}; default ${DEFAULT_ADMIN_URL})`)

@@ -16,3 +16,11 @@ export function oneLine(s: string): string {
 export function safeJson(v: unknown, indent?: number): string {
   return JSON.stringify(v, null, indent).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * Whole output text whose layout uses newlines (multi-line renderings): every other control character is
+ * escaped as \uXXXX, which also keeps JSON output valid JSON.
+ */
+export function inertText(s: string): string {
+  return s.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { startAdmin, type Reply, type Route } from '../../src/control/admin-api.js';
 import { registerAdminCommands, groupMismatches } from '../../src/cli/admin-commands.js';
 import { resolveAdminTarget } from '../../src/cli/admin-client.js';
+import { inertText, oneLine } from '../../src/cli/sanitize.js';
 
 const T0 = Date.parse('2025-06-01T12:00:00Z');
 const TOKEN = 'admin-secret';
@@ -275,6 +276,13 @@ t.test('control characters from the server are printed inert (no ANSI escapes, n
   const json = (await cli(['audit', '--json'], env)).out;
   t.notMatch(json, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, '--json: escaped too');
   t.equal(JSON.parse(json).entries[0].reason, evil, '--json: the same value once parsed');
+});
+
+t.test('sanitizers: oneLine escapes everything; inertText keeps newlines and valid JSON', async (t) => {
+  t.equal(oneLine('a\x1b[31mb\r\nc\u009b'), 'a\\x1b[31mb\\r\\nc\\x9b');
+  t.equal(inertText('line 1\x1b[2J\rline\u202e\n'), 'line 1\\u001b[2J\\u000dline\\u202e\n');
+  const json = inertText(JSON.stringify({ r: 'x\u009by\u2066' }, null, 2));
+  t.same(JSON.parse(json), { r: 'x\u009by\u2066' }, 'JSON stays JSON, same value');
 });
 
 t.test('shadow report groups mismatches by fingerprint', async (t) => {
