@@ -117,7 +117,8 @@ t.test(`flip storm: ${FLIPS} state changes, three sidecars, TPC-B and a ledger, 
   let paused = false;
   let breakerRollbacks = 0;
   const refused: string[] = [];
-  while (changes < FLIPS) {
+  // Until enough changes, and the Redis pause has happened (the second half goes to WRITES_TO_AURORA for it).
+  while ((changes < FLIPS || !paused) && changes < FLIPS * 3) {
     for (const p of sidecars) for (const b of BREAKER_NAMES) p.controller.breakers.reset(b);
     let reached: CutoverState = 'SOURCE_PRIMARY';
     for (const to of PATH) {
