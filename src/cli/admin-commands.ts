@@ -115,7 +115,8 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
         if (!w.watch) {
           const r = await c.state();
           if (!r.ok) return failed(r, o, 'status');
-          if (o.json) printJson(r.body);
+          // --json carries what the table shows: the state, and /healthz (breakers, replication, clients).
+          if (o.json) printJson({ ...r.body, health: await healthBody(c) });
           else io.out(renderState(r.body, now()) + (await healthLines(c)));
           return EXIT.ok;
         }
@@ -290,6 +291,15 @@ function fmtValue(v: unknown): string {
 const STATE_KEYS = new Set(['state', 'version', 'since', 'reason', 'readPercent', 'writesTo', 'degraded']);
 
 /** Health, breakers, replication and clients from GET /healthz under the state table (a 503 carries them too); nothing when unreachable. */
+/** The /healthz body (also a 503 degraded one), or null when there is none. */
+async function healthBody(c: Pick<AdminClient, 'healthz'>): Promise<Record<string, unknown> | null> {
+  const h = await c.healthz().catch(() => null);
+  if (h === null) return null;
+  if (h.ok) return h.body;
+  if (h.kind !== 'unreachable' && typeof h.body === 'object' && h.body !== null && 'status' in h.body) return h.body as Record<string, unknown>;
+  return null;
+}
+
 async function healthLines(c: Pick<AdminClient, 'healthz'>): Promise<string> {
   const h = await c.healthz().catch(() => null);
   if (h === null) return '';

@@ -100,7 +100,7 @@ t.test('status: table by default, JSON with --json', async (t) => {
   t.match(human.out, /^degraded\s+no$/m);
   const json = await cli(['status', '--json'], { PGCUTOVER_ADMIN: `127.0.0.1:${a.port}` });
   t.equal(json.code, 0);
-  t.same(JSON.parse(json.out), a.state, 'address from $PGCUTOVER_ADMIN as host:port');
+  t.same(JSON.parse(json.out), { ...a.state, health: { status: 'ok' } }, 'address from $PGCUTOVER_ADMIN as host:port');
 
   a.replies['GET /healthz'] = {
     status: 200,
@@ -119,6 +119,8 @@ t.test('status: table by default, JSON with --json', async (t) => {
   t.match(withHealth.out, /^breakers\s+error-rate closed, replication-lag OPEN \(90 > 60\)$/m, 'breakers, open ones with their reading');
   t.match(withHealth.out, /^replication\s+native CDC_ACTIVE, lag 90\.0 s$/m, 'replication state and lag');
   t.match(withHealth.out, /^health\s+ok$/m);
+  const withHealthJson = JSON.parse((await cli(['status', '--json', '--admin', a.url])).out);
+  t.match(withHealthJson, { state: 'READS_10PCT_AURORA', health: { clients: 12, breakers: [{ name: 'error-rate' }, { name: 'replication-lag', status: 'open' }], replication: { state: 'CDC_ACTIVE' } } }, 'status --json carries what the table shows');
   a.replies['GET /healthz'] = { status: 503, body: { status: 'degraded', reasons: ['target unreachable: connect ECONNREFUSED', 'replication failed'], clients: 3 } };
   const degraded = await cli(['status', '--admin', a.url]);
   t.equal(degraded.code, 0, 'status still answers');
