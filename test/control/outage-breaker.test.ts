@@ -56,17 +56,24 @@ const gap = await relay(target.port);
 t.teardown(() => gap.close());
 const viaRelay = (url: string) => url.replace(`:${target.port}/`, `:${gap.port}/`);
 
+// The proxy logs in as a non-superuser application role (the write fence needs one); the control plane as postgres.
+const appUrl = (port: number) => `postgresql://app:app@127.0.0.1:${port}/postgres`;
+for (const u of [source.url(), target.url()]) await query(u, "create role app login password 'app'");
 await query(source.url(), 'create table ledger (id bigint generated always as identity primary key, client int not null, seq int not null, unique (client, seq))');
+await query(source.url(), 'grant all on ledger to app; grant usage, select, update on ledger_id_seq to app');
 const setup = await setupNativeReplication(source.url(), target.url(), { tables: ['ledger'] });
 if (!setup.ok) throw new Error(setup.errors.join('; '));
 await waitSynced(target.url());
+await query(target.url(), 'grant all on ledger to app; grant usage, select, update on ledger_id_seq to app');
 
-const proxy = await startProxy(t, source.url(), viaRelay(target.url()), {
+const proxy = await startProxy(t, appUrl(source.port), appUrl(gap.port), {
+  sourceControl: source.url(),
+  targetControl: viaRelay(target.url()),
   subscription: setup.value.subscription,
   timeScale: '0.001',
   gate3MinShadowed: 0,
   sidecarId: 'outage-test',
-});
+}, { PGCUTOVER_USERS: JSON.stringify({ users: [{ name: 'app', password: 'app', method: 'scram-sha-256' }] }) });
 
 t.test('target down in WRITES_TO_AURORA under a backing-off pool: the breaker trips, the rollback runs', async (t) => {
   const acked: string[] = [];
@@ -76,7 +83,7 @@ t.test('target down in WRITES_TO_AURORA under a backing-off pool: the breaker tr
   const client = async (id: number) => {
     let seq = 0;
     while (!stop) {
-      const c = new pg.Client({ connectionString: proxy.url(), connectionTimeoutMillis: 2000 });
+      const c = new pg.Client({ connectionString: proxy.url('postgres', 'app', 'app'), connectionTimeoutMillis: 2000 });
       c.on('error', () => {});
       try {
         await c.connect();
