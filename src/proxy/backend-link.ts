@@ -196,6 +196,12 @@ export class BackendLink {
     });
     if (bad) return this.ev.onLost(this, `bad frame from backend: ${bad.message}`);
     if (out.length > 0) this.ev.onData(this, out.length === 1 ? out[0] : Buffer.concat(out));
+    // A FATAL from an idle backend (terminate, idle timeout, shutdown) ends it: handle the loss now, not at
+    // the socket's close, so no unit is sent to a backend already gone (seen under load after a fence).
+    if (this.lastErrorFrame !== null && isFatal(this.lastErrorFrame, 5, this.lastErrorFrame.length) && !this.closing) {
+      this.closing = true;
+      this.ev.onLost(this, 'connection closed');
+    }
   }
 
   /** Fields of the last ErrorResponse received while idle (the server's reason for closing). */

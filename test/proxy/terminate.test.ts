@@ -79,6 +79,8 @@ t.test("an end the proxy caused itself (retired link, its fence) is repaired sil
   proxy.proxy.retireLinks('source', 'test fence');
   await terminate('source', 'retired-ok');
   await until(async () => (await pidsOf('source', 'retired-ok')).length === 0, 5_000);
+  // The proxy has seen the end (its FATAL) before the next query is sent.
+  await until(() => proxy.proxy.describeSessions().some((s) => s.applicationName === 'retired-ok' && s.source === null), 5_000);
   const faults = proxy.proxy.stats.backendFaults.source;
   const r = await w.simple('show search_path');
   t.same(told(w), [], 'the client saw nothing');
