@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { log } from '../log.js';
+import { parseLsn } from '../replication/lsn.js';
 
 export interface LsnReading {
   at: number;
@@ -14,9 +15,9 @@ export interface LsnReading {
   applied: number | null;
 }
 
+/** A WAL position as a plain number (exact below 2^53 bytes, ~9 PB of WAL): the hot path compares numbers. */
 export function lsnToNumber(lsn: string): number {
-  const [hi, lo] = lsn.split('/');
-  return parseInt(hi, 16) * 0x100000000 + parseInt(lo, 16);
+  return Number(parseLsn(lsn));
 }
 
 export class LsnSampler {
