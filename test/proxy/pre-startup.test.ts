@@ -52,8 +52,20 @@ function probe(port: number, parts: Buffer[], halfClose = false): Promise<Seen> 
       }
       resolve({ answers: raw.subarray(0, i).toString('latin1'), errors, closed: true });
     });
-    s.on('connect', () => {
-      for (const p of parts) s.write(p);
+    // A client waits for the one-byte answer to an SSLRequest or GSSENCRequest before it sends more; sent at
+    // once, the next packet may share a segment with the request ("received unencrypted data after …") or
+    // not, depending on the machine's timing, on either server.
+    const answered = (n: number) => new Promise<void>((r) => {
+      const check = () => (raw.length >= n ? r() : s.once('data', check));
+      s.once('close', () => r());
+      check();
+    });
+    s.on('connect', async () => {
+      let answers = 0;
+      for (const p of parts) {
+        s.write(p);
+        if (p.equals(SSL) || p.equals(GSS)) await answered(++answers);
+      }
       if (halfClose) s.end();
     });
   });
