@@ -4,14 +4,8 @@
  */
 import t from 'tap';
 import { BackendScanner } from '../../src/protocol/backend-scan.js';
+import { frame } from '../proxy/fixtures/wire.js';
 
-function frame(type: string, body: Buffer | string): Buffer {
-  const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const h = Buffer.alloc(5);
-  h[0] = type.charCodeAt(0);
-  h.writeInt32BE(4 + b.length, 1);
-  return Buffer.concat([h, b]);
-}
 
 const Z = 'Z'.charCodeAt(0);
 const E = 'E'.charCodeAt(0);

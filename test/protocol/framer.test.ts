@@ -5,14 +5,8 @@
 import t from 'tap';
 import { FrameReader, StartupReader } from '../../src/protocol/framer.js';
 import { FRONTEND_TYPES } from '../../src/protocol/codes.js';
+import { frame } from '../proxy/fixtures/wire.js';
 
-function frame(type: string, body: Buffer | string): Buffer {
-  const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const h = Buffer.alloc(5);
-  h[0] = type.charCodeAt(0);
-  h.writeInt32BE(4 + b.length, 1);
-  return Buffer.concat([h, b]);
-}
 
 const query = frame('Q', 'select 1\0');
 const parse = frame('P', Buffer.concat([Buffer.from('s1\0select $1\0'), Buffer.from([0, 0])]));

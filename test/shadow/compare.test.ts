@@ -5,13 +5,8 @@
 import t from 'tap';
 import { ResultCollector, DEFAULT_MASK, type UnitResult, type StatementResult } from '../../src/shadow/results.js';
 import { compareUnits } from '../../src/shadow/compare.js';
+import { frame } from '../proxy/fixtures/wire.js';
 
-function frame(type: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h[0] = type.charCodeAt(0);
-  h.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([h, body]);
-}
 const cstr = (s: string) => Buffer.from(s + '\0');
 function rowDescription(cols: Array<[string, number]>): Buffer {
   const parts = [Buffer.from([0, 0])];
