@@ -71,9 +71,3 @@ export function parseState(name: unknown): ParseStateResult {
     reason: `unknown cutover state ${shown}; valid states: ${CUTOVER_STATES.join(', ')}`,
   };
 }
-
-/** The next state on the forward path, or null at CUTOVER_COMPLETE and in ROLLBACK. */
-export function successorOf(state: CutoverState): CutoverState | null {
-  const i = FORWARD_PATH.indexOf(state);
-  return i >= 0 && i + 1 < FORWARD_PATH.length ? FORWARD_PATH[i + 1]! : null;
-}

@@ -75,11 +75,6 @@ export async function createShopSchema(client: pg.Client | pg.PoolClient): Promi
   }
 }
 
-/** The shop DDL text, e.g. for `psql -f` or for showing in the demo. */
-export function shopDdl(): string {
-  return DDL.trim() + '\n';
-}
-
 /**
  * `CREATE DATABASE name` on the server at `url` (connect to any existing database, e.g. `postgres`),
  * unless it exists. CREATE DATABASE cannot run in a transaction block, hence a connection of its own.

@@ -117,13 +117,6 @@ export function errorResponse(n: Notice): Buffer {
   return b;
 }
 
-export function noticeResponse(n: Notice): Buffer {
-  const f = fields(n);
-  const b = frame(Backend.NoticeResponse, f.length);
-  f.copy(b, 5);
-  return b;
-}
-
 /** Reads the SQLSTATE ('C' field) out of an ErrorResponse/NoticeResponse body without decoding the rest. */
 export function sqlStateOf(buf: Buffer, start: number, end: number): string {
   let i = start;

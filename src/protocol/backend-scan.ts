@@ -27,11 +27,6 @@ export class BackendScanner {
     for (const t of types) this.interest[t] = 1;
   }
 
-  /** Adds a type of interest (e.g. when a shadow comparison needs row bytes). */
-  watch(type: number, on: boolean): void {
-    this.interest[type] = on ? 1 : 0;
-  }
-
   /** True when the stream is at a frame boundary (nothing partial held). */
   get atBoundary(): boolean {
     return this.hdrFill === 0 && this.skip === 0 && this.body === null;

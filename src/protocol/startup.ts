@@ -15,7 +15,7 @@ import {
   type SSLRequest,
   type StartupMessage,
   type StartupPacket,
-} from './frontend-messages.js';
+} from './startup-messages.js';
 
 /** PostgreSQL's MAX_STARTUP_PACKET_LENGTH (pqcomm.h): larger packets are refused unread. */
 export const MAX_STARTUP_PACKET_LENGTH = 10000;

@@ -251,18 +251,6 @@ export class ProxyServer {
   private holdingWrites = false;
   private readonly parkedSessions = new Set<ClientSession>();
 
-  /**
-   * Write switchover / rollback pause (DESIGN.md step 1): new write units are parked, not failed; resolves
-   * once no session has a transaction in flight on `writer`, or rejects after `drainMs` (the caller releases).
-   */
-  async holdWrites(writer: 'source' | 'target', drainMs: number): Promise<void> {
-    this.clearHoldTimer();
-    this.holdingWrites = true;
-    this.retireLinks(writer, 'write hold before a writer change (fence)');
-    const busy = await this.writesDrained(writer, drainMs);
-    if (busy > 0) throw new Error(`${busy} write transactions still open after ${drainMs} ms`);
-  }
-
   /** Waits until no session has a transaction in flight on `writer`, at most `maxMs`; returns how many still have one. */
   async writesDrained(writer: 'source' | 'target', maxMs: number): Promise<number> {
     const started = Date.now();

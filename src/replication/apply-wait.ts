@@ -9,12 +9,6 @@
 import type { Db } from './control-conn.js';
 import { lsnAtLeast } from './lsn.js';
 
-/** `pg_current_wal_lsn()` of a primary, as text. */
-export async function currentWalLsn(db: Db): Promise<string> {
-  const r = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  return r.rows[0]!.lsn;
-}
-
 /**
  * `pg_current_wal_flush_lsn()`: the end of WAL the walsender may already send. Every transaction
  * acknowledged with synchronous_commit on is before it. Waiting for pg_current_wal_lsn() instead

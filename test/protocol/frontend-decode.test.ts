@@ -1,13 +1,7 @@
 import t from 'tap';
 import { createRequire } from 'node:module';
-import {
-  decodeFrontend,
-  decodePasswordMessage,
-  decodeSASLInitialResponse,
-  decodeSASLResponse,
-  parseHead,
-  queryText,
-} from '../../src/protocol/frontend-decode.js';
+import { parseHead, queryText } from '../../src/protocol/frontend-decode.js';
+import { decodeFrontend, decodePasswordMessage, decodeSASLInitialResponse, decodeSASLResponse } from './fixtures/frontend-decode.js';
 
 // Loaded through require: under tap's TypeScript loader an ESM import of pg-protocol fails (named exports of
 // its CommonJS build are not seen, and its ESM wrapper hits a require cycle).
