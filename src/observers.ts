@@ -22,13 +22,14 @@ import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js'
 import { startReplicationRuntime, type ReplicationRuntime } from './replication/runtime.js';
 import { BackendProbe, type ProbeStatus } from './control/backend-probe.js';
 import { startSlotAdvancer, type SlotAdvancer } from './replication/slot-advancer.js';
+import type { Role } from './domain/role.js';
 
 export interface Observers {
   /** The controller's breaker listener. */
   onBreaker(tr: BreakerTransition): void;
   replication: ReplicationRuntime | null;
   /** Last probe answer per backend (for /healthz). */
-  backends(): Record<'source' | 'target', ProbeStatus>;
+  backends(): Record<Role, ProbeStatus>;
   /** Advances the forward slot while writes are on the target; null without a native subscription. */
   slotAdvancer: SlotAdvancer | null;
   /** Stops the replication runtime and the slot advancer (decommission: nothing may recreate what it drops). */
@@ -52,7 +53,7 @@ export async function startObservers(cfg: StartConfig, d: { controller: Controll
     if (s.state === 'ROLLBACK') alerts.alert({ kind: 'rollback', severity: 'critical', message: `rollback from ${prev.state}: ${s.reason}`, detail: { from: prev.state, version: s.version }, at: Date.now() });
   });
 
-  const probe = (name: 'source' | 'target') =>
+  const probe = (name: Role) =>
     new BackendProbe({ name, url: backendUrl(cfg.control[name]), intervalMs: cfg.healthProbeMs, timeoutMs: Math.max(cfg.connectTimeoutMs, 1000) });
   const probes = { source: probe('source'), target: probe('target') };
 

@@ -12,6 +12,7 @@ export function readSecretFile(path: string): string {
   return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
 }
 import { parseSnapshotDest } from '../replication/snapshot-dest.js';
+import type { Role } from '../domain/role.js';
 
 export interface HostPort {
   host: string;
@@ -114,7 +115,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   }
   const get = (k: string) => raw.get(k);
   const cto = Number(get('connectTimeoutMs'));
-  const parse = (flag: string, role: 'source' | 'target', u: string | undefined): BackendTarget | undefined => {
+  const parse = (flag: string, role: Role, u: string | undefined): BackendTarget | undefined => {
     if (!u) return undefined;
     const r = parseDatabaseUrl(u, role);
     if (!r.ok) {

@@ -15,6 +15,7 @@ import { BREAKER_NAMES, type BreakerName } from './breaker.js';
 import { shadowSummary } from '../metrics/shadow.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
 import { STATE_MEANING, type StateMeaning } from '../project/guarantees.js';
+import type { Role } from '../domain/role.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -28,7 +29,7 @@ export interface AdminDeps {
   /** Replication runtime status (state, lag, heartbeat, slots); absent without --subscription/--dms-task-arn. */
   replication?(): Record<string, unknown> | null;
   /** Last probe answer per backend; absent: not probed (tests without observers). */
-  backends?(): Partial<Record<'source' | 'target', ProbeStatus>>;
+  backends?(): Partial<Record<Role, ProbeStatus>>;
   /** What the state guarantees and what is left, with Phase 4 progress (src/project); default the static table. */
   meaning?(): StateMeaning;
 }

@@ -1,3 +1,4 @@
+import type { Role } from '../domain/role.js';
 /**
  * Whose fault is an error? Only errors the target caused may count towards the rollback breaker
  * (shared/DESIGN.md "Circuit breakers"): a client's syntax error or unique violation would fail
@@ -21,7 +22,7 @@ const QUERY_CANCELED = '57014';
 
 export interface AttributionContext {
   /** The backend that returned the error. Default 'target'. A source error is never the target's fault. */
-  readonly backend?: 'source' | 'target';
+  readonly backend?: Role;
   /** The client sent a CancelRequest for this query, so its 57014 is the client's doing. */
   readonly clientCancelled?: boolean;
   /**

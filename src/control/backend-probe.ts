@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { log } from '../log.js';
 import { controlClientConfig } from '../replication/control-conn.js';
+import { ROLES, type Role } from '../domain/role.js';
 
 export interface ProbeStatus {
   /** null until the first round has answered. */
@@ -16,7 +17,7 @@ export interface ProbeStatus {
 }
 
 export interface BackendProbeOptions {
-  name: 'source' | 'target';
+  name: Role;
   url: string;
   intervalMs: number;
   /** Bound on connect and on the query. */
@@ -82,7 +83,7 @@ export class BackendProbe {
 
 export interface HealthInputs {
   store: { degraded: boolean; reason?: string };
-  backends: Partial<Record<'source' | 'target', ProbeStatus>>;
+  backends: Partial<Record<Role, ProbeStatus>>;
   /** The replication runtime's status (its `state`), null when nothing watches replication. */
   replication: { state?: unknown; replicationError?: unknown } | null;
 }
@@ -90,7 +91,7 @@ export interface HealthInputs {
 /** ok, or degraded with one reason per problem: a backend unreachable, replication failed, the store lost. */
 export function healthVerdict(h: HealthInputs): { status: 'ok' | 'degraded'; reasons: string[] } {
   const reasons: string[] = [];
-  for (const name of ['source', 'target'] as const) {
+  for (const name of ROLES) {
     const b = h.backends[name];
     if (b === undefined) continue;
     if (b.ok === false) reasons.push(`${name} unreachable: ${b.error ?? 'no answer'}`);

@@ -8,6 +8,7 @@
 import { DEFAULT_BREAKER_CONFIG, type BreakerConfig } from './config.js';
 import { formatDuration } from './duration.js';
 import { CounterWindow } from './window.js';
+import type { Role } from '../domain/role.js';
 
 export const BREAKER_NAMES = ['error-rate', 'replication-lag', 'target-cpu', 'replication-error'] as const;
 export type BreakerName = (typeof BREAKER_NAMES)[number];
@@ -117,7 +118,7 @@ export class BreakerSet {
    * is a server fault (`isTargetFault` for the target, `isServerFault` for the source; the source's
    * rate is the learned baseline). Hot path: O(1), no allocation.
    */
-  recordQuery(backend: 'source' | 'target', fault: boolean, now: number = this.clock()): void {
+  recordQuery(backend: Role, fault: boolean, now: number = this.clock()): void {
     const w = backend === 'target' ? this.target : this.source;
     w.add(now, TOTAL, 1);
     if (fault) w.add(now, FAULTS, 1);

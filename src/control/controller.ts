@@ -13,6 +13,7 @@ import { STATE_POLICY, type CutoverState } from './states.js';
 import type { StateStore } from './store.js';
 import { requestTransition, type TransitionOutcome } from './transition.js';
 import { runRollback, type RollbackHooks } from './rollback-runner.js';
+import type { Role } from '../domain/role.js';
 
 export interface GateCriterion {
   name: string;
@@ -254,7 +255,7 @@ export class Controller {
   }
 }
 
-function feed(b: BreakerSet, backend: 'source' | 'target', total: number, faults: number, now: number): void {
+function feed(b: BreakerSet, backend: Role, total: number, faults: number, now: number): void {
   const f = Math.min(Math.max(0, faults), Math.max(0, total));
   for (let i = 0; i < total; i++) b.recordQuery(backend, i < f, now);
 }

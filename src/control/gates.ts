@@ -13,7 +13,8 @@ import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
 import type { GateReport } from './controller.js';
 import type { WriteHold } from '../replication/consistent-point.js';
-import type { WritePause, Writer } from './write-pause.js';
+import type { WritePause } from './write-pause.js';
+import type { Role } from '../domain/role.js';
 import { gateAuditEntry, type AuditEntry } from './audit.js';
 import type { GateStatus } from './cutover-machine.js';
 
@@ -89,7 +90,7 @@ function latencyCriterion(name: string, v: number | null, max: number, detail: s
  * parks and drains writes on the current writer, holding at most the budget plus a second without a release.
  * Refused while writes are already held (a switchover or rollback owns them).
  */
-export function gateWriteHold(pauses: WritePause, holder: { holding(): boolean }, writer: () => Writer, version: () => number): WriteHold {
+export function gateWriteHold(pauses: WritePause, holder: { holding(): boolean }, writer: () => Role, version: () => number): WriteHold {
   return async (budgetMs) => {
     if (holder.holding()) throw new Error('writes are already held by another operation');
     const w = writer();

@@ -14,6 +14,7 @@ import { switchWritesToTarget } from '../replication/switchover.js';
 import { forceUnlock, readWriterRecord, type WriterRecord } from '../replication/writer-record.js';
 import type { RollbackHooks } from './rollback-runner.js';
 import type { WritePause } from './write-pause.js';
+import type { Role } from '../domain/role.js';
 
 const SWITCHOVER_DRAIN_MS = 5000;
 
@@ -78,7 +79,7 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
           hold: async () => void (await pause.hold()),
           // A rollback that failed before touching the source leaves writes on the target (unfenced): the state
           // goes back first, so the released writes are routed there and not into the fenced source.
-          release: async (to: 'source' | 'target') => {
+          release: async (to: Role) => {
             try {
               if (to === 'target') await revert();
             } finally {

@@ -1,3 +1,4 @@
+import type { Role } from '../domain/role.js';
 /**
  * The cutover states of shared/DESIGN.md ("Cutover state machine") and what each one means for
  * routing. Pure data: the router, the proxy and the admin API read these tables; nothing here
@@ -25,7 +26,7 @@ export interface StatePolicy {
   /** Percentage (0..100) of reads sent to the target. In ROLLBACK this is the ramp's start, see `effectiveReadPercent`. */
   readonly readPercent: number;
   /** Where application writes go. */
-  readonly writesTo: 'source' | 'target';
+  readonly writesTo: Role;
   /** Lock-step shadow of writes to the target (DESIGN.md "Shadow writes"). */
   readonly shadow: boolean;
   /** The source is fenced read-only for application roles (DESIGN.md "Fencing"). */

@@ -11,12 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { log } from '../log.js';
-
-export type Writer = 'source' | 'target';
+import { isRole, type Role } from '../domain/role.js';
 
 export type PauseMessage =
-  | { readonly kind: 'pause'; readonly id: string; readonly by: string; readonly writer: Writer; readonly drainMs: number; readonly maxHoldMs: number }
-  | { readonly kind: 'release'; readonly id: string; readonly by: string; readonly to: Writer; readonly version: number };
+  | { readonly kind: 'pause'; readonly id: string; readonly by: string; readonly writer: Role; readonly drainMs: number; readonly maxHoldMs: number }
+  | { readonly kind: 'release'; readonly id: string; readonly by: string; readonly to: Role; readonly version: number };
 
 export type AckResult = 'held' | 'failed';
 
@@ -35,7 +34,7 @@ export interface PauseBus {
 /** What the proxy offers (src/proxy/server.ts). */
 export interface WriteHolder {
   holdWritesFor(maxMs: number): void;
-  writesDrained(writer: Writer, maxMs: number): Promise<number>;
+  writesDrained(writer: Role, maxMs: number): Promise<number>;
   releaseWrites(): void;
 }
 
@@ -47,12 +46,11 @@ export function parsePauseMessage(json: string): PauseMessage | null {
     return null;
   }
   if (typeof v !== 'object' || v === null || typeof v.id !== 'string' || typeof v.by !== 'string') return null;
-  const writer = (w: unknown): w is Writer => w === 'source' || w === 'target';
   const ms = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0;
-  if (v.kind === 'pause' && writer(v.writer) && ms(v.drainMs) && ms(v.maxHoldMs)) {
+  if (v.kind === 'pause' && isRole(v.writer) && ms(v.drainMs) && ms(v.maxHoldMs)) {
     return { kind: 'pause', id: v.id, by: v.by, writer: v.writer, drainMs: v.drainMs, maxHoldMs: v.maxHoldMs };
   }
-  if (v.kind === 'release' && writer(v.to) && Number.isSafeInteger(v.version)) {
+  if (v.kind === 'release' && isRole(v.to) && Number.isSafeInteger(v.version)) {
     return { kind: 'release', id: v.id, by: v.by, to: v.to, version: v.version as number };
   }
   return null;
@@ -100,7 +98,7 @@ export interface PauseHandle {
   /** Park writes everywhere and wait until every live sidecar has drained `writer` (rejects: the move must abort). */
   hold(): Promise<{ sidecars: string[] }>;
   /** Release everywhere; others wait until they route by `version` (the snapshot that names the new writer). */
-  release(to: Writer, version: number): Promise<void>;
+  release(to: Role, version: number): Promise<void>;
 }
 
 export class WritePause {
@@ -123,7 +121,7 @@ export class WritePause {
    * A coordinated pause of writes on `writer`, each sidecar draining for at most `drainMs` and holding for at
    * most `maxHoldMs` (default: the sidecar's limit) without a release.
    */
-  pause(writer: Writer, drainMs: number, maxHoldMs = this.maxHoldMs): PauseHandle {
+  pause(writer: Role, drainMs: number, maxHoldMs = this.maxHoldMs): PauseHandle {
     const id = randomUUID();
     const { bus, holder, sidecarId } = this.o;
     const holdMs = Math.min(maxHoldMs, this.maxHoldMs);

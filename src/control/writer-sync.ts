@@ -10,6 +10,7 @@ import type { WriterRecord } from '../replication/writer-record.js';
 import type { CutoverSnapshot } from './cutover-machine.js';
 import { STATE_POLICY, type CutoverState } from './states.js';
 import type { StateStore } from './store.js';
+import type { Role } from '../domain/role.js';
 
 export type WriterVerdict =
   | { readonly kind: 'agree' }
@@ -30,7 +31,7 @@ export interface VerdictOptions {
 }
 
 /** The state whose writes go to `writer`, for a sidecar that must adopt it. */
-export function stateFor(writer: 'source' | 'target'): CutoverState {
+export function stateFor(writer: Role): CutoverState {
   return writer === 'target' ? 'WRITES_TO_AURORA' : 'SOURCE_PRIMARY';
 }
 

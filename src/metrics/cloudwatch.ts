@@ -9,6 +9,7 @@ import { Counter, type Registry } from 'prom-client';
 import { log } from '../log.js';
 import type { ProxyStats } from '../proxy/stats.js';
 import type { BreakerReading } from '../control/breaker.js';
+import { ROLES } from '../domain/role.js';
 
 export interface CloudWatchAwsSettings {
   /** Default AWS_REGION, else us-east-1. */
@@ -79,7 +80,7 @@ export function proxyDatums(cur: ProxyCounters, prev: ProxyCounters | null): Clo
   const perBackend = ['statements', 'errors', 'backendFaults', 'connectFailures'] as const;
   for (const key of perBackend) {
     const name = metricName(key);
-    for (const b of ['source', 'target'] as const) out.push(count(name, delta(cur[key][b], prev?.[key][b]), [{ Name: 'Backend', Value: b }]));
+    for (const b of ROLES) out.push(count(name, delta(cur[key][b], prev?.[key][b]), [{ Name: 'Backend', Value: b }]));
   }
   return out;
 }

@@ -4,6 +4,7 @@
  */
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { ProxyStats } from '../proxy/stats.js';
+import { ROLES } from '../domain/role.js';
 
 export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => void): Registry {
   const reg = new Registry();
@@ -31,7 +32,7 @@ export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => voi
   perRole('pgcutover_backend_faults_total', 'Errors the backend caused (lost connections, SQLSTATE 08/53/57/58/XX)', (s) => s.backendFaults);
   perRole('pgcutover_backend_connect_failures_total', 'Failed backend logins', (s) => s.connectFailures);
   gauge('pgcutover_unit_latency_seconds', 'Unit latency through the proxy (dispatch to ReadyForQuery) in the current cutover state, by backend and read/write', ['backend', 'kind', 'quantile'], (g) => {
-    for (const backend of ['source', 'target'] as const) {
+    for (const backend of ROLES) {
       for (const kind of ['read', 'write'] as const) {
         const h = stats.latency[backend][kind];
         for (const q of [0.5, 0.99]) {

@@ -5,6 +5,7 @@
  */
 import type { BreakerReading } from '../control/breaker.js';
 import type { DailyP99 } from './history.js';
+import type { Role } from '../domain/role.js';
 
 export type ConditionStatus = 'met' | 'not-met' | 'unknown';
 
@@ -42,7 +43,7 @@ export interface Conditions {
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 /** Consecutive complete days, newest first, whose p99 stayed under `bound` (a day without data ends the streak). */
-export function p99Streak(daily: readonly DailyP99[], backend: 'source' | 'target', bound: number): number {
+export function p99Streak(daily: readonly DailyP99[], backend: Role, bound: number): number {
   const days = daily.filter((d) => d.backend === backend).sort((a, b) => b.day - a.day);
   let n = 0;
   let expect: number | null = null;

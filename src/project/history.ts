@@ -9,6 +9,7 @@
 import { Redis } from 'ioredis';
 import type { CutoverState } from '../control/states.js';
 import { whenReady } from '../control/redis-connect.js';
+import type { Role } from '../domain/role.js';
 
 export interface BackendP99 {
   readonly read: number | null;
@@ -33,7 +34,7 @@ export interface HistorySample {
 export interface DailyP99 {
   /** Day number: floor(epoch ms / day length); the day length is scaled by --time-scale. */
   readonly day: number;
-  readonly backend: 'source' | 'target';
+  readonly backend: Role;
   readonly p99Ms: number | null;
   readonly units: number;
 }

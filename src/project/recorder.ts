@@ -7,6 +7,7 @@
 import { quantileOfCounts, type LatencyHistogram, type UnitLatency } from '../proxy/latency.js';
 import type { CutoverState } from '../control/states.js';
 import type { DailyP99, HistorySample, HistoryStore } from './history.js';
+import { ROLES, type Role } from '../domain/role.js';
 
 export interface RecorderSources {
   state(): CutoverState;
@@ -24,7 +25,7 @@ type Key = 'source.read' | 'source.write' | 'target.read' | 'target.write';
 const KEYS: readonly Key[] = ['source.read', 'source.write', 'target.read', 'target.write'];
 
 function histogram(l: UnitLatency, k: Key): LatencyHistogram {
-  const [b, kind] = k.split('.') as ['source' | 'target', 'read' | 'write'];
+  const [b, kind] = k.split('.') as [Role, 'read' | 'write'];
   return l[b][kind];
 }
 
@@ -81,7 +82,7 @@ export class HistoryRecorder {
       const add = interval.get(k)!;
       for (let i = 0; i < into.length; i++) into[i] += add[i]!;
     }
-    for (const backend of ['source', 'target'] as const) {
+    for (const backend of ROLES) {
       const counts = d[backend];
       const units = counts.reduce((a, b) => a + b, 0);
       if (units === 0) continue;

@@ -13,11 +13,10 @@ import { BackendScanner } from '../protocol/backend-scan.js';
 import { FrameReader } from '../protocol/framer.js';
 import { sqlStateOf } from '../protocol/backend-encode.js';
 import type { BackendTarget } from './database-url.js';
-import type { Role } from '../router/route.js';
+import type { Role } from '../domain/role.js';
 import { AppliedState } from '../router/session-state.js';
 import { retryOnSource } from '../control/attribution.js';
 
-export type { Role };
 
 export interface LinkEvents {
   /** Backend bytes to forward to the client. */

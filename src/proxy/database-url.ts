@@ -5,14 +5,14 @@
  * silently ignored, since a typo in `sslmode` would otherwise downgrade security quietly.
  */
 import { fail, ok, type Result } from './auth/result.js';
+import type { Role } from '../domain/role.js';
 
-export type BackendRole = 'source' | 'target';
 
 /** How the server's certificate is checked once TLS is on (libpq sslmode verify-ca / verify-full). */
 export type TlsVerify = 'none' | 'verify-ca' | 'verify-full';
 
 export interface BackendTarget {
-  role: BackendRole;
+  role: Role;
   host: string;
   port: number;
   user: string;
@@ -52,7 +52,7 @@ function decode(s: string, what: string, errors: string[]): string {
   }
 }
 
-export function parseDatabaseUrl(url: string, role: BackendRole): Result<BackendTarget> {
+export function parseDatabaseUrl(url: string, role: Role): Result<BackendTarget> {
   const label = `${role} database URL`;
   let u: URL;
   try {

@@ -17,6 +17,7 @@ import type { Router } from './router-glue.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { ProxyStats } from './stats.js';
 import { checkStartupParams, type StartupParamsPolicy } from '../protocol/startup-params.js';
+import type { Role } from '../domain/role.js';
 
 export interface ProxyOptions {
   listen: { host: string; port: number };
@@ -252,7 +253,7 @@ export class ProxyServer {
   private readonly parkedSessions = new Set<ClientSession>();
 
   /** Waits until no session has a transaction in flight on `writer`, at most `maxMs`; returns how many still have one. */
-  async writesDrained(writer: 'source' | 'target', maxMs: number): Promise<number> {
+  async writesDrained(writer: Role, maxMs: number): Promise<number> {
     const started = Date.now();
     for (;;) {
       let busy = 0;
@@ -266,7 +267,7 @@ export class ProxyServer {
    * The proxy's fence is about to end its backend sessions on `role` (DESIGN.md "Fencing"): mark them, so an
    * idle one's end is repaired silently instead of reaching the client as an operator's termination would.
    */
-  retireLinks(role: 'source' | 'target', reason: string): void {
+  retireLinks(role: Role, reason: string): void {
     for (const s of this.sessions.values()) s.retireLink(role, reason);
   }
 
@@ -320,7 +321,7 @@ export class ProxyServer {
    * Waits until no session has a transaction or statement in flight on `role` (max `maxMs`), then cancels
    * what is left (rollback step 2). Returns how long it waited and how many sessions were cancelled.
    */
-  async drainRole(role: 'source' | 'target', maxMs: number): Promise<{ waitedMs: number; cancelled: number }> {
+  async drainRole(role: Role, maxMs: number): Promise<{ waitedMs: number; cancelled: number }> {
     const started = Date.now();
     const busy = () => [...this.sessions.values()].filter((s) => s.busyOn(role));
     while (busy().length > 0 && Date.now() - started < maxMs) await new Promise((r) => setTimeout(r, 20));

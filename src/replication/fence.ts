@@ -17,7 +17,8 @@
 import type { Db } from './control-conn.js';
 import { fenceProblems, ownedObjects, remainingWriteRights, roleClosure, writeGrants, type OwnedObject, type WriteGrant } from './fence-catalog.js';
 import { quoteIdent, quoteLiteral } from './sql.js';
-import { ensureControlSchema, recordWriter, type WriterLock, type WriterSide } from './writer-record.js';
+import { ensureControlSchema, recordWriter, type WriterLock } from './writer-record.js';
+import type { Role } from '../domain/role.js';
 
 export interface FenceReport {
   readonly roles: readonly string[];
@@ -36,7 +37,7 @@ type Change =
 /** With a writer lock: the `{epoch, writer}` record written in the fence's own transaction. */
 export interface FenceRecord {
   readonly lock: WriterLock;
-  readonly writer: WriterSide;
+  readonly writer: Role;
 }
 
 /**

@@ -14,7 +14,7 @@ import { log } from '../log.js';
 import { parseLsn } from './lsn.js';
 import { controlApplicationName } from './control-conn.js';
 import type { FreshnessBook } from '../router/freshness.js';
-import type { Role } from '../router/route.js';
+import type { Role } from '../domain/role.js';
 
 const SAMPLE_SQL = `SELECT pg_current_wal_insert_lsn()::text AS w,
   (SELECT min(replay_lsn)::text FROM pg_stat_replication WHERE application_name NOT LIKE 'pg-cutover%') AS r`;

@@ -8,6 +8,7 @@ import { criterion, gateResult, notJudged, percentile, type Criterion, type Gate
 import { fenceProblems } from './fence-catalog.js';
 import { compareRoles, roleSnapshot } from './role-parity.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';
+import type { Role } from '../domain/role.js';
 
 export interface Gate1Options {
   /** Application roles must have the same pg_authid secret on the target (SCRAM pass-through in use). Default false: reported. */
@@ -34,13 +35,13 @@ export interface Gate1Options {
 }
 
 interface Side {
-  readonly label: 'source' | 'target';
+  readonly label: Role;
   readonly db: Db | null;
   readonly connectMs: number;
   readonly error: string | null;
 }
 
-async function open(url: string, label: 'source' | 'target', timeoutMs: number): Promise<Side> {
+async function open(url: string, label: Role, timeoutMs: number): Promise<Side> {
   const started = process.hrtime.bigint();
   try {
     const db = await connectControl(url, { purpose: 'gate1', connectTimeoutMs: timeoutMs });

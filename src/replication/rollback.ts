@@ -20,6 +20,7 @@ import { syncSequences } from './sequences.js';
 import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
 import type { WriteGate } from './switchover.js';
+import type { Role } from '../domain/role.js';
 
 export const ROLLBACK_STEPS = [
   'lock-writer', 'hold-writes', 'fence-target', 'wait-source-applied', 'sync-sequences', 'drop-reverse', 'advance-forward-slot',
@@ -51,7 +52,7 @@ export interface RollbackResult {
   readonly pauseMs: number | null;
   /** The target LSN the source applied before taking writes back. */
   readonly targetLsn: string | null;
-  readonly writesOn: 'source' | 'target';
+  readonly writesOn: Role;
   readonly failedStep?: RollbackStep;
   readonly error?: string;
 }

@@ -5,27 +5,14 @@
  */
 import type { Observation } from './monitor.js';
 import type { DirectionNames } from './reverse.js';
+import type { Role } from '../domain/role.js';
 
-export type Side = 'source' | 'target';
-
-export function otherSide(s: Side): Side {
-  switch (s) {
-    case 'source':
-      return 'target';
-    case 'target':
-      return 'source';
-    default: {
-      const never: never = s;
-      throw new Error(`unknown side ${String(never)}`);
-    }
-  }
-}
 
 /** One direction of native replication: the subscription on `subscriber`, its slot on `publisher`. */
 export interface WatchedDirection {
   readonly name: 'forward' | 'reverse';
-  readonly publisher: Side;
-  readonly subscriber: Side;
+  readonly publisher: Role;
+  readonly subscriber: Role;
   readonly publication: string;
   readonly subscription: string;
 }
@@ -35,7 +22,7 @@ export interface WatchedDirection {
  * (source publishes, target subscribes) while the source takes writes; reverse once the target
  * does. The heartbeat follows the same rule: written on the publisher, read on the subscriber.
  */
-export function directionFor(writer: Side, names: Required<DirectionNames>): WatchedDirection {
+export function directionFor(writer: Role, names: Required<DirectionNames>): WatchedDirection {
   switch (writer) {
     case 'source':
       return { name: 'forward', publisher: 'source', subscriber: 'target', publication: names.publication, subscription: names.subscription };

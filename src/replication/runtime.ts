@@ -21,10 +21,11 @@ import { watchReplication, type Observation, type ReplicationMonitor, type Repli
 import { nativeMonitor } from './native-monitor.js';
 import { directionNames, type DirectionNames } from './reverse.js';
 import {
-  directionFor, otherSide, reportedLag, reportedReplicationError, type Side, type WatchedDirection,
+  directionFor, reportedLag, reportedReplicationError, type WatchedDirection,
 } from './runtime-plan.js';
 import { slotInfo } from './subscription.js';
 import { errorText } from './control-conn.js';
+import { ROLES, otherRole, type Role } from '../domain/role.js';
 
 export interface ReplicationRuntimeOptions {
   /** Privileged control URL of the source (as backendUrl(cfg.control.source) gives). */
@@ -51,7 +52,7 @@ export interface ReplicationRuntimeOptions {
   /** Session tuning (control-session.ts defaults: connect 5 s, query 10 s, backoff 0.5–15 s). */
   session?: { connectTimeoutMs?: number; queryTimeoutMs?: number; minBackoffMs?: number; maxBackoffMs?: number };
   /** Who takes writes now (from the cutover state). */
-  writer(): Side;
+  writer(): Role;
   /** Every poll: the lag for BreakerSet.observeLag (null: unknown now). */
   onLag?(seconds: number | null): void;
   /** Every poll: the replication error for BreakerSet.observeReplicationError (null: none). */
@@ -83,17 +84,17 @@ export interface ReplicationRuntime {
   stop(): Promise<void>;
 }
 
-type PerSide<T> = Record<Side, T>;
+type PerSide<T> = Record<Role, T>;
 
 export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Promise<ReplicationRuntime> {
   const now = o.now ?? Date.now;
   const names = directionNames({ ...o.names, ...(o.subscription ? { subscription: o.subscription } : {}) });
   const mode: 'native' | 'dms' | 'none' = o.dms ? 'dms' : o.subscription ? 'native' : 'none';
   const urls: PerSide<string> = { source: o.sourceUrl, target: o.targetUrl };
-  const session = (side: Side, purpose: string, onConnect?: ControlSessionOptions['onConnect']) =>
+  const session = (side: Role, purpose: string, onConnect?: ControlSessionOptions['onConnect']) =>
     controlSession({ url: urls[side], purpose, label: side, now, ...o.session, ...(onConnect ? { onConnect } : {}) });
 
-  let writer: Side = o.writer();
+  let writer: Role = o.writer();
   let direction: WatchedDirection = directionFor(writer, names);
 
   // The probe's own sessions: each tick writes then reads, and must not queue behind the monitor.
@@ -102,7 +103,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
     ? { source: session('source', 'heartbeat', ensureHeartbeatTable), target: session('target', 'heartbeat', ensureHeartbeatTable) }
     : null;
   const hb: HeartbeatProbe | null = hbSessions
-    ? startHeartbeat({ primary: hbSessions[writer].db, replica: hbSessions[otherSide(writer)].db, intervalMs: o.heartbeatIntervalMs ?? 1000, now })
+    ? startHeartbeat({ primary: hbSessions[writer].db, replica: hbSessions[otherRole(writer)].db, intervalMs: o.heartbeatIntervalMs ?? 1000, now })
     : null;
   const heartbeatLag = () => (hb && hb.lastError() === null ? hb.lagSeconds() : null);
 
@@ -150,7 +151,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
   const slotOn: PerSide<string> = { source: names.subscription, target: names.reverseSubscription };
   const readSlots = async () => {
     if (!monSessions) return;
-    await Promise.all((['source', 'target'] as const).map(async (side) => {
+    await Promise.all(ROLES.map(async (side) => {
       try {
         slots[side] = (await slotInfo(monSessions[side].db, slotOn[side]))?.retainedBytes ?? null;
       } catch {
@@ -160,7 +161,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
   };
 
   const syncWriter = () => {
-    let w: Side;
+    let w: Role;
     try {
       w = o.writer();
     } catch (err) {
@@ -171,7 +172,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
     log.info({ from: writer, to: w }, 'replication runtime: writer changed; heartbeat and monitor follow');
     writer = w;
     direction = directionFor(w, names);
-    if (hb && hbSessions) hb.setPrimary(hbSessions[w].db, hbSessions[otherSide(w)].db);
+    if (hb && hbSessions) hb.setPrimary(hbSessions[w].db, hbSessions[otherRole(w)].db);
   };
 
   // A paused subscription is not lag: its backlog grows by design until `replicate resume`.
@@ -250,7 +251,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
         labelNames: ['side'],
         registers: [reg],
         collect() {
-          for (const side of ['source', 'target'] as const) this.set({ side }, slots[side] ?? Number.NaN);
+          for (const side of ROLES) this.set({ side }, slots[side] ?? Number.NaN);
         },
       });
     },
@@ -268,7 +269,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
         replicationError: replicationError(),
         last: last && { phase: last.phase, detail: last.detail, error: last.error ?? null, at: new Date(last.now).toISOString() },
         slotRetainedBytes: { ...slots },
-        heartbeat: hb && { lagSeconds: hb.lagSeconds(), lastError: hb.lastError(), writtenOn: writer, readOn: otherSide(writer) },
+        heartbeat: hb && { lagSeconds: hb.lagSeconds(), lastError: hb.lastError(), writtenOn: writer, readOn: otherRole(writer) },
         sessions: { heartbeat: sessionsStatus(hbSessions), monitor: sessionsStatus(monSessions) },
       };
     },

@@ -7,18 +7,18 @@
 import { log } from '../log.js';
 import { connectControl, errorText } from './control-conn.js';
 import { advanceForwardSlot, type DirectionNames, type SlotAdvance } from './reverse.js';
-import type { Side } from './runtime-plan.js';
+import { ROLES, type Role } from '../domain/role.js';
 
 export interface SlotAdvancerOptions {
   readonly sourceUrl: string;
   readonly targetUrl: string;
   readonly names?: DirectionNames;
   readonly intervalMs: number;
-  readonly writer: () => Side;
+  readonly writer: () => Role;
   /** Slot retention per side now (the replication runtime's readings). */
   readonly retained: () => { source: number | null; target: number | null };
   readonly alertBytes: number;
-  readonly onAlert: (side: Side, bytes: number, threshold: number, crossed: 'above' | 'below') => void;
+  readonly onAlert: (side: Role, bytes: number, threshold: number, crossed: 'above' | 'below') => void;
   readonly now?: () => number;
 }
 
@@ -26,14 +26,14 @@ export interface SlotAdvancerStatus {
   readonly lastAdvance: (SlotAdvance & { at: number }) | null;
   readonly lastError: string | null;
   readonly advances: number;
-  readonly alerting: readonly Side[];
+  readonly alerting: readonly Role[];
 }
 
 /** Sides whose retention crossed the threshold since `prev` (pure). */
-export function retentionCrossings(prev: ReadonlySet<Side>, now: { source: number | null; target: number | null }, threshold: number): { above: Side[]; below: Side[] } {
-  const above: Side[] = [];
-  const below: Side[] = [];
-  for (const side of ['source', 'target'] as const) {
+export function retentionCrossings(prev: ReadonlySet<Role>, now: { source: number | null; target: number | null }, threshold: number): { above: Role[]; below: Role[] } {
+  const above: Role[] = [];
+  const below: Role[] = [];
+  for (const side of ROLES) {
     const v = now[side];
     if (v !== null && v > threshold && !prev.has(side)) above.push(side);
     if ((v === null || v <= threshold) && prev.has(side)) below.push(side);
@@ -46,7 +46,7 @@ export function startSlotAdvancer(o: SlotAdvancerOptions) {
   let lastAdvance: SlotAdvancerStatus['lastAdvance'] = null;
   let lastError: string | null = null;
   let advances = 0;
-  const alerting = new Set<Side>();
+  const alerting = new Set<Role>();
   let running: Promise<void> | null = null;
 
   const checkRetention = () => {

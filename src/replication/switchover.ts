@@ -25,6 +25,7 @@ import { directionNames, disableAndWait, startReverseReplication, stopReverseRep
 import { syncSequences } from './sequences.js';
 import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
+import type { Role } from '../domain/role.js';
 
 /** What the proxy offers the switchover: hold application writes, then let them go to one side. */
 export interface WriteGate {
@@ -34,7 +35,7 @@ export interface WriteGate {
    */
   hold(): Promise<void>;
   /** Stop holding: held and new writes go to `to`. */
-  release(to: 'source' | 'target'): void | Promise<void>;
+  release(to: Role): void | Promise<void>;
 }
 
 export const SWITCHOVER_STEPS = [
@@ -71,7 +72,7 @@ export type SwitchoverResult = {
   /** The source LSN the target applied before taking writes. */
   readonly switchLsn: string | null;
   /** Where writes go now. */
-  readonly writesOn: 'source' | 'target';
+  readonly writesOn: Role;
   readonly failedStep?: SwitchoverStep;
   readonly error?: string;
 };

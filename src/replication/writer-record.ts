@@ -9,12 +9,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './control-conn.js';
 import { CONTROL_SCHEMA } from './fence-catalog.js';
+import type { Role } from '../domain/role.js';
 
-export type WriterSide = 'source' | 'target';
 
 export interface WriterRow {
   readonly epoch: number;
-  readonly writer: WriterSide;
+  readonly writer: Role;
   /** This database is fenced for application roles. */
   readonly fenced: boolean;
   readonly lockHolder: string | null;
@@ -59,7 +59,7 @@ export async function ensureControlSchema(db: Db): Promise<void> {
 export async function readWriterRow(db: Db): Promise<WriterRow> {
   const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('${W}') IS NOT NULL AS ok`);
   if (!exists.rows[0]!.ok) return { epoch: 0, writer: 'source', fenced: false, lockHolder: null, lockToken: null, lockAt: null };
-  const r = await db.query<{ epoch: string; writer: WriterSide; fenced: boolean; lock_holder: string | null; lock_token: string | null; lock_at: string | null }>(
+  const r = await db.query<{ epoch: string; writer: Role; fenced: boolean; lock_holder: string | null; lock_token: string | null; lock_at: string | null }>(
     `SELECT epoch, writer, fenced, lock_holder, lock_token, lock_at::text FROM ${W}`,
   );
   const x = r.rows[0]!;
@@ -69,7 +69,7 @@ export async function readWriterRow(db: Db): Promise<WriterRow> {
 /** What both databases say together: the newest epoch wins; a lock on either means a change is running. */
 export interface WriterRecord {
   readonly epoch: number;
-  readonly writer: WriterSide;
+  readonly writer: Role;
   readonly source: WriterRow;
   readonly target: WriterRow;
   /** Holder of a writer-change lock on either database, or null. */
@@ -94,7 +94,7 @@ export interface WriterLock {
   /** The epoch this run writes: one above the newest on either database. */
   readonly epoch: number;
   /** The writer both databases recorded when the lock was taken. */
-  readonly before: WriterSide;
+  readonly before: Role;
 }
 
 export class WriterLockBusy extends Error {
@@ -146,7 +146,7 @@ export async function releaseWriterLock(source: Db, target: Db, lock: WriterLock
  * Writes `{epoch, writer, fenced}` on one database, only while `lock` is still held there (the fencing token):
  * a run whose lock was taken away (writer-unlock) cannot overwrite a newer record.
  */
-export async function recordWriter(db: Db, lock: WriterLock, writer: WriterSide, fenced: boolean): Promise<void> {
+export async function recordWriter(db: Db, lock: WriterLock, writer: Role, fenced: boolean): Promise<void> {
   const r = await db.query(`UPDATE ${W} SET epoch = $1, writer = $2, fenced = $3, updated_at = now() WHERE lock_token = $4`, [lock.epoch, writer, fenced, lock.token]);
   if ((r.rowCount ?? 0) === 0) throw new Error(`the writer lock of ${lock.holder} is no longer held on this database: not recording ${writer} as writer`);
 }

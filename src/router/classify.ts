@@ -8,6 +8,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { Lru } from './lru.js';
 import { leadingHint, shapeKey } from './shape.js';
+import type { Role } from '../domain/role.js';
 
 export type StatementClass = 'read' | 'write' | 'tx-begin' | 'tx-end' | 'tx-other' | 'session';
 /** Session state that ties the client session to the backend that holds it. */
@@ -20,7 +21,7 @@ export interface Classification {
   /** BEGIN / START TRANSACTION … READ WRITE. */
   readWriteTx?: boolean;
   /** From a comment before the first token: `/* pg-cutover:source *\/` or `pg-cutover:target`. */
-  hint?: 'source' | 'target';
+  hint?: Role;
   pins?: Pin;
   /** Tries to leave read-only mode; the proxy refuses this on a fenced backend (DESIGN.md, Fencing). */
   setsReadOnlyOff?: boolean;
@@ -325,7 +326,7 @@ function classifyNode(node: unknown, ctx: Ctx): Draft {
 const RANK: Record<StatementClass, number> = { read: 0, session: 1, 'tx-begin': 2, 'tx-end': 2, 'tx-other': 2, write: 3 };
 
 /** One statement keeps its class; several take the most write-ish, and transaction control among them makes a write. */
-function combine(parts: Draft[], hint: 'source' | 'target' | undefined): Classification {
+function combine(parts: Draft[], hint: Role | undefined): Classification {
   const multi = parts.length > 1;
   let d: Draft;
   if (!multi) d = parts[0] ?? { cls: 'read' };

@@ -10,7 +10,7 @@
  * Until such a reading exists, and until the reader's applied position reaches it, the session's reads stay
  * on the writer. Everything here is pure and synchronous: the hot path decides without a query.
  */
-import type { Role } from './route.js';
+import type { Role } from '../domain/role.js';
 
 export interface LsnSample {
   /** From FreshnessBook.begin(), taken right before the sample's query was sent. */

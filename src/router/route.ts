@@ -4,8 +4,8 @@
  * is outside a transaction with no reply owed; inside one, everything follows the backend it began on.
  */
 import type { Classification } from './classify.js';
+import type { Role } from '../domain/role.js';
 
-export type Role = 'source' | 'target';
 
 export interface RoutePolicy {
   /** Reads sent to the target, 0..100. */

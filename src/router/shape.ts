@@ -1,3 +1,4 @@
+import type { Role } from '../domain/role.js';
 /**
  * Statement shape: the SQL text with its literal values masked, so that statements differing only
  * in literals share one classification cache entry (see "Hot path" in DESIGN.md).
@@ -237,7 +238,7 @@ export function shapeKey(sql: string): string {
  * The routing hint in the comments before the first token, e.g. `/* pg-cutover:source *\/ SELECT …`.
  * Hint comments are kept verbatim by shapeKey, so statements sharing a key share their hint.
  */
-export function leadingHint(sql: string): 'source' | 'target' | undefined {
+export function leadingHint(sql: string): Role | undefined {
   const n = sql.length;
   let i = 0;
   while (i < n) {
@@ -251,7 +252,7 @@ export function leadingHint(sql: string): 'source' | 'target' | undefined {
     else if (c === SLASH && sql.charCodeAt(i + 1) === STAR) end = endOfBlockComment(sql, i);
     else return undefined;
     const m = HINT_RE.exec(sql.slice(i, end));
-    if (m) return m[1]!.toLowerCase() as 'source' | 'target';
+    if (m) return m[1]!.toLowerCase() as Role;
     i = end;
   }
   return undefined;
