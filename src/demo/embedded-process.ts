@@ -31,8 +31,9 @@ export interface Postmaster {
   running(): boolean;
 }
 
-// Printed by the postmaster once it accepts connections (src/backend/postmaster/postmaster.c).
-const READY = 'database system is ready to accept connections';
+// Printed by the postmaster once it accepts connections (src/backend/postmaster/postmaster.c); a hot
+// standby prints "database system is ready to accept read-only connections".
+const READY = /database system is ready to accept (read-only )?connections/;
 
 /**
  * Spawns `postgres -D dataDir -p port <-c k=v ...>` and resolves once it accepts connections.
@@ -82,7 +83,7 @@ export function spawnPostmaster(
       log.push(text);
       if (settled) return;
       seen = (seen + text).slice(-4096); // the marker may straddle two chunks
-      if (seen.includes(READY)) {
+      if (READY.test(seen)) {
         settled = true;
         clearTimeout(timer);
         seen = '';

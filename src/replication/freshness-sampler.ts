@@ -13,7 +13,7 @@ import pg from 'pg';
 import { log } from '../log.js';
 import { parseLsn } from './lsn.js';
 import { controlApplicationName } from './control-conn.js';
-import type { FreshnessBook } from '../router/freshness.js';
+import type { FreshnessBook, LsnSample } from '../router/freshness.js';
 import type { Role } from '../domain/role.js';
 
 const SAMPLE_SQL = `SELECT pg_current_wal_insert_lsn()::text AS w,
@@ -28,6 +28,8 @@ export interface FreshnessSamplerOptions {
   everyMs: number;
   /** Each reading's staleness (ms; null unknown), for the metrics. */
   onSample?(stalenessMs: number | null): void;
+  /** After each booked reading, before the next one (the target readers' sampler: reader-sampler.ts). */
+  afterSample?(x: LsnSample): Promise<void>;
   now?: () => number;
 }
 
@@ -73,9 +75,11 @@ export class FreshnessSampler {
       const r = await c.query(SAMPLE_SQL);
       const row = r.rows[0] as { w: string; r: string | null };
       const at = this.now();
-      this.o.book.add({ seq, writer, writerLsn: parseLsn(row.w), readerLsn: row.r === null ? null : parseLsn(row.r), at });
+      const x: LsnSample = { seq, writer, writerLsn: parseLsn(row.w), readerLsn: row.r === null ? null : parseLsn(row.r), at };
+      this.o.book.add(x);
       this.o.onSample?.(this.o.book.staleness(at));
       this.failing = false;
+      await this.o.afterSample?.(x);
     } catch (e) {
       if (!this.failing && !this.closed) log.warn({ err: (e as Error).message, writer }, 'read-your-writes sample failed; reads after writes stay on the writer');
       this.failing = true;

@@ -31,9 +31,14 @@ export interface SessionFreshness {
   need: number;
   /** That sample's writer position, once it exists. */
   lsn: bigint | null;
+  /**
+   * The last commit position the wait cleared at (the target primary had applied it), kept for target
+   * readers (./readers.ts), which may still trail it.
+   */
+  done: { lsn: bigint; writer: Role } | null;
 }
 
-export const newSessionFreshness = (): SessionFreshness => ({ need: 0, lsn: null });
+export const newSessionFreshness = (): SessionFreshness => ({ need: 0, lsn: null, done: null });
 
 const RING = 1024;
 
@@ -117,6 +122,7 @@ export function readerFresh(s: SessionFreshness, book: FreshnessBook, writer: Ro
     }
     if (s.need > 0) {
       if (last.writer !== writer || last.readerLsn < s.lsn!) return false;
+      s.done = { lsn: s.lsn!, writer };
       s.need = 0;
       s.lsn = null;
     }

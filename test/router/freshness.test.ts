@@ -31,7 +31,7 @@ t.test('a session that never wrote reads from the reader; one that wrote waits f
   t.notOk(readerFresh(s, book, 'source', 4, 0), 'still behind');
   sample(book, 300, 200, 5); // the writer moved on; the reader reached the session's position
   t.ok(readerFresh(s, book, 'source', 5, 0), 'reader reached it: the read may go there');
-  t.same(s, { need: 0, lsn: null }, 'and the session no longer waits');
+  t.same(s, { need: 0, lsn: null, done: { lsn: 200n, writer: 'source' } }, 'and the session no longer waits (its commit position kept for the target readers)');
 });
 
 t.test('unknown reader position keeps reads after writes on the writer', async (t) => {
@@ -66,7 +66,7 @@ t.test('a writer change releases sessions whose write went to the old writer', a
   sample(book, 100, 10, 0, 'source');
   // A writer change waits until the new writer has applied the old one's position: the write is on both.
   t.ok(readerFresh(s, book, 'target', 1, 0), 'the sample covering the write is of the old writer: no wait');
-  t.same(s, { need: 0, lsn: null });
+  t.same(s, { need: 0, lsn: null, done: null });
 });
 
 t.test('a sample that fell out of the ring or failed is replaced by a later one', async (t) => {
