@@ -208,6 +208,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     // (they then meet the fence: a clean 25006, never a write on the wrong side).
     holdWritesForRollback: () => proxy.holdWritesFor(60_000),
     releaseWrites: () => proxy.releaseWrites(),
+    // A rollback blocked by an unreachable database retries its step 3 (2 s doubling to 30 s, time-scaled).
+    rollbackRetry: { firstMs: Math.max(200, 2000 * cfg.timeScale), maxMs: Math.max(1000, 30_000 * cfg.timeScale) },
     onBreaker: relay.onBreaker,
   });
   controller = ctl;

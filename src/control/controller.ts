@@ -12,7 +12,7 @@ import { decideTransition, effectiveReadPercent, type CutoverSnapshot, type Gate
 import { STATE_POLICY, type CutoverState } from './states.js';
 import type { StateStore } from './store.js';
 import { requestTransition, type TransitionOutcome } from './transition.js';
-import { runRollback, type RollbackHooks } from './rollback-runner.js';
+import { runRollback, type RetryPolicy, type RollbackHooks } from './rollback-runner.js';
 import type { Role } from '../domain/role.js';
 
 export interface GateCriterion {
@@ -48,6 +48,8 @@ export interface ControllerDeps {
    */
   holdWritesForRollback?(): void;
   releaseWrites?(): void;
+  /** Backoff of a rollback step blocked by an unreachable database (default 2 s doubling to 30 s). */
+  rollbackRetry?: RetryPolicy;
   /** Every breaker that opened or closed (alerts, the scale hook); the rollback itself is the controller's. */
   onBreaker?(tr: BreakerTransition): void;
   now?: () => number;
@@ -191,6 +193,7 @@ export class Controller {
       now: this.now,
       finish: (reason) => this.transition({ to: 'SOURCE_PRIMARY', event: 'rollback-complete', reason, by: 'rollback-runner' }),
       revert: (reason) => this.override(from.state, reason, 'rollback-runner'),
+      ...(this.d.rollbackRetry ? { retry: this.d.rollbackRetry } : {}),
     })
       .catch((e) => log.error({ err: e }, 'rollback runner failed'))
       .finally(() => {

@@ -11,8 +11,9 @@ import { rollbackWritesToSource } from '../replication/rollback.js';
 import { pauseNativeReplication } from '../replication/native.js';
 import { dmsMonitor } from '../replication/dms-monitor.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
-import { forceUnlock, readWriterRecord, type WriterRecord } from '../replication/writer-record.js';
-import type { RollbackHooks } from './rollback-runner.js';
+import { claimWriterLock, forceUnlock, readWriterRecord, type WriterRecord } from '../replication/writer-record.js';
+import { isUnreachable } from '../replication/unreachable.js';
+import { RollbackBlocked, type RollbackHooks } from './rollback-runner.js';
 import type { WritePause } from './write-pause.js';
 import type { Role } from '../domain/role.js';
 
@@ -67,12 +68,22 @@ export function createSwitchover(cfg: StartConfig, pauses: WritePause, version: 
 export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses: WritePause, version: () => number): RollbackHooks {
   return {
     drainTarget: (ms) => proxy.drainRole('target', ms),
-    async restoreSourceAfterWrites(revert) {
+    async restoreSourceAfterWrites(revert, lockToken) {
       const [source, target] = await Promise.all([
-        connectControl(backendUrl(cfg.control.source), { purpose: 'rollback' }),
-        connectControl(backendUrl(cfg.control.target), { purpose: 'rollback' }),
-      ]);
+        connectControl(backendUrl(cfg.control.source), { purpose: 'rollback', connectTimeoutMs: 5000 }),
+        connectControl(backendUrl(cfg.control.target), { purpose: 'rollback', connectTimeoutMs: 5000 }),
+      ].map((p) => p.catch((e: Error) => e)));
       try {
+        if (source instanceof Error) throw isUnreachable(source) ? new RollbackBlocked(`source unreachable: ${source.message}`, lockToken) : source;
+        if (target instanceof Error) {
+          if (!isUnreachable(target)) throw target;
+          // While it waits, the run claims the writer lock on the source: every sidecar sees a writer change
+          // running (none adopts the target as writer meanwhile) and a second request is refused.
+          const claimed = await claimWriterLock(source, cfg.sidecarId, lockToken);
+          throw new RollbackBlocked(`target unreachable: ${target.message}`, claimed);
+        }
+        // An operator who cleared the claim (writer unlock) stops this run: it halts here, in ROLLBACK.
+        if (lockToken) await claimWriterLock(source, cfg.sidecarId, lockToken);
         // Within the procedure's own 30 s drain bound, so the acknowledgements are judged before it gives up.
         const pause = pauses.pause('target', 25_000);
         const gate = {
@@ -91,11 +102,17 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
           appRoles: cfg.appRoles,
           holder: cfg.sidecarId,
           subscription: cfg.subscription,
+          ...(lockToken ? { lockToken } : {}),
         });
+        if (r.blocked) {
+          // Lost the target (or source) mid-way: keep (or claim) the lock on the source and wait.
+          const claimed = r.lockToken ?? (await claimWriterLock(source, cfg.sidecarId, null).catch(() => null));
+          throw new RollbackBlocked(`${r.failedStep}: ${r.error}`, claimed);
+        }
         if (!r.ok) throw new Error(`${r.failedStep}: ${r.error}`);
         return { pauseMs: r.pauseMs, targetLsn: r.targetLsn, steps: r.steps.length };
       } finally {
-        await Promise.allSettled([source.end(), target.end()]);
+        await Promise.allSettled([source, target].map((c) => (c instanceof Error ? undefined : c.end())));
       }
     },
     async pauseReplication() {

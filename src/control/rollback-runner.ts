@@ -15,11 +15,31 @@ export interface RollbackHooks {
    * Writes had moved to the target: fence it, wait for reverse replication to apply its writes on the
    * source, sync sequences, restore forward replication, unfence the source (DESIGN.md step 3). When it fails
    * before the source was touched, writes stay on the target: it calls `revert` (the state goes back to the
-   * one the rollback left) before releasing them there, then rejects.
+   * one the rollback left) before releasing them there, then rejects. When a database cannot be reached before
+   * the source was touched it rejects with RollbackBlocked (nothing undone, writes held, the writer lock kept or
+   * claimed on the source): the runner calls it again with that lock's token.
    */
-  restoreSourceAfterWrites(revert: () => Promise<void>): Promise<Record<string, unknown>>;
+  restoreSourceAfterWrites(revert: () => Promise<void>, lockToken: string | null): Promise<Record<string, unknown>>;
   /** Pause replication (ALTER SUBSCRIPTION … DISABLE / DMS StopReplicationTask); false when none is configured. */
   pauseReplication(): Promise<boolean>;
+}
+
+/** Step 3 cannot go on yet (a database is unreachable); `lockToken`: the writer lock this run holds or claimed. */
+export class RollbackBlocked extends Error {
+  constructor(message: string, readonly lockToken: string | null) {
+    super(message);
+  }
+}
+
+/** Backoff between attempts of a blocked step: `firstMs`, doubled each time up to `maxMs`. */
+export interface RetryPolicy {
+  readonly firstMs: number;
+  readonly maxMs: number;
+}
+
+/** Pure: the wait before attempt `attempt + 1` (attempt counts from 1). */
+export function retryDelay(p: RetryPolicy, attempt: number): number {
+  return Math.min(p.maxMs, p.firstMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
 }
 
 export interface RollbackRun {
@@ -33,6 +53,10 @@ export interface RollbackRun {
   finish(reason: string): Promise<{ ok: boolean }>;
   /** Put the state back to `from` (the rollback aborted with writes still on the target). */
   revert(reason: string): Promise<boolean>;
+  /** Backoff of a blocked step 3 (default 2 s doubling to 30 s; the sidecar scales it with --time-scale). */
+  retry?: RetryPolicy;
+  /** Waits `ms` (a fake clock in unit tests). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export async function runRollback(r: RollbackRun): Promise<void> {
@@ -58,7 +82,7 @@ export async function runRollback(r: RollbackRun): Promise<void> {
       reverted = await r.revert(`rollback aborted before the source was touched: writes stay on the target (${r.from.state})`);
       if (!reverted) throw new Error(`could not put the state back to ${r.from.state}`);
     };
-    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', () => r.hooks.restoreSourceAfterWrites(revert));
+    const ok = await restoreWithRetry(r, step, revert);
     if (!ok && reverted) {
       log.error({ state: r.from.state }, 'rollback aborted: writes stay on the target, state restored');
       return;
@@ -84,4 +108,43 @@ export async function runRollback(r: RollbackRun): Promise<void> {
     done = await r.finish('rollback procedure complete');
   }
   await step('6 rollback complete', async () => ({ toSourcePrimary: done.ok }));
+}
+
+type Step = (name: string, fn: () => Promise<Record<string, unknown> | void>) => Promise<boolean>;
+
+/**
+ * Step 3, retried while a database is unreachable: the source stays fenced (the switchover's fence) and writes
+ * stay held, then refused by that fence (25006), never acknowledged; each attempt is audited. It stops when the
+ * state has moved on (an operator adopted the recorded writer) or the attempt ends any other way.
+ */
+async function restoreWithRetry(r: RollbackRun, step: Step, revert: () => Promise<void>): Promise<boolean> {
+  const policy = r.retry ?? { firstMs: 2000, maxMs: 30_000 };
+  const sleep = r.sleep ?? ((ms: number) => new Promise<void>((res) => setTimeout(res, ms)));
+  const ours = () => {
+    const cur = r.store.current();
+    return cur.state === 'ROLLBACK' && cur.version === r.at.version;
+  };
+  let token: string | null = null;
+  for (let attempt = 1; ; attempt++) {
+    let blocked: RollbackBlocked | null = null;
+    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', async () => {
+      try {
+        return await r.hooks.restoreSourceAfterWrites(revert, token);
+      } catch (e) {
+        if (e instanceof RollbackBlocked) blocked = e;
+        throw e;
+      }
+    });
+    if (ok || blocked === null) return ok;
+    token = (blocked as RollbackBlocked).lockToken;
+    const waitMs = retryDelay(policy, attempt);
+    log.warn({ attempt, waitMs, err: (blocked as RollbackBlocked).message }, 'rollback blocked: a database is unreachable; the source stays fenced, retrying');
+    await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: '3 blocked, retrying', detail: { attempt, retryInMs: waitMs, lockClaimed: token !== null } }).catch(() => undefined);
+    await sleep(waitMs);
+    if (!ours()) {
+      log.warn({ state: r.store.current().state }, 'rollback stopped: the state moved on while it waited');
+      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: '3 abandoned: the state moved on', detail: { attempt, state: r.store.current().state } }).catch(() => undefined);
+      return false;
+    }
+  }
 }

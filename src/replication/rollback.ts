@@ -21,6 +21,7 @@ import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
 import type { WriteGate } from './switchover.js';
 import type { Role } from '../domain/role.js';
+import { isUnreachable } from './unreachable.js';
 
 export const ROLLBACK_STEPS = [
   'lock-writer', 'hold-writes', 'fence-target', 'wait-source-applied', 'sync-sequences', 'drop-reverse', 'advance-forward-slot',
@@ -38,6 +39,8 @@ export interface RollbackOptions extends DirectionNames {
   appRoles: readonly string[];
   /** Who runs this (sidecar id): named to a second request while this one holds the writer lock. */
   holder?: string;
+  /** Resume a blocked run: the token of its writer lock (claimed or taken before), which must still hold. */
+  lockToken?: string;
   /** Wait this long for in-flight target writes; then the fence ends them. Default 30 s. */
   drainTimeoutMs?: number;
   /** Longest wait for reverse replication to apply the target's LSN on the source. Default 60 s. */
@@ -52,9 +55,16 @@ export interface RollbackResult {
   readonly pauseMs: number | null;
   /** The target LSN the source applied before taking writes back. */
   readonly targetLsn: string | null;
-  readonly writesOn: Role;
+  /** `none` (blocked): writes stay held, then meet the source's fence, until the run resumes. */
+  readonly writesOn: Role | 'none';
   readonly failedStep?: RollbackStep;
   readonly error?: string;
+  /**
+   * A database could not be reached before the source was touched: nothing was undone (the target keeps any
+   * fence, the lock stays held, writes stay held): retry with `lockToken` once it answers.
+   */
+  readonly blocked?: boolean;
+  readonly lockToken?: string | null;
 }
 
 export async function rollbackWritesToSource(source: Db, target: Db, gate: WriteGate, opts: RollbackOptions): Promise<RollbackResult> {
@@ -69,7 +79,7 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     lock = await log.run('lock-writer', async () => {
       const problems = await fenceProblems(target, opts.appRoles);
       if (problems.length > 0) throw new Error(`the target cannot be fenced: ${problems.join('; ')}`);
-      return acquireWriterLock(source, target, opts.holder ?? 'rollback');
+      return acquireWriterLock(source, target, opts.holder ?? 'rollback', opts.lockToken);
     }, (l) => `epoch ${l.epoch} by ${l.holder}`);
     const held = lock;
     await log.run('hold-writes', async () => {
@@ -105,6 +115,10 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     const failed = err instanceof StepFailure ? (err.step as RollbackStep) : undefined;
     const error = err instanceof StepFailure ? err.reason : String(err);
     const held = lock;
+    if (failed && !SOURCE_COMMITTED.includes(failed) && err instanceof StepFailure && isUnreachable(err.original)) {
+      // The target may hold writes the source lacks: never release to the source, never undo half-blind.
+      return { ok: false, blocked: true, lockToken: held?.token ?? opts.lockToken ?? null, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'none', failedStep: failed, error: `${error} (rollback blocked: a database is unreachable; retry)` };
+    }
     if (failed && SOURCE_COMMITTED.includes(failed) && held) {
       if (!log.records.some((r) => r.step === 'unfence-source' && r.ok)) await log.attempt('finish-unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }));
       await log.attempt('finish-release-to-source', async () => gate.release('source'));

@@ -29,7 +29,7 @@ export class StepLog<S extends string> {
     } catch (err) {
       const error = errorText(err);
       this.records.push({ step, ok: false, startedAt, ms: this.now() - startedAt, error });
-      throw new StepFailure(step, error);
+      throw new StepFailure(step, error, err);
     }
   }
 
@@ -49,7 +49,8 @@ export class StepLog<S extends string> {
 }
 
 export class StepFailure extends Error {
-  constructor(readonly step: string, readonly reason: string) {
+  /** `original`: what the step threw (e.g. a lost connection, see unreachable.ts). */
+  constructor(readonly step: string, readonly reason: string, readonly original?: unknown) {
     super(`${step}: ${reason}`);
   }
 }

@@ -103,26 +103,55 @@ export class WriterLockBusy extends Error {
   }
 }
 
-async function take(db: Db, holder: string, token: string): Promise<WriterRow | null> {
+/** `free`: only a free lock; `ours`: free or already held with this token; `strict`: only held with this token. */
+type TakeMode = 'free' | 'ours' | 'strict';
+
+async function take(db: Db, holder: string, token: string, mode: TakeMode = 'free'): Promise<WriterRow | null> {
   await ensureControlSchema(db);
-  const r = await db.query(`UPDATE ${W} SET lock_holder = $1, lock_token = $2, lock_at = now() WHERE lock_holder IS NULL RETURNING one`, [holder, token]);
+  const where = mode === 'free' ? 'lock_holder IS NULL' : mode === 'ours' ? 'lock_holder IS NULL OR lock_token = $2' : 'lock_token = $2';
+  const r = await db.query(`UPDATE ${W} SET lock_holder = $1, lock_token = $2, lock_at = now() WHERE ${where} RETURNING one`, [holder, token]);
   if ((r.rowCount ?? 0) === 0) return null;
   return readWriterRow(db);
 }
 
-/** Takes the writer-change lock on both databases, or throws WriterLockBusy naming the holder. */
-export async function acquireWriterLock(source: Db, target: Db, holder: string): Promise<WriterLock> {
-  const token = randomUUID();
-  const s = await take(source, holder, token);
+/** The writer lock this run claimed on one database was cleared (`writer unlock`): the run must stop. */
+export class WriterLockLost extends Error {
+  constructor(readonly holder: string, where: string) {
+    super(`the writer lock ${holder} claimed on the ${where} was cleared (pg-cutover writer unlock): this run stops; pg-cutover writer adopt settles the state`);
+  }
+}
+
+/**
+ * A rollback that cannot reach the target yet claims the lock on the source alone, so every sidecar (and a
+ * second request) sees a writer change running while it waits; `token` from an earlier claim must still hold.
+ * Returns the token, or throws WriterLockBusy (another run) / WriterLockLost (cleared by an operator).
+ */
+export async function claimWriterLock(db: Db, holder: string, token: string | null): Promise<string> {
+  const t = token ?? randomUUID();
+  if (await take(db, holder, t, token ? 'strict' : 'free')) return t;
+  if (token) throw new WriterLockLost(holder, 'source');
+  const cur = await readWriterRow(db);
+  throw new WriterLockBusy(cur.lockHolder ?? 'someone', cur.lockAt, 'source');
+}
+
+/**
+ * Takes the writer-change lock on both databases, or throws WriterLockBusy naming the holder. `resume`: the
+ * token of this run's earlier claim (claimWriterLock), which must still hold on the source.
+ */
+export async function acquireWriterLock(source: Db, target: Db, holder: string, resume?: string): Promise<WriterLock> {
+  const token = resume ?? randomUUID();
+  const s = await take(source, holder, token, resume ? 'strict' : 'free');
+  if (!s && resume) throw new WriterLockLost(holder, 'source');
   if (!s) {
     const cur = await readWriterRow(source);
     throw new WriterLockBusy(cur.lockHolder ?? 'someone', cur.lockAt, 'source');
   }
   let t: WriterRow | null;
   try {
-    t = await take(target, holder, token);
+    t = await take(target, holder, token, resume ? 'ours' : 'free');
   } catch (err) {
-    await unlock(source, token).catch(() => undefined);
+    // A resumed run keeps its claim on the source while the target is unreachable.
+    if (!resume) await unlock(source, token).catch(() => undefined);
     throw err;
   }
   if (!t) {

@@ -24,6 +24,9 @@ export interface KillablePg {
   readonly pg: EmbeddedPg;
   /** SIGKILL to the postmaster (its backends die with it), `downMs` down, then the same server again. */
   killAndRestart(downMs: number): Promise<void>;
+  /** SIGKILL to the postmaster only (restart() brings the same server back). */
+  kill(): void;
+  restart(): Promise<void>;
 }
 
 export function killablePg(t: Teardown, pg: EmbeddedPg): KillablePg {
@@ -35,18 +38,21 @@ export function killablePg(t: Teardown, pg: EmbeddedPg): KillablePg {
       if (current.child.pid !== undefined) unwatchChild(current.child.pid);
     }
   });
-  return {
+  let args: { binary: string; args: string[] } | null = null;
+  const k: KillablePg = {
     pg,
-    async killAndRestart(downMs) {
-      const { binary, args } = postmasterCommand(pg.dataDir);
+    kill() {
+      args ??= postmasterCommand(pg.dataDir);
       process.kill(pid, 'SIGKILL');
       if (current?.child.pid !== undefined) unwatchChild(current.child.pid);
-      await sleep(downMs);
+    },
+    async restart() {
+      const { binary, args: argv } = args ?? postmasterCommand(pg.dataDir);
       const who = await postgresRunAs();
       // Backends notice their postmaster's death and exit; until they have, the old shared memory is in use.
       for (let attempt = 1; ; attempt++) {
         try {
-          current = await spawnPostmaster(binary, args, who, 30_000);
+          current = await spawnPostmaster(binary, argv, who, 30_000);
           break;
         } catch (e) {
           if (attempt >= 50) throw e;
@@ -56,7 +62,13 @@ export function killablePg(t: Teardown, pg: EmbeddedPg): KillablePg {
       pid = current.child.pid!;
       watchChild(pid, 'QUIT');
     },
+    async killAndRestart(downMs) {
+      k.kill();
+      await sleep(downMs);
+      await k.restart();
+    },
   };
+  return k;
 }
 
 export interface KillableRedis {
