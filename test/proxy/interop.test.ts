@@ -8,7 +8,7 @@
  * per unit), COPY in both directions, LISTEN/NOTIFY, and the server's own errors. The data read is the same
  * on both servers (created directly on each), so every state must give the direct answers.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
@@ -209,12 +209,24 @@ const directNode = await nodePostgres(source.url());
 const directRaw = await raw(source.port);
 
 for (const state of ['SOURCE_PRIMARY', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA'] as const) {
+  // In the split states the target must really serve reads, or "as direct" proves nothing about it.
+  const servedByTarget = (t: Test, before: number, todo?: string) => {
+    const n = proxy.proxy.stats.statements.target - before;
+    if (state === 'SOURCE_PRIMARY') t.equal(n, 0, 'nothing ran on the target');
+    else t.ok(n > 0, `the target served reads (${n} statements)`, todo === undefined ? {} : { todo });
+  };
   t.test(`${state}: node-postgres patterns as direct`, async (t) => {
     await proxy.setState(state, 'test');
+    const before = proxy.proxy.stats.statements.target;
     for (let i = 0; i < 3; i++) t.same(await nodePostgres(proxy.url()), directNode, `run ${i}`);
+    // The cursor reads come first: a unit cut by Flush goes to the writer and its end starts a read-your-writes
+    // wait as a write's would; with no replica visible here (no replication) that wait never ends.
+    servedByTarget(t, before, 'a Flush-cut read starts a read-your-writes wait (issue 15)');
   });
   t.test(`${state}: raw pipelines, typed parameters, COPY as direct`, async (t) => {
     await proxy.setState(state, 'test');
+    const before = proxy.proxy.stats.statements.target;
     for (let i = 0; i < 3; i++) t.same(await raw(proxy.listen.port), directRaw, `run ${i}`);
+    servedByTarget(t, before);
   });
 }
