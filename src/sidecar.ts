@@ -209,6 +209,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     holdWritesForRollback: () => proxy.holdWritesFor(60_000),
     releaseWrites: () => proxy.releaseWrites(),
     // A rollback blocked by an unreachable database retries its step 3 (2 s doubling to 30 s, time-scaled).
+    // Open target transactions get 30 s (× --time-scale, at least 5 s) to end, then the rollback goes on.
+    rollbackDrainMs: Math.max(5000, 30_000 * cfg.timeScale),
     rollbackRetry: { firstMs: Math.max(200, 2000 * cfg.timeScale), maxMs: Math.max(1000, 30_000 * cfg.timeScale) },
     onBreaker: relay.onBreaker,
   });

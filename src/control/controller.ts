@@ -50,6 +50,8 @@ export interface ControllerDeps {
   releaseWrites?(): void;
   /** Backoff of a rollback step blocked by an unreachable database (default 2 s doubling to 30 s). */
   rollbackRetry?: RetryPolicy;
+  /** Rollback step 2's drain bound for open target transactions (default 30 s). */
+  rollbackDrainMs?: number;
   /** Every breaker that opened or closed (alerts, the scale hook); the rollback itself is the controller's. */
   onBreaker?(tr: BreakerTransition): void;
   now?: () => number;
@@ -194,6 +196,7 @@ export class Controller {
       finish: (reason) => this.transition({ to: 'SOURCE_PRIMARY', event: 'rollback-complete', reason, by: 'rollback-runner' }),
       revert: (reason) => this.override(from.state, reason, 'rollback-runner'),
       ...(this.d.rollbackRetry ? { retry: this.d.rollbackRetry } : {}),
+      ...(this.d.rollbackDrainMs ? { drainMs: this.d.rollbackDrainMs } : {}),
     })
       .catch((e) => log.error({ err: e }, 'rollback runner failed'))
       .finally(() => {

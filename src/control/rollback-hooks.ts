@@ -84,8 +84,10 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
         }
         // An operator who cleared the claim (writer unlock) stops this run: it halts here, in ROLLBACK.
         if (lockToken) await claimWriterLock(source, cfg.sidecarId, lockToken);
-        // Within the procedure's own 30 s drain bound, so the acknowledgements are judged before it gives up.
-        const pause = pauses.pause('target', 25_000);
+        // Within the procedure's own drain bound (5 s more), so the acknowledgements are judged before it gives
+        // up; 25 s × --time-scale, at least 4 s. What is still open then is ended by the fence (counted).
+        const drainMs = Math.max(4000, 25_000 * cfg.timeScale);
+        const pause = pauses.pause('target', drainMs);
         const gate = {
           hold: async () => void (await pause.hold()),
           // A rollback that failed before touching the source leaves writes on the target (unfenced): the state
@@ -102,6 +104,7 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
           appRoles: cfg.appRoles,
           holder: cfg.sidecarId,
           subscription: cfg.subscription,
+          drainTimeoutMs: drainMs + 5000,
           ...(lockToken ? { lockToken } : {}),
         });
         if (r.blocked) {

@@ -55,6 +55,8 @@ export interface RollbackRun {
   revert(reason: string): Promise<boolean>;
   /** Backoff of a blocked step 3 (default 2 s doubling to 30 s; the sidecar scales it with --time-scale). */
   retry?: RetryPolicy;
+  /** How long open target transactions get to end (step 2) before they are cancelled. Default 30 s. */
+  drainMs?: number;
   /** Waits `ms` (a fake clock in unit tests). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -75,7 +77,7 @@ export async function runRollback(r: RollbackRun): Promise<void> {
   };
   const writesMoved = STATE_POLICY[r.from.state].writesTo === 'target';
   await step('1 writes off the target (state published)', async () => ({ from: r.from.state, version: r.at.version, reason: r.at.reason }));
-  await step('2 drain in-flight target transactions', async () => r.hooks.drainTarget(30_000));
+  await step('2 drain in-flight target transactions', async () => r.hooks.drainTarget(r.drainMs ?? 30_000));
   if (writesMoved) {
     let reverted = false;
     const revert = async () => {

@@ -17,6 +17,7 @@ export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => voi
   gauge('pgcutover_auth_failures_total', 'Client logins refused', [], (g) => g.set(stats.authFailures));
   gauge('pgcutover_protocol_errors_total', 'Connections closed for protocol violations', [], (g) => g.set(stats.protocolErrors));
   gauge('pgcutover_cancels_forwarded_total', 'Cancel requests forwarded to a backend', [], (g) => g.set(stats.cancelsForwarded));
+  gauge('pgcutover_fence_ended_transactions_total', 'Transactions open on the old writer when a write hold began that did not end within the drain bound and were ended by the fence (never acknowledged)', [], (g) => g.set(stats.fenceEndedTransactions));
   gauge('pgcutover_read_retries_on_writer_total', 'Reads refused by a read-only link (a writing function not in --write-functions) and run again on the writer', [], (g) => g.set(stats.readOnlyRetries));
   gauge('pgcutover_freshness_redirects_total', 'Reads kept on the writer because the other side had not yet applied the session\'s last write (read-your-writes) or was staler than --max-read-staleness-ms', [], (g) => g.set(stats.freshnessRedirects));
   gauge('pgcutover_reader_staleness_seconds', 'How far the other side trails the writer, from the sampled WAL positions (NaN: unknown)', [], (g) => g.set(stats.readerStalenessMs / 1000));

@@ -31,6 +31,11 @@ export class ProxyStats {
   targetDiverted = 0;
   /** Shadows (SHADOW_WRITES, dark reads) the target failed: refused or lost connections, skips while it is down. */
   shadowTargetFaults = 0;
+  /**
+   * Transactions the proxy's own write fence ended: open on the old writer when a hold began and not finished
+   * within the drain bound (the client got the server's error, never an acknowledgement).
+   */
+  fenceEndedTransactions = 0;
   readonly statements = { source: 0, target: 0 };
   readonly errors = { source: 0, target: 0 };
   /** Errors the backend itself caused (connection loss, SQLSTATE classes 08, 53, 57, 58, XX). */
