@@ -15,7 +15,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPg } from '../src/demo/embedded.js';
 import { loadStartConfig } from '../src/config/load.js';
 import { startSidecar } from '../src/sidecar.js';
-import type { CutoverState } from '../src/control/states.js';
+import type { CutoverState } from '../src/domain/states.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');

@@ -17,7 +17,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPg } from '../src/demo/embedded.js';
 import { loadStartConfig } from '../src/config/load.js';
 import { startSidecar } from '../src/sidecar.js';
-import { log } from '../src/log.js';
+import { log } from '../src/support/log.js';
 import { PG_BIN, median, pgbenchInit, psql, runPgbench, type Endpoint, type PgbenchResult } from './pgbench.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

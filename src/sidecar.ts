@@ -3,45 +3,45 @@
  * rollback runner, Unleash), shadow service, admin API and metrics, wired from a validated StartConfig.
  */
 import type { Registry } from 'prom-client';
-import { log } from './log.js';
+import { log } from './support/log.js';
 import type { StartConfig } from './config/load.js';
-import { loadUsersFile, parseUsersEnv, type UserEntry } from './proxy/auth/users.js';
+import { loadUsersFile, parseUsersEnv, type UserEntry } from './auth/users.js';
 import { ProxyServer } from './proxy/server.js';
-import { UserDirectory } from './proxy/auth/user-directory.js';
-import { createAuthLookup } from './proxy/auth/auth-query.js';
+import { UserDirectory } from './auth/user-directory.js';
+import { createAuthLookup } from './auth/auth-query.js';
 import { TlsHolder } from './proxy/tls-context.js';
-import { backendUrl } from './proxy/database-url.js';
+import { backendUrl } from './net/database-url.js';
 import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
 import { FreshnessBook } from './router/freshness.js';
 import { FreshnessSampler } from './replication/freshness-sampler.js';
-import { pgClientConfig } from './proxy/database-url.js';
+import { pgClientConfig } from './net/database-url.js';
 import { createClassifier, initClassifier } from './router/classify.js';
-import { parseState, STATE_POLICY, type CutoverState } from './control/states.js';
+import { parseState, STATE_POLICY, type CutoverState } from './domain/states.js';
 import { Shadower } from './shadow/shadower.js';
 import { DEFAULT_MASK } from './shadow/results.js';
 import { checkApplyModeAllowed } from './shadow/apply-mode.js';
 import { registerShadowMetrics } from './metrics/shadow.js';
 import { Controller } from './control/controller.js';
-import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js';
+import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './domain/control-config.js';
 import { MemoryStore } from './control/memory-store.js';
 import { RedisStore } from './control/redis-store.js';
 import type { StateStore } from './control/store.js';
-import type { CutoverSnapshot } from './control/cutover-machine.js';
+import type { CutoverSnapshot } from './domain/cutover-machine.js';
 import { startUnleashBinding, type UnleashBinding } from './control/unleash.js';
 import { adminRoutes } from './control/admin-routes.js';
-import { createGateRunner, gateWriteHold } from './control/gates.js';
-import { createRollbackHooks, createSwitchover, createWriterAccess } from './control/rollback-hooks.js';
+import { createGateRunner, gateWriteHold } from './wiring/gates.js';
+import { createRollbackHooks, createSwitchover, createWriterAccess } from './wiring/rollback-hooks.js';
 import { WriterSync } from './control/writer-sync.js';
 import { writerRoutes } from './control/writer-routes.js';
 import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
-import { breakerRelay, startObservers, type Observers } from './observers.js';
+import { breakerRelay, startObservers, type Observers } from './wiring/observers.js';
 import { logLevelFile, reloadAll, type Reloadable, type ReloadReport } from './control/reload.js';
-import { startProject, type ProjectLayer } from './project/start.js';
+import { startProject, type ProjectLayer } from './wiring/project-start.js';
 
 export interface Sidecar {
   proxy: ProxyServer;

@@ -6,8 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { parseState } from '../control/states.js';
-import { formatDuration } from '../control/duration.js';
+import { parseState } from '../domain/states.js';
+import { formatDuration } from '../domain/duration.js';
 import {
   ADMIN_TOKEN_ENV,
   ADMIN_URL_ENV,

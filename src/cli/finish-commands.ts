@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_ENV, ADMIN_URL_ENV, DEFAULT_ADMIN_URL, createAdminClient, resolveAdminTarget, type AdminClient, type AdminResult } from './admin-client.js';
 import { inertText } from './sanitize.js';
-import { buildCharts } from '../report/charts.js';
-import { renderHtml } from '../report/html.js';
-import { renderMarkdown, type ReportData } from '../report/markdown.js';
-import type { ChartThresholds } from '../report/charts.js';
+import { buildCharts } from '../project/report/charts.js';
+import { renderHtml } from '../project/report/html.js';
+import { renderMarkdown, type ReportData } from '../project/report/markdown.js';
+import type { ChartThresholds } from '../project/report/charts.js';
 import type { HistorySample } from '../project/history.js';
 
 export interface FinishIO {

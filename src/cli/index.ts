@@ -7,6 +7,7 @@ import { START_OPTIONS } from '../config/schema.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerReplicationCommands } from './replication.js';
 import { registerFinishCommands } from './finish-commands.js';
+import { onSignals } from '../support/signals.js';
 
 // What a command needs (the sidecar with pg, ioredis, libpg-query and the AWS SDK; pino) is imported when it
 // runs: `--help` and the admin commands start in tens of milliseconds of CPU (bench/cli-startup.ts).
@@ -22,34 +23,6 @@ function addStartOptions(cmd: Command): Command {
   return cmd;
 }
 
-/** Stops `stop` on SIGTERM/SIGINT, exits 0 when it resolves; SIGHUP runs `reload` and never exits. */
-export async function onSignals(stop: () => Promise<void>, reload?: () => Promise<unknown>): Promise<void> {
-  const { log } = await import('../log.js');
-  let n = 0;
-  const handler = (sig: string) => {
-    n++;
-    if (n > 1) {
-      log.warn({ sig }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    log.info({ sig }, 'shutting down: no new connections; open transactions may finish');
-    void stop().then(
-      () => process.exit(0),
-      (e) => {
-        log.error({ err: e }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => handler('SIGTERM'));
-  process.on('SIGINT', () => handler('SIGINT'));
-  // Without a handler Node exits 129 on SIGHUP (a closed terminal, or `kill -HUP` to reload): never that.
-  process.on('SIGHUP', () => {
-    log.info({ sig: 'SIGHUP' }, 'reloading users, TLS certificate and log level');
-    void reload?.().catch((e) => log.error({ err: e }, 'reload failed'));
-  });
-}
-
 export function buildProgram(): Command {
   const program = new Command('pg-cutover')
     .description('Traffic-splitting PostgreSQL proxy sidecar: move a live application from PostgreSQL 14 to PostgreSQL 15 / Aurora with zero downtime')
@@ -60,7 +33,7 @@ export function buildProgram(): Command {
       .command('start')
       .description('Run the sidecar: accept PostgreSQL clients, forward them to source/target by cutover state, serve the admin API'),
   ).action(async (flags: Record<string, unknown>) => {
-    const [{ loadStartConfig }, { startSidecar }, { log }] = await Promise.all([import('../config/load.js'), import('../sidecar.js'), import('../log.js')]);
+    const [{ loadStartConfig }, { startSidecar }, { log }] = await Promise.all([import('../config/load.js'), import('../sidecar.js'), import('../support/log.js')]);
     const cfg = loadStartConfig(flags, process.env);
     if (!cfg.ok) {
       for (const e of cfg.errors) console.error(`pg-cutover: ${e}`);

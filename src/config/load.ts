@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { START_OPTIONS, type OptionSpec } from './schema.js';
 import { parseTableNotes, type TableNote } from '../replication/table-notes.js';
-import { parseDatabaseUrl, type BackendTarget } from '../proxy/database-url.js';
-import type { BackendLoginMode } from '../proxy/auth/backend-credential.js';
-import type { ThrottleConfig } from '../proxy/auth/login-throttle.js';
+import { parseDatabaseUrl, type BackendTarget } from '../net/database-url.js';
+import type { BackendLoginMode } from '../auth/backend-credential.js';
+import type { ThrottleConfig } from '../auth/login-throttle.js';
 import type { TlsMinVersion, TlsSettings } from '../proxy/tls-context.js';
 
 /** A secret from a file: its content, one trailing newline dropped. */

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 
 export interface Reply {
   status: number;

@@ -10,11 +10,11 @@ import type { Shadower } from '../shadow/shadower.js';
 import type { UnleashBinding } from './unleash.js';
 import type { StateStore } from './store.js';
 import type { TransitionOutcome } from './transition.js';
-import { parseState } from './states.js';
-import { BREAKER_NAMES, type BreakerName } from './breaker.js';
-import { shadowSummary } from '../metrics/shadow.js';
+import { parseState } from '../domain/states.js';
+import { BREAKER_NAMES, type BreakerName } from '../domain/breaker.js';
+import { shadowSummary } from '../shadow/summary.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
-import { STATE_MEANING, type StateMeaning } from '../project/guarantees.js';
+import { STATE_MEANING, type StateMeaning } from '../domain/guarantees.js';
 import type { Role } from '../domain/role.js';
 
 export interface AdminDeps {

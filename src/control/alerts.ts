@@ -6,7 +6,7 @@
  * (counted), because the newest state is what an operator needs.
  */
 import { Counter, type Registry } from 'prom-client';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 
 export type AlertSeverity = 'critical' | 'warning' | 'info';
 

@@ -4,7 +4,7 @@
  * Without this, /healthz said ok with both backends down: nothing looked until a client came.
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { controlClientConfig } from '../replication/control-conn.js';
 import { ROLES, type Role } from '../domain/role.js';
 

@@ -3,13 +3,13 @@
  * circuit breakers fed from the proxy's counters, gate results, and the rollback runner. The routing policy
  * the hot path reads is derived from the store's last known snapshot and cached here.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import type { ProxyStats } from '../proxy/stats.js';
 import type { RoutePolicy } from '../router/route.js';
-import { BreakerSet, type BreakerReading, type BreakerTransition } from './breaker.js';
-import type { ControlConfig } from './config.js';
-import { decideTransition, effectiveReadPercent, type CutoverSnapshot, type GateStatus, type TransitionContext } from './cutover-machine.js';
-import { STATE_POLICY, type CutoverState } from './states.js';
+import { BreakerSet, type BreakerReading, type BreakerTransition } from '../domain/breaker.js';
+import type { ControlConfig } from '../domain/control-config.js';
+import { decideTransition, effectiveReadPercent, type CutoverSnapshot, type GateStatus, type TransitionContext } from '../domain/cutover-machine.js';
+import { STATE_POLICY, type CutoverState } from '../domain/states.js';
 import type { StateStore } from './store.js';
 import { requestTransition, type TransitionOutcome } from './transition.js';
 import { runRollback, type RetryPolicy, type RollbackHooks } from './rollback-runner.js';

@@ -2,9 +2,9 @@
  * In-process state store: one sidecar without Redis (demo, single instance). Same contract as
  * `RedisStore`; never degraded.
  */
-import { log } from '../log.js';
-import type { AuditEntry } from './audit.js';
-import { initialSnapshot, type CutoverSnapshot } from './cutover-machine.js';
+import { log } from '../support/log.js';
+import type { AuditEntry } from '../domain/audit.js';
+import { initialSnapshot, type CutoverSnapshot } from '../domain/cutover-machine.js';
 import { Subscribers, casPrecondition, type CasResult, type StateStore, type StoreHealth } from './store.js';
 
 export interface MemoryStoreOptions {

@@ -6,7 +6,7 @@
  * still sees it on its next poll.
  */
 import { Redis } from 'ioredis';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { redactUrl, whenReady } from './redis-connect.js';
 import { parsePauseMessage, type AckResult, type PauseBus, type PauseMessage } from './write-pause.js';
 

@@ -11,9 +11,9 @@
  * again, the poll reconciles: local changes are written back, or yield to newer ones.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { log } from '../log.js';
-import { parseAuditEntry, type AuditEntry } from './audit.js';
-import { initialSnapshot, type CutoverSnapshot } from './cutover-machine.js';
+import { log } from '../support/log.js';
+import { parseAuditEntry, type AuditEntry } from '../domain/audit.js';
+import { initialSnapshot, type CutoverSnapshot } from '../domain/cutover-machine.js';
 import { redactUrl, whenReady } from './redis-connect.js';
 import { CAS_LUA, RESTORE_LUA, type ScriptReply, type StoreCommands } from './redis-scripts.js';
 import { Subscribers, casPrecondition, parseSnapshot, type CasResult, type StateStore, type StoreHealth } from './store.js';

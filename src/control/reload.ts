@@ -4,7 +4,7 @@
  * connection or the process (exit 129 on SIGHUP used to cut every open transaction).
  */
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 
 export type ReloadResult = { ok: true; value: string } | { ok: false; errors: string[] };
 

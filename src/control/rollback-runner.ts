@@ -3,9 +3,9 @@
  * other sidecar has already stopped sending writes to the target by following the published state.
  * Each step is appended to the audit stream with its start, end and outcome.
  */
-import { log } from '../log.js';
-import type { CutoverSnapshot } from './cutover-machine.js';
-import { STATE_POLICY } from './states.js';
+import { log } from '../support/log.js';
+import type { CutoverSnapshot } from '../domain/cutover-machine.js';
+import { STATE_POLICY } from '../domain/states.js';
 import type { StateStore } from './store.js';
 
 export interface RollbackHooks {

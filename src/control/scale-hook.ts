@@ -6,7 +6,7 @@
  * tick while the breaker stays open is safe. Errors are values; `run` never throws.
  */
 import { spawn } from 'node:child_process';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../domain/duration.js';
 
 export interface ScaleHookOptions {
   /** Shell command (run as `/bin/sh -c command`). Default: none. */

@@ -2,9 +2,9 @@
  * The shared cutover state every sidecar routes by (shared/DESIGN.md "Shared state"). Two
  * implementations: `MemoryStore` (one sidecar, demo) and `RedisStore` (many sidecars).
  */
-import type { AuditEntry } from './audit.js';
-import type { CutoverSnapshot } from './cutover-machine.js';
-import { isCutoverState } from './states.js';
+import type { AuditEntry } from '../domain/audit.js';
+import type { CutoverSnapshot } from '../domain/cutover-machine.js';
+import { isCutoverState } from '../domain/states.js';
 
 export type CasResult =
   | { readonly ok: true; readonly snapshot: CutoverSnapshot; /** Committed only in this process while the store was unreachable (rollback). */ readonly local?: boolean }

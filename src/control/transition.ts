@@ -4,7 +4,7 @@
  * first, decide again on the newer snapshot. Two sidecars tripping a rollback at once thus end
  * with exactly one committed ROLLBACK; the other gets 'already-in-state'.
  */
-import { deviationAuditEntry, type AuditEntry } from './audit.js';
+import { deviationAuditEntry, type AuditEntry } from '../domain/audit.js';
 import {
   decideTransition,
   transitionAudit,
@@ -14,7 +14,7 @@ import {
   type RefusalCode,
   type TransitionContext,
   type TransitionRequest,
-} from './cutover-machine.js';
+} from '../domain/cutover-machine.js';
 import type { StateStore } from './store.js';
 
 export type TransitionOutcome =

@@ -8,7 +8,7 @@
  * definitions (enabled, strategies, variants) instead of evaluating them for a context, so every
  * sidecar derives the same value. Strategy constraints and segments are therefore not evaluated.
  */
-import type { CutoverState } from './states.js';
+import type { CutoverState } from '../domain/states.js';
 
 /** Logical flag → the Unleash feature name that carries it. */
 export interface FlagNames {

@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import { Unleash, UnleashEvents } from 'unleash-client';
-import { log } from '../log.js';
-import type { CutoverState } from './states.js';
+import { log } from '../support/log.js';
+import type { CutoverState } from '../domain/states.js';
 import {
   DEFAULT_FLAG_NAMES,
   EMPTY_READING,

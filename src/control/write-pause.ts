@@ -10,7 +10,7 @@
  * none for a single sidecar) and a `WriteHolder` (the proxy).
  */
 import { randomUUID } from 'node:crypto';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { isRole, type Role } from '../domain/role.js';
 
 export type PauseMessage =

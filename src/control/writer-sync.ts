@@ -5,10 +5,10 @@
  * routes writes to a writer the databases say is fenced (those writes meet the fence meanwhile: refused, never
  * acknowledged). The decision is a pure function of the state, the record and the clock.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import type { WriterRecord } from '../replication/writer-record.js';
-import type { CutoverSnapshot } from './cutover-machine.js';
-import { STATE_POLICY, type CutoverState } from './states.js';
+import type { CutoverSnapshot } from '../domain/cutover-machine.js';
+import { STATE_POLICY, type CutoverState } from '../domain/states.js';
 import type { StateStore } from './store.js';
 import type { Role } from '../domain/role.js';
 

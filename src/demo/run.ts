@@ -10,8 +10,8 @@ import { startEmbeddedPostgres, type EmbeddedPg } from './embedded.js';
 import { createDatabase, createShopSchema, seedShop } from './schema.js';
 import { loadStartConfig } from '../config/load.js';
 import { startSidecar, type Sidecar } from '../sidecar.js';
-import { onSignals } from '../cli/index.js';
-import { log } from '../log.js';
+import { onSignals } from '../support/signals.js';
+import { log } from '../support/log.js';
 import { setupNativeReplication } from '../replication/native.js';
 import { createDemoRoles, DEMO_APP_ROLE, DEMO_CONTROL_ROLE, withUser } from './roles.js';
 

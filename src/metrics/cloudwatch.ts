@@ -6,9 +6,9 @@
  */
 import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand, type StandardUnit } from '@aws-sdk/client-cloudwatch';
 import { Counter, type Registry } from 'prom-client';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import type { ProxyStats } from '../proxy/stats.js';
-import type { BreakerReading } from '../control/breaker.js';
+import type { BreakerReading } from '../domain/breaker.js';
 import { ROLES } from '../domain/role.js';
 
 export interface CloudWatchAwsSettings {

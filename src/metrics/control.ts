@@ -1,6 +1,6 @@
 /** Control-plane metrics: state, store health, breakers, Unleash health. */
 import { Gauge, type Registry } from 'prom-client';
-import { CUTOVER_STATES } from '../control/states.js';
+import { CUTOVER_STATES } from '../domain/states.js';
 import type { Controller } from '../control/controller.js';
 import type { UnleashBinding } from '../control/unleash.js';
 

@@ -1,44 +1,10 @@
-/** Shadow-write and dark-read metrics and the summary shown by GET /shadow/mismatches, read from Shadower's counters. */
+/** Shadow-write and dark-read metrics, read from Shadower's counters at scrape time. */
 import { Gauge, type Registry } from 'prom-client';
 import { MISMATCH_CLASSES } from '../shadow/compare.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { percentile } from '../replication/gates.js';
 
 const p99 = (xs: readonly number[]): number | null => percentile(xs, 99);
-
-export function shadowSummary(sh: Shadower) {
-  const st = sh.stats;
-  const dr = st.darkReads;
-  return {
-    mode: sh.mode,
-    writes: sh.writes,
-    rate: sh.rate,
-    sampled: st.sampled,
-    shadowed: st.shadowed,
-    compared: st.compared,
-    matched: st.matched,
-    mismatched: { ...st.mismatched },
-    unexplained: st.unexplained,
-    abandoned: st.abandoned,
-    notShadowed: { ...st.notShadowed },
-    targetErrors: st.targetErrors,
-    latencyP99Ms: p99(st.latencyMs),
-    lagBytes: sh.lagBytes,
-    poolInUse: sh.poolInUse(),
-    apply: sh.mode === 'apply' ? { committed: st.apply.committed, partial: st.apply.partial, rolledBack: st.apply['rolled-back'], lost: st.apply.lost } : null,
-    darkReads: {
-      rate: sh.darkReadRate,
-      sampled: dr.sampled,
-      shadowed: dr.shadowed,
-      compared: dr.compared,
-      matched: dr.matched,
-      mismatched: { ...dr.mismatched },
-      unexplained: dr.unexplained,
-      abandoned: dr.abandoned,
-      notShadowed: { ...dr.notShadowed },
-    },
-  };
-}
 
 export function registerShadowMetrics(reg: Registry, get: () => Shadower | null): void {
   const g = (name: string, help: string, labelNames: string[], read: (g: Gauge, sh: Shadower) => void) =>

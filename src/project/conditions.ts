@@ -3,7 +3,7 @@
  * data integrity verified, zero data loss, p99 < 30 ms for 14 consecutive days, old cluster decommissioned.
  * Failure: data loss detected, replication lag > 60 s for 5 minutes, application errors > baseline + 5%.
  */
-import type { BreakerReading } from '../control/breaker.js';
+import type { BreakerReading } from '../domain/breaker.js';
 import type { DailyP99 } from './history.js';
 import type { Role } from '../domain/role.js';
 

@@ -7,7 +7,7 @@
  * draws from a few thousand points.
  */
 import { Redis } from 'ioredis';
-import type { CutoverState } from '../control/states.js';
+import type { CutoverState } from '../domain/states.js';
 import { whenReady } from '../control/redis-connect.js';
 import type { Role } from '../domain/role.js';
 

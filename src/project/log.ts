@@ -4,7 +4,7 @@
  * with their cause, and free-text lessons. The record kinds this module writes are declared here; transitions,
  * rollback steps and breaker trips come from the control plane.
  */
-import type { AuditEntry } from '../control/audit.js';
+import type { AuditEntry } from '../domain/audit.js';
 import type { ProjectPhase } from './phases.js';
 
 export type GateName = 1 | 2 | 3 | 'final';

@@ -4,16 +4,16 @@
  * returns the plan). Errors are values: `{ok: false, status, reason}` for the admin API to answer with.
  */
 import type { StartConfig } from '../config/load.js';
-import type { CutoverState } from '../control/states.js';
+import type { CutoverState } from '../domain/states.js';
 import type { StateStore } from '../control/store.js';
-import { backendUrl } from '../proxy/database-url.js';
+import { backendUrl } from '../net/database-url.js';
 import { connectControl } from '../replication/control-conn.js';
 import { decommission, planDecommission, type DecommissionContext, type PlannedStep, type StepOutcome } from '../replication/decommission.js';
 import { dmsMonitor, type AwsClientSettings } from '../replication/dms-monitor.js';
 import { runFinalGate } from '../replication/final-gate.js';
 import type { GateResult } from '../replication/gates.js';
 import { parseSnapshotDest, takeSnapshot, type SnapshotRecord } from '../replication/snapshot.js';
-import { gateAuditEntry } from '../control/audit.js';
+import { gateAuditEntry } from '../domain/audit.js';
 import { buildExecutionLog, lastGateRuns } from './log.js';
 
 export type OpResult<T> = { ok: true; value: T } | { ok: false; status: number; reason: string; value?: T };

@@ -3,8 +3,8 @@
  * already holds (cutover state, replication state, gate results, rollback and decommission history), never a
  * second set of buttons. The execution log records each change of the derived phase.
  */
-import type { CutoverState } from '../control/states.js';
-import type { ReplicationState } from '../control/replication-machine.js';
+import type { CutoverState } from '../domain/states.js';
+import type { ReplicationState } from '../domain/replication-machine.js';
 
 export const PROJECT_PHASES = [
   'NOT_STARTED',

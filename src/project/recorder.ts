@@ -5,7 +5,7 @@
  * "p99 < 30 ms for 14 consecutive days" streak. The day is 24 h × --time-scale.
  */
 import { quantileOfCounts, type LatencyHistogram, type UnitLatency } from '../proxy/latency.js';
-import type { CutoverState } from '../control/states.js';
+import type { CutoverState } from '../domain/states.js';
 import type { DailyP99, HistorySample, HistoryStore } from './history.js';
 import { ROLES, type Role } from '../domain/role.js';
 

@@ -4,10 +4,10 @@
  * GET /report (HTML; ?format=md or ?format=json). They go before the generic /gates/:n route.
  */
 import type { Route, Reply } from '../control/admin-api.js';
-import type { ControlConfig } from '../control/config.js';
-import { buildCharts, type ChartThresholds } from '../report/charts.js';
-import { renderHtml } from '../report/html.js';
-import { renderMarkdown } from '../report/markdown.js';
+import type { ControlConfig } from '../domain/control-config.js';
+import { buildCharts, type ChartThresholds } from './report/charts.js';
+import { renderHtml } from './report/html.js';
+import { renderMarkdown } from './report/markdown.js';
 import { lessonEntry } from './log.js';
 import type { OpResult, Operations } from './operations.js';
 import type { ProjectService } from './service.js';

@@ -3,15 +3,15 @@
  * each change in the audit log (the execution log), records the error-rate baseline before the first read
  * moves, samples history for the report, and answers GET /project with phase, meaning, log and conditions.
  */
-import { log } from '../log.js';
-import type { AuditEntry } from '../control/audit.js';
-import type { BreakerReading } from '../control/breaker.js';
-import type { GateStatus } from '../control/cutover-machine.js';
-import type { ReplicationState } from '../control/replication-machine.js';
-import type { CutoverState } from '../control/states.js';
+import { log } from '../support/log.js';
+import type { AuditEntry } from '../domain/audit.js';
+import type { BreakerReading } from '../domain/breaker.js';
+import type { GateStatus } from '../domain/cutover-machine.js';
+import type { ReplicationState } from '../domain/replication-machine.js';
+import type { CutoverState } from '../domain/states.js';
 import type { StateStore } from '../control/store.js';
 import { evaluateConditions, type Conditions } from './conditions.js';
-import { meaningFor, type StateMeaning } from './guarantees.js';
+import { meaningFor, type StateMeaning } from '../domain/guarantees.js';
 import type { DailyP99, HistorySample, HistoryStore } from './history.js';
 import { buildExecutionLog, lastGateRuns, phaseEntry, type ExecutionLog, type GateRun } from './log.js';
 import { derivePhase, type DerivedPhase, type ProjectFacts, type ProjectPhase } from './phases.js';

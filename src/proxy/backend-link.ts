@@ -12,10 +12,10 @@ import { Backend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/backend-scan.js';
 import { FrameReader } from '../protocol/framer.js';
 import { sqlStateOf } from '../protocol/backend-encode.js';
-import type { BackendTarget } from './database-url.js';
+import type { BackendTarget } from '../net/database-url.js';
 import type { Role } from '../domain/role.js';
 import { AppliedState } from '../router/session-state.js';
-import { retryOnSource } from '../control/attribution.js';
+import { retryOnSource } from '../domain/attribution.js';
 
 
 export interface LinkEvents {

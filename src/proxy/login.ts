@@ -11,9 +11,9 @@ import { FrameReader, StartupReader } from '../protocol/framer.js';
 import { decodeStartupPacket } from '../protocol/startup.js';
 import * as enc from '../protocol/backend-encode.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import type { ScramPassThrough } from './auth/scram-client.js';
-import { createServerAuth, type AuthStep } from './auth/server.js';
-import type { UserEntry } from './auth/users.js';
+import type { ScramPassThrough } from '../auth/scram-client.js';
+import { createServerAuth, type AuthStep } from '../auth/server.js';
+import type { UserEntry } from '../auth/users.js';
 
 /**
  * Largest password / SASL message accepted before login: PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH (65535,

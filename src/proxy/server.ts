@@ -5,12 +5,12 @@
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import * as enc from '../protocol/backend-encode.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { backendLoginFor, credentialFromLogin, type BackendLoginMode } from './auth/backend-credential.js';
-import { LoginThrottle, type ThrottleConfig } from './auth/login-throttle.js';
-import type { BackendTarget } from './database-url.js';
+import { backendLoginFor, credentialFromLogin, type BackendLoginMode } from '../auth/backend-credential.js';
+import { LoginThrottle, type ThrottleConfig } from '../auth/login-throttle.js';
+import type { BackendTarget } from '../net/database-url.js';
 import { login, type UserSource } from './login.js';
 import { ClientSession } from './client-session.js';
 import type { Router } from './router-glue.js';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext, type SecureVersion } from 'node:tls';
-import { fail, ok, type Result } from './auth/result.js';
+import { fail, ok, type Result } from '../auth/result.js';
 
 export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export type TlsMinVersion = (typeof TLS_MIN_VERSIONS)[number];

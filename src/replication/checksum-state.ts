@@ -6,7 +6,7 @@
  * as the keys before it did not change.
  */
 import { promises as fs } from 'node:fs';
-import type { ChunkResult } from './chunk-check.js';
+import type { ChecksumProgressStore, ChunkResult } from './chunk-check.js';
 import type { KeyRange } from './key-range.js';
 
 interface StateFile {
@@ -24,17 +24,6 @@ export function endpointId(url: string): string {
   } catch {
     return url.replace(/password=\S+/g, '');
   }
-}
-
-export interface ChecksumProgressStore {
-  /** A stored equal result for this chunk, if any. */
-  lookup(table: string, range: KeyRange): ChunkResult | undefined;
-  record(table: string, r: ChunkResult): void;
-  /** Writes pending records; call at the end (and it runs at most every second meanwhile). */
-  flush(): Promise<void>;
-  /** The check finished: the file is no longer needed. */
-  complete(): Promise<void>;
-  readonly resumed: number;
 }
 
 const key = (table: string, range: KeyRange) => JSON.stringify([table, range.lo, range.hi]);

@@ -13,7 +13,6 @@ import { chunkChecksum, keysIn, maxKeyIn, planChunks, presentKeys, sameSum, tabl
 import { mapLimit } from './gates.js';
 import { describeKey, tableLabel, type KeyRange, type TableKey } from './key-range.js';
 import { narrowDifferences, type RowDifference } from './narrow.js';
-import type { ChecksumProgressStore } from './checksum-state.js';
 import type { QualifiedName } from './sql.js';
 import type { PointResult } from './consistent-point.js';
 
@@ -29,6 +28,18 @@ export interface ChunkResult {
   readonly source: ChunkSum;
   readonly target: ChunkSum;
   readonly verdict: ChunkVerdict;
+}
+
+/** Equal chunks of an earlier, interrupted run (implemented by checksum-state.ts, a state file). */
+export interface ChecksumProgressStore {
+  /** A stored equal result for this chunk, if any. */
+  lookup(table: string, range: KeyRange): ChunkResult | undefined;
+  record(table: string, r: ChunkResult): void;
+  /** Writes pending records; call at the end (and it runs at most every second meanwhile). */
+  flush(): Promise<void>;
+  /** The check finished: the file is no longer needed. */
+  complete(): Promise<void>;
+  readonly resumed: number;
 }
 
 export interface TableComparison {

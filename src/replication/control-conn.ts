@@ -6,7 +6,7 @@
  * at connect time and again with SET. The application_name marks them so fencing never ends them.
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 
 /** application_name prefix of control-plane sessions; fencing skips sessions that carry it. */
 export const CONTROL_APPLICATION_NAME = 'pg-cutover-control';

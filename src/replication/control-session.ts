@@ -7,7 +7,7 @@
  * queries fail at once with the reason, which the heartbeat and monitor report as their error.
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { controlClientConfig, errorText, type Db } from './control-conn.js';
 import { isSessionLost, reconnectDelayMs } from './runtime-plan.js';
 

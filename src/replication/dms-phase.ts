@@ -3,7 +3,7 @@
  * (https://docs.aws.amazon.com/dms/latest/APIReference/API_ReplicationTask.html). Kept apart from
  * the SDK calls so every status can be tested as data.
  */
-import type { ReplicationPhase } from '../control/replication-machine.js';
+import type { ReplicationPhase } from '../domain/replication-machine.js';
 
 /** The fields of a DescribeReplicationTasks entry we read. */
 export interface DmsTaskView {

@@ -3,9 +3,9 @@
  * checksums equal in the current replication direction, a source snapshot archived and verified (read back
  * now), and no application session left on the source. Every criterion carries its measured value.
  */
-import type { AuditEntry } from '../control/audit.js';
-import type { CutoverState } from '../control/states.js';
-import { formatDuration } from '../control/duration.js';
+import type { AuditEntry } from '../domain/audit.js';
+import type { CutoverState } from '../domain/states.js';
+import { formatDuration } from '../domain/duration.js';
 import { CONTROL_APPLICATION_NAME, connectControl, controlPool, type Db } from './control-conn.js';
 import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type TableComparison } from './chunk-check.js';

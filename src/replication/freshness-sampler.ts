@@ -10,7 +10,7 @@
  * ReadyForQuery before that knows the reading's writer position covers its commit.
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { parseLsn } from './lsn.js';
 import { controlApplicationName } from './control-conn.js';
 import type { FreshnessBook, LsnSample } from '../router/freshness.js';

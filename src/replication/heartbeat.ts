@@ -4,7 +4,7 @@
  * sidecar's clock on both ends, so server clock skew does not enter the measurement. The table is
  * published like any other, so the measured path is exactly the replicated one.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import type { Db } from './control-conn.js';
 import { errorText } from './control-conn.js';
 import { heartbeatLagMs } from './heartbeat-lag.js';

@@ -4,7 +4,7 @@
  * nothing is pushed on their paths.
  */
 import { Gauge, type Registry } from 'prom-client';
-import { REPLICATION_STATES, type ReplicationState } from '../control/replication-machine.js';
+import { REPLICATION_STATES, type ReplicationState } from '../domain/replication-machine.js';
 
 export interface ReplicationReadings {
   /** End-to-end lag from the heartbeat probe (seconds). */

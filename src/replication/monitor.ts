@@ -3,12 +3,12 @@
  * DMS) to an observation for the pure reducer in control/replication-machine.ts, and a watcher
  * polls one and keeps the replication state.
  */
-import { log } from '../log.js';
-import { DEFAULT_REPLICATION_CONFIG, type ReplicationConfig } from '../control/config.js';
+import { log } from '../support/log.js';
+import { DEFAULT_REPLICATION_CONFIG, type ReplicationConfig } from '../domain/control-config.js';
 import {
   INITIAL_REPLICATION_MEMORY, nextReplicationState,
   type ReplicationMemory, type ReplicationObservation, type ReplicationState, type ReplicationStep,
-} from '../control/replication-machine.js';
+} from '../domain/replication-machine.js';
 import { errorText } from './control-conn.js';
 
 export interface Observation extends ReplicationObservation {

@@ -4,7 +4,7 @@
  * lag in bytes as the publisher's pg_current_wal_lsn() minus what the subscriber applied; lag in
  * seconds from the heartbeat probe. Works in either direction: pass publisher and subscriber.
  */
-import type { ReplicationPhase } from '../control/replication-machine.js';
+import type { ReplicationPhase } from '../domain/replication-machine.js';
 import type { Db } from './control-conn.js';
 import type { Observation, ReplicationMonitor } from './monitor.js';
 import { DEFAULT_SUBSCRIPTION, readNativeStatus, type NativeStatus } from './native.js';

@@ -10,7 +10,7 @@
  * A reader whose query fails is marked down (the router skips it) until a reading succeeds again.
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { parseLsn } from './lsn.js';
 import { controlApplicationName } from './control-conn.js';
 import { ChainMap, type ReaderView } from '../router/readers.js';

@@ -10,9 +10,9 @@
  * side, and a database that goes down makes probes fail and report, never throw at the process.
  */
 import { Gauge, type Registry } from 'prom-client';
-import { log } from '../log.js';
-import type { ReplicationConfig } from '../control/config.js';
-import type { ReplicationState } from '../control/replication-machine.js';
+import { log } from '../support/log.js';
+import type { ReplicationConfig } from '../domain/control-config.js';
+import type { ReplicationState } from '../domain/replication-machine.js';
 import { controlSession, type ControlSession, type ControlSessionOptions } from './control-session.js';
 import { dmsMonitor, type AwsClientSettings } from './dms-monitor.js';
 import { ensureHeartbeatTable, startHeartbeat, type HeartbeatProbe } from './heartbeat.js';

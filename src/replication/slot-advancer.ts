@@ -4,7 +4,7 @@
  * every interval (advanceForwardSlot) so the source does not keep weeks of WAL. Slot retention on either side
  * above a threshold raises an alert once per crossing.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { connectControl, errorText } from './control-conn.js';
 import { advanceForwardSlot, type DirectionNames, type SlotAdvance } from './reverse.js';
 import { ROLES, type Role } from '../domain/role.js';

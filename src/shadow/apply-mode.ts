@@ -14,7 +14,7 @@
  * mode on owns that check.
  */
 import pg from 'pg';
-import { pgClientConfig, type BackendTarget } from '../proxy/database-url.js';
+import { pgClientConfig, type BackendTarget } from '../net/database-url.js';
 
 export type ApplyModeCheck = { ok: true } | { ok: false; reason: string };
 

@@ -5,7 +5,7 @@
  * 'lag-suspect' when the target was behind at the transaction's start (DESIGN.md, "Explain").
  */
 import pg from 'pg';
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { parseLsn } from '../replication/lsn.js';
 
 export interface LsnReading {

@@ -7,8 +7,8 @@
  * the one sequence sync of src/replication/sequences.ts.
  */
 import pg from 'pg';
-import { log } from '../log.js';
-import { pgClientConfig, type BackendTarget } from '../proxy/database-url.js';
+import { log } from '../support/log.js';
+import { pgClientConfig, type BackendTarget } from '../net/database-url.js';
 import { syncSequences } from '../replication/sequences.js';
 
 /** One sequence advance over fresh control sessions; failures are logged (the next period retries). */

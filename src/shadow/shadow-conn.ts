@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { Backend } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/framer.js';
 import { ResultCollector, type MaskRule, type UnitResult } from './results.js';
-import type { BackendTarget } from '../proxy/database-url.js';
+import type { BackendTarget } from '../net/database-url.js';
 
 export type UnitSink = (u: UnitResult) => void;
 

@@ -14,7 +14,7 @@ import { Backend, Frontend } from '../protocol/codes.js';
 import { FrameReader } from '../protocol/framer.js';
 import { queryFrame, SYNC_FRAME } from '../protocol/frontend-encode.js';
 import { parseHead, queryText } from '../protocol/frontend-decode.js';
-import { sendCancelRequest } from '../proxy/backend-connect.js';
+import { sendCancelRequest } from '../net/backend-connect.js';
 import { compareUnits, type Difference } from './compare.js';
 import { ResultCollector, type MaskRule, type UnitResult } from './results.js';
 import type { ShadowConn, UnitSink } from './shadow-conn.js';

@@ -15,10 +15,10 @@
  * A dark-reads-only service (`writes: false`, states before READS_100PCT) shadows no writes and moves no
  * sequences.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import { syncTargetSequences } from './sequences.js';
-import { connectBackend } from '../proxy/backend-connect.js';
-import { pgClientConfig, type BackendTarget } from '../proxy/database-url.js';
+import { connectBackend } from '../net/backend-connect.js';
+import { pgClientConfig, type BackendTarget } from '../net/database-url.js';
 import { shapeKey } from '../router/shape.js';
 import type { Classifier } from '../router/classify.js';
 import { EXPLAINED, type Difference } from './compare.js';

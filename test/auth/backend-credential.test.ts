@@ -1,10 +1,10 @@
 /** Which role and credential a client's backend logins use (pure): --backend-login modes, pass-through, md5 hash, backendPassword, auth-query rows. */
 import t from 'tap';
-import { backendLoginFor, credentialFromLogin } from '../../src/proxy/auth/backend-credential.js';
-import { entryFromSecret } from '../../src/proxy/auth/auth-query.js';
-import { formatScramVerifier, secretFromPassword } from '../../src/proxy/auth/scram-crypto.js';
-import { md5StoredHash } from '../../src/proxy/auth/md5.js';
-import type { UserEntry } from '../../src/proxy/auth/users.js';
+import { backendLoginFor, credentialFromLogin } from '../../src/auth/backend-credential.js';
+import { entryFromSecret } from '../../src/auth/auth-query.js';
+import { formatScramVerifier, secretFromPassword } from '../../src/auth/scram-crypto.js';
+import { md5StoredHash } from '../../src/auth/md5.js';
+import type { UserEntry } from '../../src/auth/users.js';
 
 const secret = secretFromPassword('pw');
 const verifier = formatScramVerifier(secret);

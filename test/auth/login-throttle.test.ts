@@ -1,6 +1,6 @@
 /** LoginThrottle with a fake clock: delays double per failure up to the cap, a block after maxFailures, expiry, rate-limited log lines. */
 import t from 'tap';
-import { LoginThrottle } from '../../src/proxy/auth/login-throttle.js';
+import { LoginThrottle } from '../../src/auth/login-throttle.js';
 
 t.test('delays double up to the cap; maxFailures blocks for blockMs; the window restarts after blockMs', async (t) => {
   let now = 1_000_000;

@@ -10,8 +10,8 @@ import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TlsHolder } from '../../src/proxy/tls-context.js';
-import { UserDirectory } from '../../src/proxy/auth/user-directory.js';
-import { loadUsersFile } from '../../src/proxy/auth/users.js';
+import { UserDirectory } from '../../src/auth/user-directory.js';
+import { loadUsersFile } from '../../src/auth/users.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgc-reload-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,16 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/demo/embedded.js';
 import pg from 'pg';
-import { createServerAuth, type AuthStep, type ServerAuth } from '../../src/proxy/auth/server.js';
-import { createScramClient } from '../../src/proxy/auth/scram-client.js';
+import { createServerAuth, type AuthStep, type ServerAuth } from '../../src/auth/server.js';
+import { createScramClient } from '../../src/auth/scram-client.js';
 import {
   formatScramVerifier,
   parseScramVerifier,
   secretFromPassword,
-} from '../../src/proxy/auth/scram-crypto.js';
-import { md5ClientResponse, md5StoredHash } from '../../src/proxy/auth/md5.js';
-import { warmScramSecrets } from '../../src/proxy/auth/scram-secrets.js';
-import type { UserEntry } from '../../src/proxy/auth/users.js';
+} from '../../src/auth/scram-crypto.js';
+import { md5ClientResponse, md5StoredHash } from '../../src/auth/md5.js';
+import { warmScramSecrets } from '../../src/auth/scram-secrets.js';
+import type { UserEntry } from '../../src/auth/users.js';
 
 // node-postgres' own SCRAM client, an independent implementation to test our server against.
 interface PgSaslSession { response: string; message: string }

@@ -2,9 +2,9 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadUsersFile, parseUsersEnv, type UserEntry } from '../../src/proxy/auth/users.js';
-import { md5StoredHash } from '../../src/proxy/auth/md5.js';
-import { formatScramVerifier, secretFromPassword } from '../../src/proxy/auth/scram-crypto.js';
+import { loadUsersFile, parseUsersEnv, type UserEntry } from '../../src/auth/users.js';
+import { md5StoredHash } from '../../src/auth/md5.js';
+import { formatScramVerifier, secretFromPassword } from '../../src/auth/scram-crypto.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgc-users-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

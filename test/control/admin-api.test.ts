@@ -5,7 +5,7 @@
 import t from 'tap';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
-import { CUTOVER_STATES } from '../../src/control/states.js';
+import { CUTOVER_STATES } from '../../src/domain/states.js';
 
 const TOKEN = 'admin-test-token';
 const source = await startPg(t, 14);

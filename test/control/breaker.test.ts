@@ -1,8 +1,8 @@
 import t from 'tap';
-import { isServerFault, isTargetFault } from '../../src/control/attribution.js';
-import { BreakerSet, type BreakerEvaluation } from '../../src/control/breaker.js';
-import { DEFAULT_BREAKER_CONFIG } from '../../src/control/config.js';
-import { CounterWindow } from '../../src/control/window.js';
+import { isServerFault, isTargetFault } from '../../src/domain/attribution.js';
+import { BreakerSet, type BreakerEvaluation } from '../../src/domain/breaker.js';
+import { DEFAULT_BREAKER_CONFIG } from '../../src/domain/control-config.js';
+import { CounterWindow } from '../../src/domain/window.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DEFAULT_CUTOVER_CONFIG, DEFAULT_CONTROL_CONFIG, scaleControlConfig } from '../../src/control/config.js';
+import { DEFAULT_CUTOVER_CONFIG, DEFAULT_CONTROL_CONFIG, scaleControlConfig } from '../../src/domain/control-config.js';
 import {
   CUTOVER_EVENTS,
   decideTransition,
@@ -9,8 +9,8 @@ import {
   type CutoverSnapshot,
   type TransitionContext,
   type TransitionRequest,
-} from '../../src/control/cutover-machine.js';
-import { CUTOVER_STATES, STATE_POLICY, parseState, type CutoverState } from '../../src/control/states.js';
+} from '../../src/domain/cutover-machine.js';
+import { CUTOVER_STATES, STATE_POLICY, parseState, type CutoverState } from '../../src/domain/states.js';
 
 const H = 3_600_000;
 const T0 = 1_700_000_000_000;

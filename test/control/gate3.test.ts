@@ -1,6 +1,6 @@
 /** Gate 3's criteria from the proxy's counters and the shadow service's evidence, and the latency histogram. */
 import t from 'tap';
-import { DEFAULT_GATE3, gate3 } from '../../src/control/gates.js';
+import { DEFAULT_GATE3, gate3 } from '../../src/wiring/gates.js';
 import { LatencyHistogram } from '../../src/proxy/latency.js';
 import { ProxyStats } from '../../src/proxy/stats.js';
 import { ShadowStats, type Shadower } from '../../src/shadow/shadower.js';

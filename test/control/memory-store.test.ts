@@ -1,6 +1,6 @@
 import t from 'tap';
-import { DEFAULT_CUTOVER_CONFIG } from '../../src/control/config.js';
-import type { CutoverSnapshot, TransitionContext } from '../../src/control/cutover-machine.js';
+import { DEFAULT_CUTOVER_CONFIG } from '../../src/domain/control-config.js';
+import type { CutoverSnapshot, TransitionContext } from '../../src/domain/cutover-machine.js';
 import { MemoryStore } from '../../src/control/memory-store.js';
 import { requestTransition } from '../../src/control/transition.js';
 

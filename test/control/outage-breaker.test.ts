@@ -14,7 +14,7 @@ import { killablePg } from '../helpers/chaos-kill.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, ms: number, ok: () => boolean | Promise<boolean>): Promise<boolean> {

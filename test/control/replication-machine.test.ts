@@ -1,12 +1,12 @@
 import t from 'tap';
-import { DEFAULT_REPLICATION_CONFIG as C } from '../../src/control/config.js';
+import { DEFAULT_REPLICATION_CONFIG as C } from '../../src/domain/control-config.js';
 import {
   INITIAL_REPLICATION_MEMORY,
   nextReplicationState,
   type ReplicationMemory,
   type ReplicationObservation,
   type ReplicationState,
-} from '../../src/control/replication-machine.js';
+} from '../../src/domain/replication-machine.js';
 
 const MIN = 60_000;
 

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { MemoryStore } from '../../src/control/memory-store.js';
 import { RollbackBlocked, retryDelay, runRollback, type RollbackHooks } from '../../src/control/rollback-runner.js';
-import type { CutoverSnapshot } from '../../src/control/cutover-machine.js';
+import type { CutoverSnapshot } from '../../src/domain/cutover-machine.js';
 
 const from: CutoverSnapshot = { state: 'WRITES_TO_AURORA', version: 5, since: 0, reason: 'x', readPercent: 100 };
 const at: CutoverSnapshot = { state: 'ROLLBACK', version: 6, since: 0, reason: 'breaker', readPercent: 100 };

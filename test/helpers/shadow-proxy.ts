@@ -5,10 +5,10 @@
 import { initClassifier, createClassifier } from '../../src/router/classify.js';
 import { Router } from '../../src/proxy/router-glue.js';
 import { ProxyServer } from '../../src/proxy/server.js';
-import { parseDatabaseUrl } from '../../src/proxy/database-url.js';
-import { warmScramSecrets } from '../../src/proxy/auth/scram-secrets.js';
-import type { UserEntry } from '../../src/proxy/auth/users.js';
-import { STATE_POLICY, type CutoverState } from '../../src/control/states.js';
+import { parseDatabaseUrl } from '../../src/net/database-url.js';
+import { warmScramSecrets } from '../../src/auth/scram-secrets.js';
+import type { UserEntry } from '../../src/auth/users.js';
+import { STATE_POLICY, type CutoverState } from '../../src/domain/states.js';
 import { Shadower, type ShadowOptions } from '../../src/shadow/shadower.js';
 import type { Teardown } from './servers.js';
 

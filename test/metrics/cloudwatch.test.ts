@@ -7,7 +7,7 @@ import {
   breakerDatums, createCloudWatchPublisher, createCpuSource, proxyDatums, snapshotStats, startCpuWatch, type CloudWatchDatum,
 } from '../../src/metrics/cloudwatch.js';
 import { ProxyStats } from '../../src/proxy/stats.js';
-import { BreakerSet } from '../../src/control/breaker.js';
+import { BreakerSet } from '../../src/domain/breaker.js';
 
 process.removeAllListeners('warning'); // the SDK warns about Node 20 support on every client
 

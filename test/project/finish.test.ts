@@ -21,7 +21,7 @@ import { setupNativeReplication } from '../../src/replication/native.js';
 import { registerFinishCommands } from '../../src/cli/finish-commands.js';
 import { registerAdminCommands } from '../../src/cli/admin-commands.js';
 import { dumpDom, findChromium, pngStats, screenshot } from '../helpers/chromium.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 process.env.AWS_ACCESS_KEY_ID = 'AKIDTEST';
 process.env.AWS_SECRET_ACCESS_KEY = 'secret';

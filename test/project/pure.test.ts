@@ -7,10 +7,10 @@ import { MemoryHistory, type HistorySample } from '../../src/project/history.js'
 import { diffCounts } from '../../src/project/recorder.js';
 import { judgeStability, lastSnapshot } from '../../src/replication/final-gate.js';
 import { retentionCrossings } from '../../src/replication/slot-advancer.js';
-import { buildCharts } from '../../src/report/charts.js';
-import { STATE_MEANING, meaningFor } from '../../src/project/guarantees.js';
-import { CUTOVER_STATES } from '../../src/control/states.js';
-import type { AuditEntry } from '../../src/control/audit.js';
+import { buildCharts } from '../../src/project/report/charts.js';
+import { STATE_MEANING, meaningFor } from '../../src/domain/guarantees.js';
+import { CUTOVER_STATES } from '../../src/domain/states.js';
+import type { AuditEntry } from '../../src/domain/audit.js';
 
 const base: ProjectFacts = { cutover: 'SOURCE_PRIMARY', replication: null, gates: {}, rollbacks: 0, decommissioned: false, activity: false };
 const phase = (f: Partial<ProjectFacts>) => derivePhase({ ...base, ...f }).phase;

@@ -10,9 +10,9 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol/dist/serializer';
 import type { BackendMessage, DatabaseError, DataRowMessage } from 'pg-protocol/dist/messages';
 import { Parser } from 'pg-protocol/dist/parser';
-import { connectBackend, sendCancelRequest, type BackendReady } from '../../src/proxy/backend-connect.js';
-import { parseDatabaseUrl, redactUrl, type BackendTarget } from '../../src/proxy/database-url.js';
-import { createServerAuth } from '../../src/proxy/auth/server.js';
+import { connectBackend, sendCancelRequest, type BackendReady } from '../../src/net/backend-connect.js';
+import { parseDatabaseUrl, redactUrl, type BackendTarget } from '../../src/net/database-url.js';
+import { createServerAuth } from '../../src/auth/server.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dmsMonitor } from '../../src/replication/dms-monitor.js';
 import { watchReplication } from '../../src/replication/monitor.js';
-import type { ReplicationState } from '../../src/control/replication-machine.js';
+import type { ReplicationState } from '../../src/domain/replication-machine.js';
 
 process.removeAllListeners('warning'); // the SDK warns about Node 20 support on every client
 const ARN = 'arn:aws:dms:us-east-1:123456789012:task:TASKRESOURCEID';

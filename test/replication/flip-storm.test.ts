@@ -12,8 +12,8 @@ import { killableRedis } from '../helpers/chaos-kill.js';
 import { startProxy, type ProxyHandle } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
-import { BREAKER_NAMES } from '../../src/control/breaker.js';
-import type { CutoverState } from '../../src/control/states.js';
+import { BREAKER_NAMES } from '../../src/domain/breaker.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const LONG = process.env.PGCUTOVER_LONG === '1';
 const FLIPS = Number(process.env.PGCUTOVER_STORM_FLIPS ?? (LONG ? 120 : 20));

@@ -12,7 +12,7 @@ import { startProxy, type ProxyHandle } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
 import { ackVerdict, parsePauseMessage } from '../../src/control/write-pause.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 t.test('ackVerdict and parsePauseMessage', async (t) => {
   const acks = new Map([['a', { result: 'held' as const, detail: 'drained' }]]);

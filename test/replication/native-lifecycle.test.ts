@@ -11,7 +11,7 @@ import {
 import { nativeMonitor } from '../../src/replication/native-monitor.js';
 import { watchReplication, type Observation } from '../../src/replication/monitor.js';
 import { startHeartbeat } from '../../src/replication/heartbeat.js';
-import type { ReplicationState } from '../../src/control/replication-machine.js';
+import type { ReplicationState } from '../../src/domain/replication-machine.js';
 import { sleep, until } from '../helpers/wait.js';
 
 

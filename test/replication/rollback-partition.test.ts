@@ -13,8 +13,8 @@ import { killableRedis } from '../helpers/chaos-kill.js';
 import { startProxy, type ProxyHandle } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
-import type { CutoverState } from '../../src/control/states.js';
-import { BREAKER_NAMES } from '../../src/control/breaker.js';
+import type { CutoverState } from '../../src/domain/states.js';
+import { BREAKER_NAMES } from '../../src/domain/breaker.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const source = await startPg(t, 14, { logical: true });

@@ -10,7 +10,7 @@ import { pgbench, startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { setupNativeReplication, resumeNativeReplication } from '../../src/replication/native.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15, { logical: true });

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { cstr, frame, int16, int32, query, until, Wire } from '../proxy/fixtures/wire.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query, replicate } from '../helpers/replication.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15);

@@ -7,7 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPg, pgbench } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);

@@ -7,7 +7,7 @@ import { startPg, pgbench } from '../helpers/servers.js';
 import { startShadowProxy } from '../helpers/shadow-proxy.js';
 import { query, replicate, tableChecksum, waitCaughtUp } from '../helpers/replication.js';
 import { checkApplyModeAllowed } from '../../src/shadow/shadower.js';
-import { parseDatabaseUrl } from '../../src/proxy/database-url.js';
+import { parseDatabaseUrl } from '../../src/net/database-url.js';
 
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15);

@@ -1,4 +1,4 @@
-import type { Role } from '../domain/role.js';
+import type { Role } from './role.js';
 /**
  * Whose fault is an error? Only errors the target caused may count towards the rollback breaker
  * (shared/DESIGN.md "Circuit breakers"): a client's syntax error or unique violation would fail

@@ -3,7 +3,7 @@
  * attempted, gate result, notes), every gate's last run with its criteria, success and failure conditions,
  * deviations, rollbacks and lessons. Charts are referenced as SVG files when written with `--out`.
  */
-import type { ProjectView } from '../project/service.js';
+import type { ProjectView } from '../service.js';
 import type { Chart } from './charts.js';
 
 export interface ReportData {

@@ -2,7 +2,7 @@
  * What a cutover state guarantees and what is left to do from it, for `pg-cutover status` and GET /state
  * (the late states looked like labels only). Pure data.
  */
-import type { CutoverState } from '../control/states.js';
+import type { CutoverState } from './states.js';
 
 export interface StateMeaning {
   readonly guarantees: readonly string[];

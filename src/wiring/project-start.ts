@@ -3,20 +3,20 @@
  * when the cutover state is in Redis), the recorder and phase tracking on one timer, the Phase 4 operations
  * and their admin routes.
  */
-import { log } from '../log.js';
+import { log } from '../support/log.js';
 import type { StartConfig } from '../config/load.js';
-import type { ControlConfig } from '../control/config.js';
+import type { ControlConfig } from '../domain/control-config.js';
 import type { Controller } from '../control/controller.js';
 import type { Route } from '../control/admin-api.js';
 import type { StateStore } from '../control/store.js';
 import type { ProxyServer } from '../proxy/server.js';
 import type { Shadower } from '../shadow/shadower.js';
-import type { Observers } from '../observers.js';
-import { MemoryHistory, RedisHistory, type HistoryStore } from './history.js';
-import { HistoryRecorder } from './recorder.js';
-import { ProjectService } from './service.js';
-import { createOperations } from './operations.js';
-import { projectRoutes } from './routes.js';
+import type { Observers } from './observers.js';
+import { MemoryHistory, RedisHistory, type HistoryStore } from '../project/history.js';
+import { HistoryRecorder } from '../project/recorder.js';
+import { ProjectService } from '../project/service.js';
+import { createOperations } from '../project/operations.js';
+import { projectRoutes } from '../project/routes.js';
 
 export interface ProjectLayer {
   readonly service: ProjectService;

@@ -11,9 +11,9 @@ import tls from 'node:tls';
 import { serialize } from 'pg-protocol/dist/serializer';
 import type { BackendMessage } from 'pg-protocol/dist/messages';
 import { Parser } from 'pg-protocol/dist/parser';
-import { log } from '../log.js';
-import { createBackendHandshake } from './auth/backend-handshake.js';
-import type { BackendLogin } from './auth/backend-credential.js';
+import { log } from '../support/log.js';
+import { createBackendHandshake } from '../auth/backend-handshake.js';
+import type { BackendLogin } from '../auth/backend-credential.js';
 import { targetAddress, type BackendTarget } from './database-url.js';
 
 export interface BackendReady {

@@ -3,7 +3,7 @@
  * (native logical replication or AWS DMS) maps what the replicator reports to an observation,
  * and this pure reducer turns the observation stream into states.
  */
-import type { ReplicationConfig } from './config.js';
+import type { ReplicationConfig } from './control-config.js';
 
 export const REPLICATION_STATES = [
   'NOT_STARTED',

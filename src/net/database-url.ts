@@ -4,7 +4,7 @@
  * Only the parameters the proxy acts on are accepted; an unknown one is an error rather than
  * silently ignored, since a typo in `sslmode` would otherwise downgrade security quietly.
  */
-import { fail, ok, type Result } from './auth/result.js';
+import { fail, ok, type Result } from '../auth/result.js';
 import type { Role } from '../domain/role.js';
 
 

@@ -1,4 +1,4 @@
-import type { Role } from '../domain/role.js';
+import type { Role } from './role.js';
 /**
  * The cutover states of shared/DESIGN.md ("Cutover state machine") and what each one means for
  * routing. Pure data: the router, the proxy and the admin API read these tables; nothing here

@@ -4,19 +4,19 @@
  * target's error rate this sidecar has seen.
  */
 import type { StartConfig } from '../config/load.js';
-import { backendUrl } from '../proxy/database-url.js';
+import { backendUrl } from '../net/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { runGate1 } from '../replication/gate1.js';
 import { runGate2Directed } from '../replication/gate2.js';
 import { criterion, gateResult, percentile, type GateResult } from '../replication/gates.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
-import type { GateReport } from './controller.js';
+import type { GateReport } from '../control/controller.js';
 import type { WriteHold } from '../replication/consistent-point.js';
-import type { WritePause } from './write-pause.js';
+import type { WritePause } from '../control/write-pause.js';
 import type { Role } from '../domain/role.js';
-import { gateAuditEntry, type AuditEntry } from './audit.js';
-import type { GateStatus } from './cutover-machine.js';
+import { gateAuditEntry, type AuditEntry } from '../domain/audit.js';
+import type { GateStatus } from '../domain/cutover-machine.js';
 
 /** `at` is when the gate ENDED: its evidence holds from then (the freshness guard measures from it). */
 function report(g: GateResult): GateReport {

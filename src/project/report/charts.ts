@@ -3,7 +3,7 @@
  * backend against 30/20 ms, error rate against the breaker thresholds, replication lag against 10/60 s, shadow
  * match rate, slot retention against its alert threshold.
  */
-import type { HistorySample } from '../project/history.js';
+import type { HistorySample } from '../history.js';
 import { lineChart, segments, timelineChart } from './svg.js';
 
 export interface ChartThresholds {

@@ -5,10 +5,10 @@
  * opened or closed since the last call. What to do about an open breaker (rollback, pause,
  * scale hook, alert) is the caller's job; the action is named in each reading.
  */
-import { DEFAULT_BREAKER_CONFIG, type BreakerConfig } from './config.js';
+import { DEFAULT_BREAKER_CONFIG, type BreakerConfig } from './control-config.js';
 import { formatDuration } from './duration.js';
 import { CounterWindow } from './window.js';
-import type { Role } from '../domain/role.js';
+import type { Role } from './role.js';
 
 export const BREAKER_NAMES = ['error-rate', 'replication-lag', 'target-cpu', 'replication-error'] as const;
 export type BreakerName = (typeof BREAKER_NAMES)[number];

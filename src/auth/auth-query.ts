@@ -6,7 +6,7 @@
  * Answers are cached for `ttlMs` (found or not), so a burst of logins, or of unknown names, costs one query each.
  */
 import type pg from 'pg';
-import { log } from '../../log.js';
+import { log } from '../support/log.js';
 import { looksLikeMd5Hash } from './md5.js';
 import { looksLikeScramVerifier, parseScramVerifier } from './scram-crypto.js';
 import type { UserEntry } from './users.js';

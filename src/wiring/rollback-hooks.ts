@@ -4,7 +4,7 @@
  * replication.
  */
 import type { StartConfig } from '../config/load.js';
-import { backendUrl } from '../proxy/database-url.js';
+import { backendUrl } from '../net/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { connectControl } from '../replication/control-conn.js';
 import { rollbackWritesToSource } from '../replication/rollback.js';
@@ -13,8 +13,8 @@ import { dmsMonitor } from '../replication/dms-monitor.js';
 import { switchWritesToTarget } from '../replication/switchover.js';
 import { claimWriterLock, forceUnlock, readWriterRecord, type WriterRecord } from '../replication/writer-record.js';
 import { isUnreachable } from '../replication/unreachable.js';
-import { RollbackBlocked, type RollbackHooks } from './rollback-runner.js';
-import type { WritePause } from './write-pause.js';
+import { RollbackBlocked, type RollbackHooks } from '../control/rollback-runner.js';
+import type { WritePause } from '../control/write-pause.js';
 import type { Role } from '../domain/role.js';
 
 const SWITCHOVER_DRAIN_MS = 5000;

@@ -4,7 +4,7 @@
  * the breaker readings and the config, and applies the result through the state store's CAS.
  */
 import type { AuditEntry } from './audit.js';
-import type { CutoverConfig } from './config.js';
+import type { CutoverConfig } from './control-config.js';
 import { formatDuration } from './duration.js';
 import { CUTOVER_STATES, FORWARD_PATH, STATE_POLICY, isCutoverState, parseState, type CutoverState } from './states.js';
 

@@ -3,7 +3,7 @@
  * PGCUTOVER_USERS) and, optionally, the auth-query lookup on the source for names the file lacks.
  * A reload that fails keeps the users in force and reports why.
  */
-import { log } from '../../log.js';
+import { log } from '../support/log.js';
 import type { AuthLookup } from './auth-query.js';
 import type { Result } from './result.js';
 import { warmScramSecrets } from './scram-secrets.js';

@@ -5,24 +5,24 @@
  * monitor feeding the lag and replication-error breakers). Each part is optional and started from the config.
  */
 import type { Registry } from 'prom-client';
-import { log } from './log.js';
-import type { StartConfig } from './config/load.js';
-import type { Controller } from './control/controller.js';
-import type { BreakerTransition } from './control/breaker.js';
-import { createAlertSink, type AlertSink } from './control/alerts.js';
-import { createScaleHook, type ScaleHook } from './control/scale-hook.js';
+import { log } from '../support/log.js';
+import type { StartConfig } from '../config/load.js';
+import type { Controller } from '../control/controller.js';
+import type { BreakerTransition } from '../domain/breaker.js';
+import { createAlertSink, type AlertSink } from '../control/alerts.js';
+import { createScaleHook, type ScaleHook } from '../control/scale-hook.js';
 import {
   breakerDatums, createCloudWatchPublisher, createCpuSource, proxyDatums, snapshotStats, startCpuWatch,
   type CloudWatchPublisher, type CpuWatch, type ProxyCounters,
-} from './metrics/cloudwatch.js';
-import type { ProxyServer } from './proxy/server.js';
-import { backendUrl } from './proxy/database-url.js';
-import { STATE_POLICY } from './control/states.js';
-import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from './control/config.js';
-import { startReplicationRuntime, type ReplicationRuntime } from './replication/runtime.js';
-import { BackendProbe, type ProbeStatus } from './control/backend-probe.js';
-import { startSlotAdvancer, type SlotAdvancer } from './replication/slot-advancer.js';
-import type { Role } from './domain/role.js';
+} from '../metrics/cloudwatch.js';
+import type { ProxyServer } from '../proxy/server.js';
+import { backendUrl } from '../net/database-url.js';
+import { STATE_POLICY } from '../domain/states.js';
+import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from '../domain/control-config.js';
+import { startReplicationRuntime, type ReplicationRuntime } from '../replication/runtime.js';
+import { BackendProbe, type ProbeStatus } from '../control/backend-probe.js';
+import { startSlotAdvancer, type SlotAdvancer } from '../replication/slot-advancer.js';
+import type { Role } from '../domain/role.js';
 
 export interface Observers {
   /** The controller's breaker listener. */
