@@ -10,7 +10,7 @@ import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
-import type { CutoverState } from '../../src/control/states.js';
+import type { CutoverState } from '../../src/domain/states.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const source = await startPg(t, 14, { logical: true });
