@@ -15,6 +15,7 @@ import type {
 import type { BackendCredential } from './backend-credential.js';
 import { md5ClientResponse, md5SaltedResponse } from './md5.js';
 import { createScramClient, SCRAM_SECRET_MISMATCH, type ScramClient, type ScramPassThrough } from './scram-client.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 export type HandshakeAction =
   | { kind: 'send'; data: Buffer }
@@ -66,27 +67,27 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
     return { kind: 'fail', sqlstate, message: prefix + message };
   };
   // 08001: we could not establish the connection; 28P01 when the problem is our credentials.
-  const protocolFail = (message: string): HandshakeAction => failWith('08001', message);
+  const protocolFail = (message: string): HandshakeAction => failWith(SqlState.CannotConnect, message);
   const cred: BackendCredential =
     opts.credential ?? (opts.password === undefined || opts.password === '' ? { kind: 'none' } : { kind: 'password', password: opts.password });
   const needPassword = (): string | undefined => (cred.kind === 'password' ? cred.password : undefined);
   const noPassword = (what: string): HandshakeAction => {
     switch (cred.kind) {
       case 'none':
-        return failWith('28P01', `server asked for ${what} but the proxy holds no credential for role "${opts.user}"`);
+        return failWith(SqlState.InvalidPassword, `server asked for ${what} but the proxy holds no credential for role "${opts.user}"`);
       case 'md5-hash':
-        return failWith('28000', `server asked for ${what} for role "${opts.user}" but the proxy holds only its md5 hash (it answers md5 challenges only)`);
+        return failWith(SqlState.InvalidAuthorization, `server asked for ${what} for role "${opts.user}" but the proxy holds only its md5 hash (it answers md5 challenges only)`);
       case 'scram-keys':
-        return failWith('28000', `server asked for ${what} for role "${opts.user}" but the proxy holds only its SCRAM verifier (it answers SCRAM-SHA-256 only)`);
+        return failWith(SqlState.InvalidAuthorization, `server asked for ${what} for role "${opts.user}" but the proxy holds only its SCRAM verifier (it answers SCRAM-SHA-256 only)`);
       default:
-        return failWith('28P01', `server asked for ${what} but none is configured`);
+        return failWith(SqlState.InvalidPassword, `server asked for ${what} but none is configured`);
     }
   };
 
   async function onMessage(msg: BackendMessage, frame: Buffer): Promise<HandshakeAction> {
     if (msg.name === 'error') {
       const e = msg as DatabaseError;
-      return failWith(e.code ?? '08001', e.message);
+      return failWith(e.code ?? SqlState.CannotConnect, e.message);
     }
     if (msg.name === 'notice') return { kind: 'wait' };
     const s = state;
@@ -130,7 +131,7 @@ export function createBackendHandshake(opts: HandshakeOptions): BackendHandshake
         if (msg.name !== 'authenticationSASLContinue') return protocolFail(`expected SASLContinue, got ${msg.name}`);
         const r = await s.scram.onServerFirst((msg as unknown as { data: string }).data);
         if (state !== s) return { kind: 'wait' }; // superseded meanwhile; caller already gave up
-        if (!r.ok) return r.errors[0] === SCRAM_SECRET_MISMATCH ? failWith('28000', `role "${opts.user}": ${r.errors[0]}`) : protocolFail(r.errors.join('; '));
+        if (!r.ok) return r.errors[0] === SCRAM_SECRET_MISMATCH ? failWith(SqlState.InvalidAuthorization, `role "${opts.user}": ${r.errors[0]}`) : protocolFail(r.errors.join('; '));
         state = { step: 'await-sasl-final', scram: s.scram };
         return { kind: 'send', data: serialize.sendSCRAMClientFinalMessage(r.value) };
       }

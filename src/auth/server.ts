@@ -15,10 +15,11 @@ import { safeEqual, type ScramSecret } from './scram-crypto.js';
 import { mockScramSecret, scramSecretFor } from './scram-secrets.js';
 import { createScramServer, type ScramServer } from './scram-server.js';
 import type { UserEntry } from './users.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 export const SCRAM_MECHANISM = 'SCRAM-SHA-256';
 
-export type AuthFailCode = '28P01' | '28000' | '08P01';
+export type AuthFailCode = typeof SqlState.InvalidPassword | typeof SqlState.InvalidAuthorization | typeof SqlState.ProtocolViolation;
 
 export type AuthStep =
   /** AuthenticationSASL listing these mechanisms. */
@@ -45,7 +46,7 @@ type State =
   | { phase: 'md5'; expected: Buffer }
   | { phase: 'done' };
 
-const protocolViolation = (message: string): AuthStep => ({ kind: 'fail', sqlstate: '08P01', message });
+const protocolViolation = (message: string): AuthStep => ({ kind: 'fail', sqlstate: SqlState.ProtocolViolation, message });
 
 /** SASLInitialResponse body: String mechanism, Int32 length of the data (-1: none), Byte[n] data. */
 function parseSaslInitial(payload: Buffer): { mechanism: string; data: Buffer } | undefined {
@@ -67,7 +68,7 @@ export function createServerAuth(user: UserEntry | undefined, username: string):
   let state: State = { phase: 'new' };
   const denied: AuthStep = {
     kind: 'fail',
-    sqlstate: '28P01',
+    sqlstate: SqlState.InvalidPassword,
     message: `password authentication failed for user "${username}"`,
   };
 

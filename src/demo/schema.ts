@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { SqlState } from '../protocol/sqlstate.js';
 
 export { seedShop, type SeedOptions, type SeedCounts } from './seed.js';
 
@@ -86,7 +87,7 @@ export async function createDatabase(url: string, name: string): Promise<void> {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (found.rowCount === 0) {
       await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`).catch((err: { code?: string }) => {
-        if (err.code !== '42P04') throw err; // duplicate_database: created concurrently, which is fine
+        if (err.code !== SqlState.DuplicateDatabase) throw err; // duplicate_database: created concurrently, which is fine
       });
     }
   } finally {

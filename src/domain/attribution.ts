@@ -1,4 +1,5 @@
 import type { Role } from './role.js';
+import { SqlState } from '../protocol/sqlstate.js';
 /**
  * Whose fault is an error? Only errors the target caused may count towards the rollback breaker
  * (shared/DESIGN.md "Circuit breakers"): a client's syntax error or unique violation would fail
@@ -18,7 +19,7 @@ export type ErrorCause = string | 'connection' | 'timeout';
 export const SERVER_FAULT_CLASSES: ReadonlySet<string> = new Set(['08', '53', '57', '58', 'XX']);
 
 /** 57014 query_canceled: also what a client's own CancelRequest produces. */
-const QUERY_CANCELED = '57014';
+const QUERY_CANCELED = SqlState.QueryCanceled;
 
 export interface AttributionContext {
   /** The backend that returned the error. Default 'target'. A source error is never the target's fault. */
@@ -51,7 +52,7 @@ export function isServerFault(cause: ErrorCause, clientCancelled = false): boole
  * on the target for one of those reasons). The source may give the same error (the client's own mistake):
  * then it is not the target's fault (`isTargetFault` with `sourceResult`).
  */
-export const SCHEMA_DRIFT_CODES: ReadonlySet<string> = new Set(['42P01', '42703', '42883', '42704', '3F000', '42501', '26000']);
+export const SCHEMA_DRIFT_CODES: ReadonlySet<string> = new Set([SqlState.UndefinedTable, SqlState.UndefinedColumn, SqlState.UndefinedFunction, SqlState.UndefinedObject, SqlState.InvalidSchemaName, SqlState.InsufficientPrivilege, SqlState.InvalidStatementName]);
 
 /**
  * May a read that failed on the target with `code` be run again on the source, when no byte of its reply

@@ -15,6 +15,8 @@ import { log } from '../support/log.js';
 import { createBackendHandshake } from '../auth/backend-handshake.js';
 import type { BackendLogin } from '../auth/backend-credential.js';
 import { targetAddress, type BackendTarget } from './database-url.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { Backend, CANCEL_REQUEST_CODE, EncryptionReply, PROTOCOL_3_0 } from '../protocol/codes.js';
 
 export interface BackendReady {
   socket: net.Socket;
@@ -34,9 +36,6 @@ export interface BackendConnectError {
 
 export type BackendConnectResult = { ok: true; value: BackendReady } | { ok: false; error: BackendConnectError };
 
-const PROTOCOL_3_0 = 196608;
-const CANCEL_REQUEST_CODE = 80877102;
-const NEGOTIATE_PROTOCOL_VERSION = 0x76; // 'v'
 /** Startup frames are small; anything larger means we are not talking to PostgreSQL. */
 const MAX_STARTUP_FRAME = 1 << 20;
 
@@ -105,7 +104,7 @@ export function connectBackend(
       resolve(r);
     };
     const unreachable = (reason: string): void =>
-      finish({ ok: false, error: { sqlstate: '08001', message: `could not connect to ${where}: ${reason}` } });
+      finish({ ok: false, error: { sqlstate: SqlState.CannotConnect, message: `could not connect to ${where}: ${reason}` } });
 
     function onError(err: Error): void {
       unreachable(err.message);
@@ -156,8 +155,8 @@ export function connectBackend(
       if (phase === 'ssl-response') {
         // Exactly one byte may come back; more would be injected plaintext (CVE-2021-23214).
         if (chunk.length !== 1) return unreachable('unexpected data in response to SSLRequest');
-        if (chunk[0] === 0x53 /* 'S' */) return startTls();
-        if (chunk[0] === 0x4e /* 'N' */) {
+        if (chunk[0] === EncryptionReply.Accept) return startTls();
+        if (chunk[0] === EncryptionReply.Refuse) {
           if (target.tls === 'require') return unreachable('server does not support SSL, but SSL was required');
           return sendStartup();
         }
@@ -178,7 +177,7 @@ export function connectBackend(
           const frame = buffered.subarray(0, len + 1);
           buffered = buffered.subarray(len + 1);
           // NegotiateProtocolVersion: the server downgrades a minor version or ignores _pq_ options; carry on.
-          if (frame[0] === NEGOTIATE_PROTOCOL_VERSION) continue;
+          if (frame[0] === Backend.NegotiateProtocolVersion) continue;
           let msg: BackendMessage | undefined;
           try {
             parser.parse(frame, (m) => (msg = m));
@@ -227,7 +226,7 @@ export function connectBackend(
 
     if (opts.signal?.aborted) {
       socket.destroy();
-      return resolve({ ok: false, error: { sqlstate: '08001', message: `could not connect to ${where}: connection attempt aborted` } });
+      return resolve({ ok: false, error: { sqlstate: SqlState.CannotConnect, message: `could not connect to ${where}: connection attempt aborted` } });
     }
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (target.connectTimeoutMs > 0) {

@@ -2,7 +2,7 @@
  * Encoders for the backend messages the proxy itself sends to clients (it forwards everything else as bytes).
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { AuthCode, Backend, TxStatus } from './codes.js';
+import { AuthCode, Backend, ErrorField, TxStatus } from './codes.js';
 
 function frame(type: number, bodyLen: number): Buffer {
   const b = Buffer.allocUnsafe(5 + bodyLen);
@@ -124,7 +124,7 @@ export function sqlStateOf(buf: Buffer, start: number, end: number): string {
     const code = buf[i];
     const z = buf.indexOf(0, i + 1);
     if (z < 0 || z >= end) return '';
-    if (code === 0x43 /* 'C' */) return buf.toString('latin1', i + 1, z);
+    if (code === ErrorField.Code) return buf.toString('latin1', i + 1, z);
     i = z + 1;
   }
   return '';

@@ -70,6 +70,26 @@ export const enum TxStatus {
   Failed = 0x45, // 'E'
 }
 
+/** Field codes in an ErrorResponse / NoticeResponse body (https://www.postgresql.org/docs/current/protocol-error-fields.html). */
+export const enum ErrorField {
+  /** Severity, localized. */
+  Severity = 0x53, // 'S'
+  /** SQLSTATE code. */
+  Code = 0x43, // 'C'
+}
+
+/** What Describe and Close name: a prepared statement or a portal. */
+export const enum TargetKind {
+  Statement = 0x53, // 'S'
+  Portal = 0x50, // 'P'
+}
+
+/** The single byte a server answers an SSLRequest / GSSENCRequest with. */
+export const enum EncryptionReply {
+  Accept = 0x53, // 'S'
+  Refuse = 0x4e, // 'N'
+}
+
 /** Frontend message types a client may send after startup; anything else is a protocol violation. */
 export const FRONTEND_TYPES: ReadonlySet<number> = new Set([
   0x42, 0x43, 0x64, 0x63, 0x66, 0x44, 0x45, 0x48, 0x46, 0x50, 0x70, 0x51, 0x53, 0x58,

@@ -1,3 +1,4 @@
+import { SqlState } from './sqlstate.js';
 /**
  * Splits a byte stream into protocol frames (type byte + Int32 length + body) by reading the header only.
  * Frames are handed out as views into the received chunk; only a frame that straddles two chunks is copied,
@@ -8,7 +9,7 @@
 export type FrameHandler = (type: number, buf: Buffer, start: number, end: number) => void;
 
 export interface FrameViolation {
-  readonly sqlstate: '08P01';
+  readonly sqlstate: typeof SqlState.ProtocolViolation;
   readonly message: string;
   /** Logged only, never sent (PostgreSQL's COMMERROR before the StartupMessage). */
   readonly silent?: boolean;
@@ -41,11 +42,11 @@ export class FrameReader {
 
   private check(type: number, len: number): FrameViolation | null {
     if (this.validTypes !== null && !this.validTypes.has(type)) {
-      return { sqlstate: '08P01', message: `invalid frontend message type ${type}` };
+      return { sqlstate: SqlState.ProtocolViolation, message: `invalid frontend message type ${type}` };
     }
-    if (len < 4) return { sqlstate: '08P01', message: `invalid message length ${len}` };
+    if (len < 4) return { sqlstate: SqlState.ProtocolViolation, message: `invalid message length ${len}` };
     if (len > this.maxFrame) {
-      return { sqlstate: '08P01', message: `message length ${len} exceeds the limit of ${this.maxFrame} bytes` };
+      return { sqlstate: SqlState.ProtocolViolation, message: `message length ${len} exceeds the limit of ${this.maxFrame} bytes` };
     }
     return null;
   }
@@ -118,7 +119,7 @@ export class StartupReader {
     const len = this.acc.readInt32BE(0);
     // PostgreSQL logs this (COMMERROR) and closes without a word: a Terminate or an HTTP request sent
     // first lands here too (ProcessStartupPacket).
-    if (len < 8 || len > this.maxPacket) return { sqlstate: '08P01', message: `invalid length of startup packet`, silent: true };
+    if (len < 8 || len > this.maxPacket) return { sqlstate: SqlState.ProtocolViolation, message: `invalid length of startup packet`, silent: true };
     if (this.acc.length < len) return null;
     const packet = this.acc.subarray(0, len);
     const rest = this.acc.subarray(len);

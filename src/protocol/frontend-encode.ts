@@ -2,7 +2,7 @@
  * The few frontend messages the proxy writes itself (catch-up statements, shadow control). Forwarded client
  * messages are never re-encoded.
  */
-import { Frontend } from './codes.js';
+import { Frontend, TargetKind } from './codes.js';
 
 /** Query ('Q'): one simple-protocol query string. */
 export function queryFrame(sql: string): Buffer {
@@ -21,7 +21,7 @@ export function closeStatementFrame(name: string): Buffer {
   const b = Buffer.allocUnsafe(7 + n);
   b[0] = Frontend.Close;
   b.writeInt32BE(6 + n, 1);
-  b[5] = 0x53; // 'S'
+  b[5] = TargetKind.Statement;
   b.write(name, 6, 'utf8');
   b[6 + n] = 0;
   return b;

@@ -3,7 +3,7 @@
  * message as a value. Each value has a literal `name` so TypeScript narrows on it.
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { SqlStateCode } from './sqlstate.js';
+import { SqlState, type SqlStateCode } from './sqlstate.js';
 
 /**
  * A malformed message, as a value. `message` uses PostgreSQL's own wording (pqformat.c,
@@ -23,7 +23,7 @@ export interface ProtocolError {
   readonly legacy?: boolean;
 }
 
-export function protocolError(message: string, sqlstate: SqlStateCode = '08P01'): ProtocolError {
+export function protocolError(message: string, sqlstate: SqlStateCode = SqlState.ProtocolViolation): ProtocolError {
   return { name: 'protocolError', sqlstate, message };
 }
 

@@ -1,3 +1,4 @@
+import { SqlState } from './sqlstate.js';
 /**
  * Which startup parameters a client may pass through the proxy to the backends (issue 14 item 5). A client
  * chooses its session's presentation (encoding, date style, time zone, search_path, application name) and
@@ -23,7 +24,7 @@ export const ALLOWED_STARTUP_SETTINGS: ReadonlySet<string> = new Set([
 
 export interface StartupRefusal {
   ok: false;
-  sqlstate: '08P01' | '3D000';
+  sqlstate: typeof SqlState.ProtocolViolation | typeof SqlState.InvalidCatalogName;
   message: string;
 }
 
@@ -38,7 +39,7 @@ export interface StartupParamsPolicy {
 
 const unsupported = (name: string, inOptions = false): StartupRefusal => ({
   ok: false,
-  sqlstate: '08P01',
+  sqlstate: SqlState.ProtocolViolation,
   message: `unsupported startup parameter${inOptions ? ' in options' : ''}: ${name}`,
 });
 
@@ -49,13 +50,13 @@ export function checkStartupParams(params: Readonly<Record<string, string>>, pol
     const name = key.toLowerCase();
     if (name === 'user' || key.startsWith('_pq_.')) continue; // user: the proxy's login; _pq_: negotiated away
     if (name === 'database') {
-      if (value !== '' && !policy.databases.has(value)) return { ok: false, sqlstate: '3D000', message: `database "${value}" does not exist` };
+      if (value !== '' && !policy.databases.has(value)) return { ok: false, sqlstate: SqlState.InvalidCatalogName, message: `database "${value}" does not exist` };
       if (value !== '') out.database = value;
       continue;
     }
     if (name === 'replication') {
       if (/^(false|off|no|0)$/i.test(value)) continue;
-      return { ok: false, sqlstate: '08P01', message: 'unsupported startup parameter: replication (pg-cutover does not proxy replication connections)' };
+      return { ok: false, sqlstate: SqlState.ProtocolViolation, message: 'unsupported startup parameter: replication (pg-cutover does not proxy replication connections)' };
     }
     if (name === 'options') {
       const o = checkOptions(value, policy);

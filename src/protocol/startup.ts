@@ -16,6 +16,7 @@ import {
   type StartupMessage,
   type StartupPacket,
 } from './startup-messages.js';
+import { SqlState } from './sqlstate.js';
 
 /** PostgreSQL's MAX_STARTUP_PACKET_LENGTH (pqcomm.h): larger packets are refused unread. */
 export const MAX_STARTUP_PACKET_LENGTH = 10000;
@@ -67,7 +68,7 @@ function decodeCancel(frame: Buffer): CancelRequest | ProtocolError {
 
 function decodeStartupMessage(frame: Buffer, major: number, minor: number): StartupMessage | ProtocolError {
   if (major !== MAJOR) {
-    const e = protocolError(`unsupported frontend protocol ${major}.${minor}: server supports ${MAJOR}.0 to ${MAJOR}.${NEWEST_MINOR}`, '0A000');
+    const e = protocolError(`unsupported frontend protocol ${major}.${minor}: server supports ${MAJOR}.0 to ${MAJOR}.${NEWEST_MINOR}`, SqlState.FeatureNotSupported);
     // PostgreSQL answers in the protocol the client asked for: before 3.0, an error is 'E' and text.
     return major < MAJOR ? { ...e, legacy: true } : e;
   }
@@ -94,7 +95,7 @@ function decodeStartupMessage(frame: Buffer, major: number, minor: number): Star
 
   const user = params['user'];
   if (user === undefined || user === '') {
-    return protocolError('no PostgreSQL user name specified in startup packet', '28000');
+    return protocolError('no PostgreSQL user name specified in startup packet', SqlState.InvalidAuthorization);
   }
   const db = params['database'];
   const negotiate: NegotiateNote | null =

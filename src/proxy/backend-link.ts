@@ -8,7 +8,7 @@
  * while a read on the target is held back so it can be retried on the source, walks whole frames.
  */
 import type { Socket } from 'node:net';
-import { Backend, TxStatus } from '../protocol/codes.js';
+import { Backend, ErrorField, Frontend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/backend-scan.js';
 import { FrameReader } from '../protocol/framer.js';
 import { sqlStateOf } from '../protocol/backend-encode.js';
@@ -16,6 +16,7 @@ import type { BackendTarget } from '../net/database-url.js';
 import type { Role } from '../domain/role.js';
 import { AppliedState } from '../router/session-state.js';
 import { retryOnSource } from '../domain/attribution.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 
 export interface LinkEvents {
@@ -34,7 +35,7 @@ export interface LinkEvents {
 }
 
 /** SQLSTATE 25006 read_only_sql_transaction: a write met a read-only link's transaction. */
-const READ_ONLY_SQL_TRANSACTION = '25006';
+const READ_ONLY_SQL_TRANSACTION = SqlState.ReadOnlyTransaction;
 
 /** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
 const HOLD_LIMIT = 256 * 1024;
@@ -285,7 +286,7 @@ export class BackendLink {
   }
 }
 
-const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 
 /** An ErrorResponse body (buf[s, e)) whose severity ends the session: FATAL or PANIC. */
 function isFatal(buf: Buffer, s: number, e: number): boolean {
@@ -293,7 +294,7 @@ function isFatal(buf: Buffer, s: number, e: number): boolean {
   while (i < e && buf[i] !== 0) {
     const z = buf.indexOf(0, i + 1);
     if (z < 0 || z >= e) return false;
-    if (buf[i] === 0x53 /* 'S' */) {
+    if (buf[i] === ErrorField.Severity) {
       const sev = buf.toString('latin1', i + 1, z);
       return sev === 'FATAL' || sev === 'PANIC';
     }

@@ -4,7 +4,7 @@
  * session state per session, and builds the catch-up bytes a backend needs before a unit can run there
  * (session SETs replayed, named statements re-Parsed from their original bytes).
  */
-import { Frontend } from '../protocol/codes.js';
+import { Frontend, TargetKind } from '../protocol/codes.js';
 import { closeStatementFrame, queryFrame, SYNC_FRAME } from '../protocol/frontend-encode.js';
 import { parseHead, queryText } from '../protocol/frontend-decode.js';
 import type { Classifier, Classification } from '../router/classify.js';
@@ -266,7 +266,7 @@ export class Router {
         return z2 > z + 1 && z2 < f.end ? f.buf.toString('utf8', z + 1, z2) : null;
       }
       case Frontend.Describe: {
-        if (f.buf[at] !== 0x53 /* 'S' */) return null;
+        if (f.buf[at] !== TargetKind.Statement) return null;
         const z = f.buf.indexOf(0, at + 1);
         return z > at + 1 && z < f.end ? f.buf.toString('utf8', at + 1, z) : null;
       }
@@ -306,7 +306,7 @@ export class Router {
       link.prepared.set(head.name, head.text);
       return;
     }
-    if (type === Frontend.Close && buf[at] === 0x53 /* 'S' */) {
+    if (type === Frontend.Close && buf[at] === TargetKind.Statement) {
       const z = buf.indexOf(0, at + 1);
       if (z <= at + 1 || z >= end) return;
       const name = buf.toString('utf8', at + 1, z);

@@ -6,6 +6,7 @@
 import type { Observation } from './monitor.js';
 import type { DirectionNames } from './reverse.js';
 import type { Role } from '../domain/role.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 
 /** One direction of native replication: the subscription on `subscriber`, its slot on `publisher`. */
@@ -90,7 +91,7 @@ const LOST_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 
  */
 export function isSessionLost(err: unknown): boolean {
   const code = String((err as { code?: unknown } | null)?.code ?? '');
-  if (/^08/.test(code) || code === '57P01' || code === '57P02' || code === '57P03' || LOST_CODES.has(code)) return true;
+  if (/^08/.test(code) || code === SqlState.AdminShutdown || code === SqlState.CrashShutdown || code === SqlState.CannotConnectNow || LOST_CODES.has(code)) return true;
   const msg = err instanceof Error ? err.message : String(err);
   return LOST_MESSAGES.some((m) => msg.includes(m));
 }

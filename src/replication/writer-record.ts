@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from './control-conn.js';
 import { CONTROL_SCHEMA } from './fence-catalog.js';
 import type { Role } from '../domain/role.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 
 export interface WriterRow {
@@ -49,7 +50,7 @@ export async function ensureControlSchema(db: Db): Promise<void> {
     } catch (err) {
       // Concurrent CREATE … IF NOT EXISTS can still collide in the catalogs (23505 / 42P07 / 42P06).
       const code = (err as { code?: string }).code;
-      if (i < 3 && (code === '23505' || code === '42P07' || code === '42P06')) continue;
+      if (i < 3 && (code === SqlState.UniqueViolation || code === SqlState.DuplicateTable || code === SqlState.DuplicateSchema)) continue;
       throw err;
     }
   }

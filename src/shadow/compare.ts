@@ -2,6 +2,7 @@
  * Pure comparison of a unit's results on the source and on the shadow (DESIGN.md, "Compare" and "Explain").
  */
 import type { StatementResult, UnitResult } from './results.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
 export const MISMATCH_CLASSES = [
   'error-on-target-only',
@@ -27,7 +28,7 @@ export interface Difference {
 }
 
 /** 55P03 lock_not_available: the shadow gave way to a lock (lock_timeout), by design. */
-const LOCK_TIMEOUT = '55P03';
+const LOCK_TIMEOUT = SqlState.LockNotAvailable;
 
 /** The first difference between the two sides' results; a lock timeout on the shadow is explained as such. */
 export function compareUnits(src: UnitResult, shd: UnitResult): Difference | null {
