@@ -92,8 +92,11 @@ export async function ownedObjects(db: Db, closure: readonly string[]): Promise<
 }
 
 export interface WriteGrant {
-  /** TABLE (any relation, incl. sequences' UPDATE) or SCHEMA (CREATE). */
-  readonly on: 'TABLE' | 'SCHEMA';
+  /**
+   * TABLE (any relation, incl. sequences' UPDATE), SEQUENCE (USAGE: nextval), SCHEMA (CREATE), or ROUTINE
+   * (EXECUTE on a SECURITY DEFINER routine owned by a role outside the fence, or on a large-object writer).
+   */
+  readonly on: 'TABLE' | 'SEQUENCE' | 'SCHEMA' | 'ROUTINE';
   readonly name: string;
   /** Column name for a column privilege. */
   readonly column: string | null;
@@ -105,9 +108,23 @@ export interface WriteGrant {
 }
 
 /**
+ * The large-object functions that write (pg_largeobject, pg_largeobject_metadata). Creating a large object needs
+ * no privilege on PostgreSQL 14/15, so the fence takes EXECUTE on these from PUBLIC (and the fenced roles) on
+ * the fenced database; only a superuser control role can (their grantor is the bootstrap superuser).
+ */
+export const LARGE_OBJECT_WRITERS = [
+  'lo_creat(integer)', 'lo_create(oid)', 'lo_import(text)', 'lo_import(text,oid)', 'lo_from_bytea(oid,bytea)', 'lowrite(integer,bytea)',
+  'lo_put(oid,bigint,bytea)', 'lo_truncate(integer,integer)', 'lo_truncate64(integer,bigint)', 'lo_unlink(oid)',
+] as const;
+const LO_OIDS = `ARRAY[${LARGE_OBJECT_WRITERS.map((f) => `'pg_catalog.${f}'::regprocedure::oid`).join(', ')}]`;
+const I_AM_SUPERUSER = `(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)`;
+
+/**
  * Write privileges held by a fenced role or PUBLIC: INSERT, UPDATE, DELETE, TRUNCATE on relations (UPDATE on a
- * sequence is setval), INSERT and UPDATE on columns, CREATE on schemas. Read from the ACLs themselves, with
- * their grantor, so each can be revoked and given back exactly.
+ * sequence is setval), USAGE on sequences (nextval), INSERT and UPDATE on columns, CREATE on schemas, EXECUTE on
+ * SECURITY DEFINER routines owned by a role outside the fence (they run with their owner's rights) and on the
+ * large-object writers. Read from the ACLs themselves (a routine's default ACL made explicit), with their
+ * grantor, so each can be revoked and given back.
  */
 export async function writeGrants(db: Db, closure: readonly string[]): Promise<WriteGrant[]> {
   const grantee = `CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END`;
@@ -123,9 +140,20 @@ export async function writeGrants(db: Db, closure: readonly string[]): Promise<W
        FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(t.attacl) a
       WHERE t.attacl IS NOT NULL AND NOT t.attisdropped AND ${USER_SCHEMA_FILTER} AND ${who} AND a.privilege_type IN ('INSERT', 'UPDATE')
      UNION ALL
+     SELECT 'SEQUENCE', format('%I.%I', n.nspname, c.relname), NULL, ${grantee}, pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+      WHERE c.relkind = 'S' AND ${USER_SCHEMA_FILTER} AND ${who} AND a.privilege_type = 'USAGE'
+     UNION ALL
      SELECT 'SCHEMA', format('%I', n.nspname), NULL, ${grantee}, pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable
        FROM pg_namespace n, aclexplode(n.nspacl) a
       WHERE ${USER_SCHEMA_FILTER} AND ${who} AND a.privilege_type = 'CREATE'
+     UNION ALL
+     SELECT 'ROUTINE', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL, ${grantee},
+            pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+      WHERE a.privilege_type = 'EXECUTE' AND ${who}
+        AND ((p.prosecdef AND ${USER_SCHEMA_FILTER} AND pg_get_userbyid(p.proowner) <> ALL($1::text[]))
+             OR (p.oid = ANY(${LO_OIDS}) AND ${I_AM_SUPERUSER}))
      ORDER BY 1, 2, 3, 4, 6`,
     [closure],
   );
@@ -134,7 +162,8 @@ export async function writeGrants(db: Db, closure: readonly string[]): Promise<W
 
 /**
  * After the fence: what each application role can still write, as the server itself judges it
- * (has_table_privilege and friends follow memberships, ownership and PUBLIC). Empty when the fence holds.
+ * (has_table_privilege and friends follow memberships, ownership and PUBLIC). Empty when the fence holds. A
+ * SECURITY DEFINER routine owned by a fenced role runs with that role's (fenced) rights: not a way out.
  */
 export async function remainingWriteRights(db: Db, appRoles: readonly string[]): Promise<string[]> {
   const r = await db.query<{ line: string }>(
@@ -147,8 +176,44 @@ export async function remainingWriteRights(db: Db, appRoles: readonly string[]):
      SELECT format('%s can create in schema %s', u.rolname, n.nspname)
        FROM pg_roles u, pg_namespace n
       WHERE u.rolname = ANY($1::text[]) AND ${USER_SCHEMA_FILTER} AND (has_schema_privilege(u.oid, n.oid, 'CREATE') OR pg_has_role(u.oid, n.nspowner, 'USAGE'))
+     UNION ALL
+     SELECT format('%s can advance sequence %s.%s', u.rolname, n.nspname, c.relname)
+       FROM pg_roles u, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE u.rolname = ANY($1::text[]) AND c.relkind = 'S' AND ${USER_SCHEMA_FILTER}
+        AND (has_sequence_privilege(u.oid, c.oid, 'USAGE, UPDATE') OR pg_has_role(u.oid, c.relowner, 'USAGE'))
+     UNION ALL
+     SELECT format('%s can execute %s, SECURITY DEFINER as %s', u.rolname, p.oid::regprocedure, pg_get_userbyid(p.proowner))
+       FROM pg_roles u, pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE u.rolname = ANY($1::text[]) AND p.prosecdef AND ${USER_SCHEMA_FILTER} AND pg_get_userbyid(p.proowner) <> ALL($2::text[])
+        AND has_function_privilege(u.oid, p.oid, 'EXECUTE')
+     UNION ALL
+     SELECT format('%s can write large objects with %s', u.rolname, p.oid::regprocedure)
+       FROM pg_roles u, pg_proc p
+      WHERE u.rolname = ANY($1::text[]) AND p.oid = ANY(${LO_OIDS}) AND ${I_AM_SUPERUSER} AND has_function_privilege(u.oid, p.oid, 'EXECUTE')
      ORDER BY 1`,
-    [appRoles],
+    [appRoles, await roleClosure(db, appRoles)],
+  );
+  return r.rows.map((x) => x.line);
+}
+
+/**
+ * What the fence cannot cover on this database for `appRoles` (gate 1 names it, with the fix): event triggers
+ * whose function runs as a role outside the fence (SECURITY DEFINER) fire on DDL an application role may still
+ * run there (CREATE TEMP TABLE); and with a control role that is not a superuser, large objects (their writers'
+ * EXECUTE belongs to the bootstrap superuser).
+ */
+export async function unfenceable(db: Db, appRoles: readonly string[]): Promise<string[]> {
+  const closure = await roleClosure(db, appRoles);
+  const r = await db.query<{ line: string }>(
+    `SELECT format('event trigger %I runs %s as %s (SECURITY DEFINER) on DDL an application role can still run (CREATE TEMP TABLE): ALTER EVENT TRIGGER %I DISABLE for the cutover, or make the function SECURITY INVOKER',
+                   e.evtname, p.oid::regprocedure, pg_get_userbyid(p.proowner), e.evtname) AS line
+       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+      WHERE e.evtenabled <> 'D' AND p.prosecdef AND pg_get_userbyid(p.proowner) <> ALL($1::text[])
+     UNION ALL
+     SELECT 'large objects: the control role is not a superuser, so the fence cannot take EXECUTE on lo_create/lowrite/lo_put/lo_unlink from PUBLIC; an application role can still create and write large objects on the fenced side (review, or run the control plane as a superuser)'
+      WHERE NOT ${I_AM_SUPERUSER}
+     ORDER BY 1`,
+    [closure],
   );
   return r.rows.map((x) => x.line);
 }

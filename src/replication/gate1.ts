@@ -5,7 +5,7 @@
  */
 import { connectControl, errorText, type Db } from './control-conn.js';
 import { criterion, gateResult, notJudged, percentile, type Criterion, type GateResult } from './gates.js';
-import { fenceProblems } from './fence-catalog.js';
+import { fenceProblems, unfenceable } from './fence-catalog.js';
 import { compareRoles, roleSnapshot } from './role-parity.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';
 import type { Role } from '../domain/role.js';
@@ -156,6 +156,8 @@ export async function runGate1(sourceUrl: string, targetUrl: string, opts: Gate1
       for (const s of [src, tgt]) {
         const problems = await fenceProblems(s.db!, opts.appRoles);
         c.push(criterion(`${s.label} application roles can be fenced`, problems.length ? `${problems.length} problem(s)` : opts.appRoles.join(', '), 'no superuser, CREATEROLE or control role among them', problems.length === 0, problems.join('\n') || undefined));
+        const uncovered = await unfenceable(s.db!, opts.appRoles);
+        c.push(criterion(`${s.label} writes the fence cannot cover`, uncovered.length ? `${uncovered.length} found` : 'none', 'none', uncovered.length === 0, uncovered.join('\n') || undefined));
       }
     }
 

@@ -34,7 +34,13 @@ for (const c of [ctl, dctl]) await c.query(`
   GRANT UPDATE (body) ON notes TO app;
   GRANT USAGE, UPDATE ON SEQUENCE notes_id_seq TO app, writers;
   CREATE VIEW accounts_v AS SELECT * FROM accounts;
-  GRANT SELECT, INSERT, UPDATE ON accounts_v TO app;`);
+  GRANT SELECT, INSERT, UPDATE ON accounts_v TO app;
+  CREATE FUNCTION admin_put(n int) RETURNS void LANGUAGE sql SECURITY DEFINER AS 'INSERT INTO accounts VALUES (n)';
+  CREATE FUNCTION admin_put_granted(n int) RETURNS void LANGUAGE sql SECURITY DEFINER AS 'INSERT INTO accounts VALUES (n)';
+  REVOKE EXECUTE ON FUNCTION admin_put_granted(int) FROM PUBLIC;
+  GRANT EXECUTE ON FUNCTION admin_put_granted(int) TO writers;
+  CREATE PROCEDURE admin_proc(n int) LANGUAGE sql SECURITY DEFINER AS 'INSERT INTO accounts VALUES (n)';
+  SET ROLE app; SELECT lo_from_bytea(4242, 'mine'); RESET ROLE;`);
 for (const c of [ctl, dctl]) await c.query(`SET ROLE owner_app;
   CREATE TABLE shop.orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, total int);
   GRANT SELECT ON shop.orders TO app;
@@ -44,7 +50,7 @@ for (const c of [ctl, dctl]) await c.query(`SET ROLE owner_app;
 /** What the fence changes and unfence must give back: ownerships, ACLs, role settings. */
 async function catalogState(): Promise<string> {
   const r = await ctl.query(`
-    SELECT format('%s %s owner=%s acl=%s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner), c.relacl) AS x
+    SELECT format('%s %s owner=%s acl=%s', c.relkind, c.oid::regclass, pg_get_userbyid(c.relowner), (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(c.relacl) a)) AS x
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'shop') AND c.relkind <> 'i'
     UNION ALL SELECT format('col %s.%s acl=%s', attrelid::regclass, attname, attacl) FROM pg_attribute WHERE attacl IS NOT NULL
     UNION ALL SELECT format('schema %s owner=%s acl=%s', nspname, pg_get_userbyid(nspowner), nspacl) FROM pg_namespace WHERE nspname IN ('public', 'shop')
@@ -61,7 +67,7 @@ async function client(url: string, opts: Partial<pg.ClientConfig> = {}): Promise
 }
 
 /** Each way around a session default, as the issue lists them: the SQL, and the login it runs on. */
-const BYPASSES: { name: string; sql: string[]; role?: string; login?: Partial<pg.ClientConfig> }[] = [
+const BYPASSES: { name: string; sql: string[]; role?: string; login?: Partial<pg.ClientConfig>; codes?: string[] }[] = [
   { name: 'SET default_transaction_read_only = off', sql: ['SET default_transaction_read_only = off', 'INSERT INTO accounts VALUES (100)'] },
   { name: 'SET SESSION CHARACTERISTICS … READ WRITE', sql: ['SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE', 'UPDATE accounts SET balance = 1'] },
   { name: 'BEGIN READ WRITE', sql: ['BEGIN READ WRITE', 'DELETE FROM accounts'] },
@@ -77,6 +83,16 @@ const BYPASSES: { name: string; sql: string[]; role?: string; login?: Partial<pg
   { name: 'setval on a sequence', sql: [`SELECT setval('notes_id_seq', 1000)`] },
   { name: 'an updatable view', sql: ['SET default_transaction_read_only = off', 'INSERT INTO accounts_v VALUES (106)'] },
   { name: 'calls itself pg-cutover-control', sql: ['SET default_transaction_read_only = off', 'INSERT INTO accounts VALUES (107)'], login: { application_name: 'pg-cutover-control:switchover' } },
+  { name: 'SECURITY DEFINER function of a superuser (PUBLIC may execute it)', sql: ['SET default_transaction_read_only = off', 'SELECT admin_put(110)'] },
+  { name: 'SECURITY DEFINER function granted to a group role', sql: ['SET default_transaction_read_only = off', 'SET ROLE writers', 'SELECT admin_put_granted(111)'] },
+  { name: 'SECURITY DEFINER procedure (CALL)', sql: ['SET default_transaction_read_only = off', 'CALL admin_proc(112)'] },
+  { name: 'lo_create', sql: ['SET default_transaction_read_only = off', 'SELECT lo_create(0)'] },
+  { name: 'lo_from_bytea', sql: ['SET default_transaction_read_only = off', `SELECT lo_from_bytea(0, 'x')`] },
+  { name: 'lo_put on its own large object', sql: ['SET default_transaction_read_only = off', `SELECT lo_put(4242, 0, 'x')`] },
+  { name: 'lowrite through lo_open', sql: ['SET default_transaction_read_only = off', 'BEGIN', `SELECT lowrite(lo_open(4242, 131072), 'x')`] },
+  { name: 'lo_unlink of its own large object', sql: ['SET default_transaction_read_only = off', 'SELECT lo_unlink(4242)'] },
+  { name: 'nextval', sql: ['SET default_transaction_read_only = off', `SELECT nextval('notes_id_seq')`] },
+  { name: 'COPY … FROM STDIN', sql: ['SET default_transaction_read_only = off', 'COPY accounts FROM STDIN'], codes: ['42501', '25006'] },
   { name: 'owner: grants itself back', role: 'owner_app', sql: ['SET default_transaction_read_only = off', 'GRANT INSERT ON shop.orders TO owner_app', 'INSERT INTO shop.orders (total) VALUES (1)'] },
   { name: 'owner: own SECURITY DEFINER function', role: 'owner_app', sql: ['SET default_transaction_read_only = off', 'SELECT shop.put(2)'] },
   { name: 'owner: drops its table', role: 'owner_app', sql: ['SET default_transaction_read_only = off', 'DROP TABLE shop.orders'] },
@@ -85,7 +101,21 @@ const BYPASSES: { name: string; sql: string[]; role?: string; login?: Partial<pg
 ];
 
 const before = await catalogState();
-const rowsBefore = (await ctl.query(`SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM notes)::int AS n, (SELECT count(*) FROM shop.orders)::int AS o`)).rows[0];
+const ROWS = `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM notes)::int AS n, (SELECT count(*) FROM shop.orders)::int AS o,
+  (SELECT count(*) FROM pg_largeobject_metadata)::int AS lo, (SELECT string_agg(encode(data, 'escape'), '') FROM pg_largeobject WHERE loid = 4242) AS mine,
+  (SELECT last_value FROM notes_id_seq)::int AS seq`;
+const rowsBefore = (await ctl.query(ROWS)).rows[0];
+
+t.test('gate 1 names what the fence cannot cover: an event trigger running as a role outside the fence', async (t) => {
+  const g0 = await runGate1(src.url(), src.url(), { requireTls: false, latencySamples: 1, appRoles: ['app'] });
+  t.match(g0.criteria.find((c) => c.name === 'source writes the fence cannot cover'), { passed: true, measured: 'none' });
+  await ctl.query(`CREATE TABLE ddl_log (what text);
+    CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN INSERT INTO ddl_log VALUES (tg_tag); END $$;
+    CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION log_ddl()`);
+  t.teardown(() => ctl.query('DROP EVENT TRIGGER log_ddl; DROP FUNCTION log_ddl(); DROP TABLE ddl_log'));
+  const g = await runGate1(src.url(), src.url(), { requireTls: false, latencySamples: 1, appRoles: ['app'] });
+  t.match(g.criteria.find((c) => c.name === 'source writes the fence cannot cover'), { passed: false, detail: /event trigger log_ddl runs log_ddl\(\) as postgres .*ALTER EVENT TRIGGER log_ddl DISABLE/ }, 'gate 1 fails, naming the trigger and the fix');
+});
 
 t.test('roles that cannot be fenced are named, with the fix', async (t) => {
   await ctl.query(`CREATE ROLE su LOGIN SUPERUSER; CREATE ROLE cr LOGIN CREATEROLE; CREATE ROLE wad LOGIN; GRANT pg_write_all_data TO wad`);
@@ -133,9 +163,10 @@ t.test('every bypass is refused on the fenced database; the control role still w
       }
     }
     t.notOk(wrote, `refused: ${b.name}${code ? ` (${code})` : ''}`);
+    if (b.codes) t.ok(b.codes.includes(code), `by the fence itself (${code})`);
     await c.end();
   }
-  const rows = (await ctl.query(`SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM notes)::int AS n, (SELECT count(*) FROM shop.orders)::int AS o`)).rows[0];
+  const rows = (await ctl.query(ROWS)).rows[0];
   t.same(rows, rowsBefore, 'no row changed');
   t.equal((await ctl.query(`SELECT to_regclass('shop.orders') IS NOT NULL AS ok`)).rows[0].ok, true, 'the owner could not drop its table');
   await ctl.query('INSERT INTO accounts VALUES (500)');
@@ -177,7 +208,7 @@ t.test('through a current sidecar and a stale one, no bypass writes on the fence
     }
     if (label === 'stale') t.equal(refused, BYPASSES.length - 1, `every bypass through the stale sidecar was refused (${refused})`);
   }
-  const rows = (await ctl.query(`SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM notes)::int AS n, (SELECT count(*) FROM shop.orders)::int AS o`)).rows[0];
+  const rows = (await ctl.query(ROWS)).rows[0];
   t.same(rows, rowsBefore, 'no row changed on the fenced source');
   t.equal((await ctl.query(`SELECT to_regclass('shop.more') IS NULL AS ok`)).rows[0].ok, true, 'nothing created there either');
   await current.stop(500);
@@ -196,6 +227,8 @@ t.test('unfence restores exactly what was there and replaces sessions opened und
   const c = await client(as('app'));
   await c.query('INSERT INTO accounts VALUES (97)');
   await c.query(`INSERT INTO notes (body) VALUES ('back')`);
+  await c.query('SELECT admin_put(95)');
+  await c.query(`SELECT lo_put(4242, 0, 'y'), lo_create(0), nextval('notes_id_seq')`);
   await c.end();
   const o = await client(as('owner_app'));
   await o.query('SELECT shop.put(3)');
