@@ -194,6 +194,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     refresh: async () => (await store.get(), version()),
   });
   const relay = breakerRelay();
+  // Read by the controller's breaker attribution; set once the writer sync exists (below).
+  let writerSyncRef: WriterSync | null = null;
   const ctl = new Controller({
     store,
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
@@ -211,6 +213,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     // A rollback blocked by an unreachable database retries its step 3 (2 s doubling to 30 s, time-scaled).
     // Open target transactions get 30 s (× --time-scale, at least 5 s) to end, then the rollback goes on.
     rollbackDrainMs: Math.max(5000, 30_000 * cfg.timeScale),
+    targetFenced: () => writerSyncRef?.last?.record?.target.fenced === true,
     rollbackRetry: { firstMs: Math.max(200, 2000 * cfg.timeScale), maxMs: Math.max(1000, 30_000 * cfg.timeScale) },
     onBreaker: relay.onBreaker,
   });
@@ -240,6 +243,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     rampMs: controlCfg.cutover.rollbackReadRampMs,
     rollbackGraceMs: Math.max(5000, 120_000 * cfg.timeScale),
   });
+  writerSyncRef = writerSync;
   await writerSync.check('start');
   writerSync.start();
   sampler?.start();

@@ -50,6 +50,11 @@ export interface ControllerDeps {
   releaseWrites?(): void;
   /** Backoff of a rollback step blocked by an unreachable database (default 2 s doubling to 30 s). */
   rollbackRetry?: RetryPolicy;
+  /**
+   * The databases record the target as fenced (src/control/writer-sync.ts's last read): its refusals and the
+   * sessions its fence ends are not target faults, so they do not feed the error-rate breaker.
+   */
+  targetFenced?(): boolean;
   /** Rollback step 2's drain bound for open target transactions (default 30 s). */
   rollbackDrainMs?: number;
   /** Every breaker that opened or closed (alerts, the scale hook); the rollback itself is the controller's. */
@@ -227,7 +232,8 @@ export class Controller {
     const sFaults = st.backendFaults.source;
     // During a rollback the target's failures are our own doing (the drain cancels, the fence ends sessions)
     // and the target is being left anyway: they must not latch the breaker that would block the next attempt.
-    const tNew = this.snap.state === 'ROLLBACK' ? 0 : tFaults - this.last.targetFaults;
+    // Likewise while the databases record the target as fenced (another sidecar's rollback): the fence at work.
+    const tNew = this.snap.state === 'ROLLBACK' || this.d.targetFenced?.() === true ? 0 : tFaults - this.last.targetFaults;
     feed(this.breakers, 'target', tStmts - this.last.targetStatements, tNew, now);
     feed(this.breakers, 'source', sStmts - this.last.sourceStatements, sFaults - this.last.sourceFaults, now);
     this.last = { targetStatements: tStmts, targetFaults: tFaults, sourceStatements: sStmts, sourceFaults: sFaults };

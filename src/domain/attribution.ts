@@ -32,6 +32,12 @@ export interface AttributionContext {
    * class; the same error on both sides is not.
    */
   readonly sourceResult?: 'ok' | string;
+  /**
+   * The target is fenced (this sidecar's own write hold retired the link, or the databases' writer record says
+   * so): its refusals (25006, 42501) and the sessions it ends (57P01, the lost connection) are the fence at
+   * work, not the target failing.
+   */
+  readonly fenced?: boolean;
 }
 
 /**
@@ -66,7 +72,7 @@ export function retryOnSource(code: string): boolean {
 
 /** Should this error count against the target? */
 export function isTargetFault(cause: ErrorCause, ctx: AttributionContext = {}): boolean {
-  if (ctx.backend === 'source') return false;
+  if (ctx.backend === 'source' || ctx.fenced) return false;
   if (cause === QUERY_CANCELED && ctx.clientCancelled) return false;
   if (ctx.sourceResult !== undefined) {
     if (ctx.sourceResult === cause) return false;
