@@ -51,13 +51,32 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description('Start an embedded PostgreSQL 14 (source) and 15 (target) with a sample "shop" database, and the proxy in front of them')
-    .option('--scale <n>', 'orders to generate (users = n/10, transactions ≈ 1.5n)', '100000')
-    .option('--listen <host:port>', 'proxy address', '127.0.0.1:6432')
-    .option('--admin <host:port>', 'admin API address', '127.0.0.1:9187')
-    .option('--json', 'print one JSON line {"proxy","source","target","admin"} when ready')
-    .action(async (o: { scale: string; listen: string; admin: string; json?: boolean }) => {
+    .option('--scale <n>', 'orders to generate (users = n/10, transactions ≈ 1.5n); default 100000, 10000 with --walkthrough')
+    .option('--listen <host:port>', 'proxy address (--walkthrough: a free port)', '127.0.0.1:6432')
+    .option('--admin <host:port>', 'admin API address (--walkthrough: a free port)', '127.0.0.1:9187')
+    .option('--time-scale <factor>', 'multiply stage guards and control windows by this (default 0.0001; 0.00005 with --walkthrough)')
+    .option('--json', 'print one JSON line {"proxy","source","target","admin"} when ready (--walkthrough: the result)')
+    .option('--walkthrough', 'walk SOURCE_PRIMARY → CUTOVER_COMPLETE under a built-in load without --force, then a target fault, the automatic rollback and the resume; ends with a zero-loss check, stops everything, exit 1 on failure')
+    .option('--tps <n>', '--walkthrough: write transactions per second of the built-in load', '100')
+    .option('--rps <n>', '--walkthrough: reads per second of the built-in load', '100')
+    .action(async (o: { scale?: string; listen: string; admin: string; timeScale?: string; json?: boolean; walkthrough?: boolean; tps: string; rps: string }) => {
+      if (o.walkthrough) {
+        const { runWalkthrough, WALK_TIME_SCALE } = await import('../demo/walkthrough.js');
+        const listen = (v: string, d: string) => (v === d ? '127.0.0.1:0' : v);
+        const r = await runWalkthrough({
+          scale: Number(o.scale ?? '10000'),
+          listen: listen(o.listen, '127.0.0.1:6432'),
+          admin: listen(o.admin, '127.0.0.1:9187'),
+          timeScale: o.timeScale ?? WALK_TIME_SCALE,
+          tps: Number(o.tps),
+          rps: Number(o.rps),
+          say: (m) => (o.json ? console.error(m) : console.log(m)),
+        });
+        if (o.json) console.log(JSON.stringify(r));
+        process.exit(r.ok ? 0 : 1);
+      }
       const { runDemo } = await import('../demo/run.js');
-      await runDemo({ scale: Number(o.scale), listen: o.listen, admin: o.admin, json: Boolean(o.json) });
+      await runDemo({ scale: Number(o.scale ?? '100000'), listen: o.listen, admin: o.admin, json: Boolean(o.json), ...(o.timeScale ? { timeScale: o.timeScale } : {}) });
     });
 
   registerAdminCommands(program);

@@ -2,94 +2,36 @@
  * `pg-cutover demo`: an embedded PostgreSQL 14 source and 15 target with the `shop` schema (seeded on the
  * source), and a sidecar in front of them. Stops everything and removes temp data on Ctrl-C / SIGTERM.
  */
-import pg from 'pg';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
-import { startEmbeddedPostgres, type EmbeddedPg } from './embedded.js';
-import { createDatabase, createShopSchema, seedShop } from './schema.js';
-import { loadStartConfig } from '../config/load.js';
-import { startSidecar, type Sidecar } from '../sidecar.js';
 import { onSignals } from '../support/signals.js';
 import { log } from '../support/log.js';
-import { setupNativeReplication } from '../replication/native.js';
-import { createDemoRoles, DEMO_APP_ROLE, DEMO_CONTROL_ROLE, withUser } from './roles.js';
+import { DEMO_APP_ROLE, DEMO_CONTROL_ROLE } from './roles.js';
+import { startPair, stopPair, type DemoPair } from './pair.js';
+import type { EmbeddedPg } from './embedded.js';
 
 export interface DemoOptions {
   scale: number;
   listen: string;
   admin: string;
   json: boolean;
+  /** --time-scale of the sidecar. Default 0.0001: a day is 8.6 s. */
+  timeScale?: string;
 }
 
 export async function runDemo(o: DemoOptions): Promise<void> {
-  if (!Number.isInteger(o.scale) || o.scale < 0) throw new Error(`--scale must be a whole number, got ${o.scale}`);
-  const servers: EmbeddedPg[] = [];
-  let sidecar: Sidecar | null = null;
-  const snapshotFile = join(tmpdir(), `pg-cutover-demo-${process.pid}.dump`);
-  const stop = async () => {
-    await sidecar?.stop(2000);
-    await Promise.allSettled([...servers.map((s) => s.stop()), rm(snapshotFile, { force: true })]);
-  };
+  let parts: Partial<DemoPair> & { servers?: EmbeddedPg[] } = {};
+  const stop = () => stopPair(parts);
   void onSignals(stop);
   try {
     const say = (m: string) => {
       if (!o.json) console.error(m);
     };
-    say('starting PostgreSQL 14 (source) and PostgreSQL 15 (target)...');
-    const [source, target] = await Promise.all([
-      startEmbeddedPostgres({ major: 14, logical: true, password: 'demo' }),
-      startEmbeddedPostgres({ major: 15, logical: true, password: 'demo' }),
-    ]);
-    servers.push(source, target);
-    for (const s of servers) {
-      await createDatabase(s.url('postgres'), 'shop');
-      const c = new pg.Client({ connectionString: s.url('shop') });
-      await c.connect();
-      try {
-        await createShopSchema(c);
-        if (s === source) {
-          say(`seeding shop on the source (${o.scale} orders)...`);
-          await seedShop(c, { scale: o.scale });
-        }
-      } finally {
-        await c.end();
-      }
-      await createDemoRoles(s.url('postgres'), 'shop', 'demo');
-    }
-    // The proxy logs in as an application role, the control plane as its own: the fence can then work.
-    const app = (s: EmbeddedPg) => withUser(s.url('shop'), DEMO_APP_ROLE, 'demo');
-    const control = (s: EmbeddedPg) => withUser(s.url('shop'), DEMO_CONTROL_ROLE, 'demo');
-    // The target fills by native logical replication (publication + subscription), not by copying.
-    say('starting logical replication source → target...');
-    const rep = await setupNativeReplication(control(source), control(target), { copySchema: false });
-    if (!rep.ok) throw new Error(`replication setup failed: ${rep.errors.join('; ')}`);
-    const cfg = loadStartConfig(
-      {
-        source: app(source),
-        target: app(target),
-        sourceControl: control(source),
-        targetControl: control(target),
-        listen: o.listen,
-        admin: o.admin,
-        subscription: rep.value.subscription,
-        // Stage guards of hours and days become seconds, so the whole path can be walked in a demo.
-        timeScale: '0.0001',
-        gate3MinShadowed: '100',
-        // Phase 4 in a demo: the final gate's stability window is 7 days (60 s scaled) instead of 90 (13 min),
-        // and `pg-cutover snapshot` archives the source to a local file.
-        stabilityDays: '7',
-        snapshotTo: snapshotFile,
-        historyIntervalMs: '2000',
-      },
-      {},
+    const pair = await startPair(
+      { scale: o.scale, listen: o.listen, admin: o.admin, timeScale: o.timeScale ?? '0.0001', say },
+      (p) => void (parts = p),
     );
-    if (!cfg.ok) throw new Error(cfg.errors.join('; '));
-    const s = await startSidecar(cfg.value, {});
-    if (!s.ok) throw new Error(s.errors.join('; '));
-    sidecar = s.value;
-    const proxy = `postgres://${DEMO_APP_ROLE}:demo@${s.value.listen.host}:${s.value.listen.port}/shop`;
-    const admin = `http://${s.value.admin.host}:${s.value.admin.port}`;
+    const { source, target } = pair;
+    const proxy = pair.proxyUrl;
+    const admin = pair.adminUrl;
     if (o.json) {
       console.log(JSON.stringify({ proxy, source: source.url('shop'), target: target.url('shop'), admin }));
     } else {

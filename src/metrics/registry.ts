@@ -32,6 +32,9 @@ export function createRegistry(stats: ProxyStats, extra?: (reg: Registry) => voi
   perRole('pgcutover_backend_errors_total', 'ErrorResponses returned per backend', (s) => s.errors);
   perRole('pgcutover_backend_faults_total', 'Errors the backend caused (lost connections, SQLSTATE 08/53/57/58/XX)', (s) => s.backendFaults);
   perRole('pgcutover_backend_connect_failures_total', 'Failed backend logins', (s) => s.connectFailures);
+  gauge('pgcutover_units_in_state', 'Units (statement or transaction up to ReadyForQuery) through the proxy in the current cutover state, by backend and read/write', ['backend', 'kind'], (g) => {
+    for (const backend of ['source', 'target'] as const) for (const kind of ['read', 'write'] as const) g.set({ backend, kind }, stats.latency[backend][kind].count);
+  });
   gauge('pgcutover_unit_latency_seconds', 'Unit latency through the proxy (dispatch to ReadyForQuery) in the current cutover state, by backend and read/write', ['backend', 'kind', 'quantile'], (g) => {
     for (const backend of ROLES) {
       for (const kind of ['read', 'write'] as const) {
