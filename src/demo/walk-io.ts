@@ -94,3 +94,11 @@ export async function fetchSplit(adminUrl: string): Promise<Split> {
   const r = await fetch(`${adminUrl}/metrics`);
   return parseSplit(await r.text());
 }
+
+/** pgcutover_unit_latency_seconds' p99 for one backend and kind, in ms (null: not measured in this state). */
+export async function fetchP99(adminUrl: string, backend: 'source' | 'target', kind: 'read' | 'write'): Promise<number | null> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const m = new RegExp(`^pgcutover_unit_latency_seconds\\{backend="${backend}",kind="${kind}",quantile="0.99"\\} (\\S+)$`, 'm').exec(text);
+  const v = m ? Number(m[1]) : Number.NaN;
+  return Number.isFinite(v) ? Math.round(v * 100_000) / 100 : null;
+}

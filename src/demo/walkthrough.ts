@@ -15,7 +15,7 @@ import { startPair, stopPair, type DemoPair } from './pair.js';
 import type { EmbeddedPg } from './embedded.js';
 import { startRelay, type Relay } from './relay.js';
 import { createTpcb, startLoad, type Load } from './load.js';
-import { adminClient, cliRunner, fetchSplit, formatSplit, splitSince, type Split } from './walk-io.js';
+import { adminClient, cliRunner, fetchP99, fetchSplit, formatSplit, splitSince, type Split } from './walk-io.js';
 import { zeroLossCheck, type ZeroLossReport } from './zero-loss.js';
 import { faultRun, type FaultOutcome } from './walk-fault.js';
 
@@ -165,6 +165,7 @@ export async function runWalkthrough(o: WalkOptions): Promise<WalkResult> {
           await sleep(250);
         }
         await showSplit('in SHADOW_WRITES');
+        say(`  for comparison, the source's write p99 through the proxy in this state: ${await fetchP99(pair.adminUrl, 'source', 'write')} ms`);
         await gate(3, true);
       }
       await transition(to);

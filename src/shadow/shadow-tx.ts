@@ -53,6 +53,7 @@ interface Pair {
   src?: UnitResult;
   shd?: UnitResult;
   text: string;
+  /** When the unit was sent, or when its predecessor answered if that was later (see ShadowTx.lastReplyAt). */
   sentAt: number;
   shdAt?: number;
   /** Wall-clock time the shadow's result arrived. */
@@ -82,6 +83,12 @@ export class ShadowTx {
   /** Apply mode: a statement the shadow cannot run was left out (other than the client's COMMIT/ROLLBACK). */
   private partial = false;
   private doneCalled = false;
+  /**
+   * When the shadow's previous unit answered (performance.now()). Units are pipelined on the shadow connection,
+   * so one sent while its predecessor still runs waits for it there; its latency counts from this, not from
+   * when it was sent: a client talking to the target would not have sent it before the predecessor answered.
+   */
+  private lastReplyAt = 0;
 
   constructor(
     private readonly conn: ShadowConn,
@@ -278,6 +285,8 @@ export class ShadowTx {
     p.shd = u;
     p.shdAt = performance.now();
     p.shdWall = Date.now();
+    p.sentAt = Math.max(p.sentAt, this.lastReplyAt);
+    this.lastReplyAt = p.shdAt;
     this.settle(p);
   }
 
