@@ -70,6 +70,8 @@ export interface StartConfig {
   gate2Exclude: TableNote[];
   gate2Accept: TableNote[];
   gate3MinShadowed: number;
+  gate3ReadP99Ms: number;
+  gate3WriteP99Ms: number;
   shadow: { samplePct: number; poolSize: number; lagBudgetBytes: number; capMs: number; lockTimeoutMs: number; maskColumns: string[]; mode: 'rollback' | 'apply'; darkReadPct: number };
   dmsTaskArn?: string;
   lagProbe: boolean;
@@ -231,6 +233,8 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       gate2Exclude,
       gate2Accept,
       gate3MinShadowed: Number(get('gate3MinShadowed')),
+      gate3ReadP99Ms: Number(get('gate3ReadP99Ms')),
+      gate3WriteP99Ms: Number(get('gate3WriteP99Ms')),
       shadow: {
         samplePct: Math.min(100, Number(get('shadowSamplePct'))),
         poolSize: Number(get('shadowPoolSize')),

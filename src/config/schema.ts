@@ -92,6 +92,8 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'gate2Exclude', type: 'string', doc: 'Gate 2: tables not compared, each with its reason: "schema.table:reason; other:reason" (shown in the gate output and the audit log)' }),
   opt({ key: 'gate2Accept', type: 'string', doc: 'Gate 2: tables whose differences are accepted (compared and shown, not failing), each with its reason: "table:reason; …"' }),
   opt({ key: 'gate3MinShadowed', type: 'int', default: '10000', min: 0, doc: 'Gate 3: shadowed write transactions needed before WRITES_TO_AURORA' }),
+  opt({ key: 'gate3ReadP99Ms', type: 'int', default: '30', min: 1, doc: 'Gate 3: read p99 on the target through the proxy must be below this (ms)' }),
+  opt({ key: 'gate3WriteP99Ms', type: 'int', default: '20', min: 1, doc: 'Gate 3: write p99 on the target (the shadowed statements) must be below this (ms)' }),
   opt({ key: 'snapshotTo', type: 'string', doc: 'Phase 4: where `pg-cutover snapshot` archives the source (pg_dump -Fc): s3://bucket/key (multipart upload with the AWS settings above) or a file path' }),
   opt({ key: 'pgBinDir', type: 'string', default: '/usr/lib/postgresql/15/bin', doc: 'Phase 4: directory of pg_dump and pg_restore for the snapshot (major version at least the source\'s)' }),
   opt({ key: 'stabilityDays', type: 'int', default: '90', min: 0, doc: 'Final gate: days (× --time-scale) writes must have been on the target without a rollback' }),

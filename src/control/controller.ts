@@ -173,8 +173,16 @@ export class Controller {
     const dry = decideTransition(cur, req, { ...ctx(), storeDegraded: this.d.store.health().degraded });
     if (!dry.ok) return { ok: false, code: dry.code, reason: dry.reason, current: cur, ...(dry.guards ? { guards: dry.guards } : {}) };
     let committed: TransitionOutcome | null = null;
+    const requestedAt = this.now();
+    // Judged again at the commit (breakers, store, a rollback meanwhile), but the gates were fresh when the
+    // switchover was requested: its own steps (drain, fence, catch-up) do not age them. At a demo's time scale
+    // the freshness window (a day × scale) can be shorter than those steps.
+    const commitCtx = (): TransitionContext => {
+      const c = ctx();
+      return { ...c, config: { ...c.config, gateMaxAgeMs: c.config.gateMaxAgeMs + Math.max(0, c.now - requestedAt) } };
+    };
     const res = await this.d.switchover!(async () => {
-      committed = await requestTransition(this.d.store, req, ctx);
+      committed = await requestTransition(this.d.store, req, commitCtx);
       if (!committed.ok) throw new Error(`state not committed: ${committed.reason}`);
       this.applySnapshot(committed.next);
     });

@@ -28,6 +28,8 @@ export interface WalkOptions {
   /** Write transactions and reads per second of the built-in load. */
   tps: number;
   rps: number;
+  /** More sidecar options (config schema keys), e.g. gate 3's latency bounds. */
+  sidecar?: Record<string, string>;
   say: (m: string) => void;
 }
 
@@ -75,6 +77,7 @@ export async function runWalkthrough(o: WalkOptions): Promise<WalkResult> {
         say,
         prepare: (c, side) => createTpcb(c, side === 'source'),
         targetAppPort: async (port) => (relay = await startRelay(port)).port,
+        ...(o.sidecar ? { sidecar: o.sidecar } : {}),
       },
       (p) => void (parts = p),
     );

@@ -160,7 +160,7 @@ function gateRunner(
           accept: cfg.gate2Accept,
         }));
       case 3:
-        return (gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed }, proxy, shadower(), lastGate(2)));
+        return (gate3({ ...DEFAULT_GATE3, minShadowed: cfg.gate3MinShadowed, readP99Ms: cfg.gate3ReadP99Ms, writeP99Ms: cfg.gate3WriteP99Ms }, proxy, shadower(), lastGate(2)));
       default: {
         const never: never = n;
         throw new Error(`no gate ${String(never)}`);
