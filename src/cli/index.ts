@@ -61,7 +61,7 @@ export function buildProgram(): Command {
     .option('--rps <n>', '--walkthrough: reads per second of the built-in load', '100')
     .action(async (o: { scale?: string; listen: string; admin: string; timeScale?: string; json?: boolean; walkthrough?: boolean; tps: string; rps: string }) => {
       if (o.walkthrough) {
-        const { runWalkthrough, WALK_TIME_SCALE } = await import('../demo/walkthrough.js');
+        const [{ runWalkthrough, WALK_TIME_SCALE }, { walkOperator }] = await Promise.all([import('../demo/walkthrough.js'), import('./walk-tools.js')]);
         const listen = (v: string, d: string) => (v === d ? '127.0.0.1:0' : v);
         const r = await runWalkthrough({
           scale: Number(o.scale ?? '10000'),
@@ -71,7 +71,7 @@ export function buildProgram(): Command {
           tps: Number(o.tps),
           rps: Number(o.rps),
           say: (m) => (o.json ? console.error(m) : console.log(m)),
-        });
+        }, walkOperator);
         if (o.json) console.log(JSON.stringify(r));
         process.exit(r.ok ? 0 : 1);
       }

@@ -8,11 +8,10 @@
  */
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AdminClient } from '../cli/admin-client.js';
-import type { CutoverState } from '../control/states.js';
+import type { CutoverState } from '../domain/states.js';
 import type { DemoPair } from './pair.js';
 import type { Relay } from './relay.js';
-import type { CliRun } from './walk-io.js';
+import type { AdminApi, CliRun } from './walk-io.js';
 
 export interface FaultOutcome {
   readonly ok: boolean;
@@ -32,7 +31,7 @@ export interface FaultOutcome {
 
 export interface FaultDeps {
   relay: Relay;
-  api: AdminClient;
+  api: AdminApi;
   cli: (args: string[], shown?: string) => Promise<CliRun>;
   say: (m: string) => void;
   pair: DemoPair;

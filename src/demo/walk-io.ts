@@ -1,12 +1,8 @@
 /**
- * What the walkthrough uses to act and observe as an operator would: the `pg-cutover` commands themselves
- * (run in-process through the same commander program and admin client, their output shown), the admin API,
- * and the read/write split measured from the sidecar's /metrics.
+ * What the walkthrough acts and observes through, as an operator would: the `pg-cutover` commands and the admin
+ * API (given by the CLI, which wires them: src/cli/walk-tools.ts; the demo does not import the CLI), and the
+ * read/write split measured from the sidecar's /metrics.
  */
-import { Command } from 'commander';
-import { registerAdminCommands } from '../cli/admin-commands.js';
-import { registerReplicationCommands } from '../cli/replication.js';
-import { createAdminClient, type AdminClient } from '../cli/admin-client.js';
 
 export interface CliRun {
   readonly code: number;
@@ -14,36 +10,24 @@ export interface CliRun {
   readonly err: string;
 }
 
-/** Runs `pg-cutover <args>` against the sidecar at `adminUrl`, printing the command and its output through `say`. */
-export function cliRunner(adminUrl: string, say: (m: string) => void): (args: string[], shown?: string) => Promise<CliRun> {
-  return async (args, shown) => {
-    let out = '';
-    let err = '';
-    let code = 0;
-    const io = {
-      out: (s: string) => void (out += s),
-      err: (s: string) => void (err += s),
-      env: { PGCUTOVER_ADMIN: adminUrl },
-      setExitCode: (c: number) => void (code = c),
-      exit: ((c: number) => {
-        throw new Error(`pg-cutover ${args.join(' ')} exited ${c}: ${err}`);
-      }) as (c: number) => never,
-      progressTTY: false,
-    };
-    const program = new Command('pg-cutover').exitOverride();
-    registerAdminCommands(program, io);
-    registerReplicationCommands(program, io);
-    say(`$ pg-cutover ${shown ?? args.join(' ')}`);
-    await program.parseAsync(['node', 'pg-cutover', ...args]);
-    const text = (out + err).trimEnd();
-    if (text) say(text.split('\n').map((l) => `    ${l}`).join('\n'));
-    return { code, out, err };
-  };
+type ApiResult<T> = { readonly ok: true; readonly body: T } | { readonly ok: false; readonly message: string };
+
+/** The admin API calls the walkthrough makes (src/cli/admin-client.ts's AdminClient has them). */
+export interface AdminApi {
+  state(): Promise<ApiResult<{ readonly state: string; readonly since?: number }>>;
+  healthz(): Promise<ApiResult<Record<string, unknown>>>;
+  audit(o?: { limit?: number }): Promise<ApiResult<{ entries: readonly { readonly kind?: string; readonly by?: string; readonly reason?: string; readonly forced?: boolean }[] }>>;
+  request<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult<T>>;
 }
 
-export function adminClient(adminUrl: string): AdminClient {
-  return createAdminClient({ baseUrl: adminUrl }, { timeoutMs: 120_000 });
+export interface Operator {
+  /** Runs `pg-cutover <args>` against the sidecar, printing the command (or `shown`) and its output. */
+  cli(args: string[], shown?: string): Promise<CliRun>;
+  api: AdminApi;
 }
+
+/** Builds the operator's tools for the sidecar at `adminUrl`, printing through `say`. */
+export type OperatorFactory = (adminUrl: string, say: (m: string) => void) => Operator;
 
 /** Units per backend and kind in the current cutover state (pgcutover_units_in_state). */
 export interface Split {

@@ -8,14 +8,14 @@
  * `pg-cutover` commands and the admin API an operator uses.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from '../control/config.js';
-import { formatDuration } from '../control/duration.js';
-import type { CutoverState } from '../control/states.js';
+import { DEFAULT_CONTROL_CONFIG, scaleControlConfig } from '../domain/control-config.js';
+import { formatDuration } from '../domain/duration.js';
+import type { CutoverState } from '../domain/states.js';
 import { startPair, stopPair, type DemoPair } from './pair.js';
 import type { EmbeddedPg } from './embedded.js';
 import { startRelay, type Relay } from './relay.js';
 import { createTpcb, startLoad, type Load } from './load.js';
-import { adminClient, cliRunner, fetchP99, fetchSplit, formatSplit, splitSince, type Split } from './walk-io.js';
+import { fetchP99, fetchSplit, formatSplit, splitSince, type OperatorFactory, type Split } from './walk-io.js';
 import { zeroLossCheck, type ZeroLossReport } from './zero-loss.js';
 import { faultRun, type FaultOutcome } from './walk-fault.js';
 
@@ -53,7 +53,8 @@ const FORWARD: CutoverState[] = ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'RE
 
 class WalkFailed extends Error {}
 
-export async function runWalkthrough(o: WalkOptions): Promise<WalkResult> {
+/** `operator` gives the `pg-cutover` commands and the admin API client (src/cli/walk-tools.ts). */
+export async function runWalkthrough(o: WalkOptions, operator: OperatorFactory): Promise<WalkResult> {
   const started = Date.now();
   const say = o.say;
   let parts: Partial<DemoPair> & { servers?: EmbeddedPg[] } = {};
@@ -81,8 +82,7 @@ export async function runWalkthrough(o: WalkOptions): Promise<WalkResult> {
       },
       (p) => void (parts = p),
     );
-    const cli = cliRunner(pair.adminUrl, say);
-    const api = adminClient(pair.adminUrl);
+    const { cli, api } = operator(pair.adminUrl, say);
     say(`\nproxy ${pair.proxyUrl}\nadmin ${pair.adminUrl}\ntime scale ${o.timeScale}: a day of stage guard is ${formatDuration(86_400_000 * scale)}\n`);
 
     let lastSplit: Split | null = null;

@@ -9,6 +9,7 @@
  */
 import t from 'tap';
 import { runWalkthrough } from '../../src/demo/walkthrough.js';
+import { walkOperator } from '../../src/cli/walk-tools.js';
 
 const lines: string[] = [];
 // Gate 3's p99 bounds (30/20 ms) are production latency objectives: on a shared 2-core CI machine they would make
@@ -18,7 +19,7 @@ const r = await runWalkthrough({
   scale: 2000, listen: '127.0.0.1:0', admin: '127.0.0.1:0', timeScale: '0.00002', tps: 100, rps: 100,
   sidecar: { gate3ReadP99Ms: '1000', gate3WriteP99Ms: '1000' },
   say: (m) => void lines.push(m),
-});
+}, walkOperator);
 const text = lines.join('\n');
 if (!r.ok) t.comment(text);
 
