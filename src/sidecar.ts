@@ -39,6 +39,7 @@ import { writerRoutes } from './control/writer-routes.js';
 import { registerControlMetrics } from './metrics/control.js';
 import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
+import { MemoryLeaseStore, RedisLeaseStore, WriterLease } from './control/writer-lease.js';
 import { breakerRelay, startObservers, type Observers } from './wiring/observers.js';
 import { logLevelFile, reloadAll, type Reloadable, type ReloadReport } from './control/reload.js';
 import { startProject, type ProjectLayer } from './wiring/project-start.js';
@@ -196,6 +197,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const relay = breakerRelay();
   // Read by the controller's breaker attribution; set once the writer sync exists (below).
   let writerSyncRef: WriterSync | null = null;
+  // A writer change's Redis lease (beside the databases' writer lock): in this process without --redis.
+  const lease = new WriterLease(cfg.redis ? new RedisLeaseStore(cfg.redis, cfg.redisPrefix) : new MemoryLeaseStore());
   const ctl = new Controller({
     store,
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
@@ -214,6 +217,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     // Open target transactions get 30 s (× --time-scale, at least 5 s) to end, then the rollback goes on.
     rollbackDrainMs: Math.max(5000, 30_000 * cfg.timeScale),
     targetFenced: () => writerSyncRef?.last?.record?.target.fenced === true,
+    lease,
     rollbackRetry: { firstMs: Math.max(200, 2000 * cfg.timeScale), maxMs: Math.max(1000, 30_000 * cfg.timeScale) },
     onBreaker: relay.onBreaker,
   });
@@ -303,6 +307,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     await ctl.close();
     pauses.close();
     await bus?.close();
+    await lease.close();
     await admin?.close();
     await users.value.close();
   };

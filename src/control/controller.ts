@@ -13,6 +13,7 @@ import { STATE_POLICY, type CutoverState } from '../domain/states.js';
 import type { StateStore } from './store.js';
 import { requestTransition, type TransitionOutcome } from './transition.js';
 import { runRollback, type RetryPolicy, type RollbackHooks } from './rollback-runner.js';
+import type { WriterLease } from './writer-lease.js';
 import type { Role } from '../domain/role.js';
 
 export interface GateCriterion {
@@ -55,6 +56,8 @@ export interface ControllerDeps {
    * sessions its fence ends are not target faults, so they do not feed the error-rate breaker.
    */
   targetFenced?(): boolean;
+  /** The Redis lease of a writer change: a switchover refuses when another holds it; a rollback takes it if it can. */
+  lease?: WriterLease;
   /** Rollback step 2's drain bound for open target transactions (default 30 s). */
   rollbackDrainMs?: number;
   /** Every breaker that opened or closed (alerts, the scale hook); the rollback itself is the controller's. */
@@ -172,6 +175,8 @@ export class Controller {
     const cur = this.d.store.current();
     const dry = decideTransition(cur, req, { ...ctx(), storeDegraded: this.d.store.health().degraded });
     if (!dry.ok) return { ok: false, code: dry.code, reason: dry.reason, current: cur, ...(dry.guards ? { guards: dry.guards } : {}) };
+    const lease = (await this.d.lease?.take(this.d.sidecarId, 'switchover')) ?? { ok: true as const, release: async () => undefined };
+    if (!lease.ok) return { ok: false, code: 'conflict', reason: `${lease.reason}; nothing was touched`, current: cur };
     let committed: TransitionOutcome | null = null;
     const requestedAt = this.now();
     // Judged again at the commit (breakers, store, a rollback meanwhile), but the gates were fresh when the
@@ -185,7 +190,7 @@ export class Controller {
       committed = await requestTransition(this.d.store, req, commitCtx);
       if (!committed.ok) throw new Error(`state not committed: ${committed.reason}`);
       this.applySnapshot(committed.next);
-    });
+    }).finally(() => lease.release());
     void this.d.store.appendAudit({ at: this.now(), by: req.by, kind: 'switchover', reason: res.ok ? 'writes moved to the target' : `switchover failed: ${res.error}`, detail: res.detail ?? {} });
     if (res.ok && committed !== null) return committed;
     return { ok: false, code: 'guard-failed', reason: `write switchover failed, writes stay on the source: ${res.error ?? 'unknown'}`, current: this.d.store.current() };
@@ -198,6 +203,11 @@ export class Controller {
 
   private startRollbackRunner(from: CutoverSnapshot, at: CutoverSnapshot): void {
     if (this.rollbackRunning) return;
+    // The lease makes a switchover requested elsewhere meanwhile refuse at once; the rollback never waits for it.
+    const lease = this.d.lease?.take(this.d.sidecarId, 'rollback').then(
+      (l) => (l.ok ? l.release : (log.warn({ holder: l.holder }, 'rollback runs while another holds the writer lease; the databases\' writer lock decides'), async () => undefined)),
+      () => async () => undefined,
+    );
     this.rollbackRunning = runRollback({
       from,
       at,
@@ -212,8 +222,9 @@ export class Controller {
       ...(this.d.rollbackDrainMs ? { drainMs: this.d.rollbackDrainMs } : {}),
     })
       .catch((e) => log.error({ err: e }, 'rollback runner failed'))
-      .finally(() => {
+      .finally(async () => {
         this.rollbackRunning = null;
+        await (await lease)?.();
       });
   }
 
