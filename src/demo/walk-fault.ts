@@ -113,7 +113,13 @@ export async function faultRun(d: FaultDeps): Promise<FaultOutcome> {
   const r = await replication();
   if (r.state !== 'PAUSED') return out(`forward replication is ${r.state} after the rollback, not PAUSED`);
   paused = { state: r.state, since: r.since?.at ?? '?', why: r.since?.why ?? '?' };
-  // A forward step now is refused, and the refusal names the command that resumes replication.
+  // A forward step now is refused, and the refusal names the command that resumes replication (the lag breaker
+  // takes up the pause at its next evaluation, within a second).
+  await waitFor('the lag breaker', async () => {
+    const h = await api.healthz();
+    const breakers = (h.ok ? h.body.breakers : []) as { name: string; status: string }[] | undefined;
+    return (breakers ?? []).some((b) => b.name === 'replication-lag' && b.status === 'open');
+  }, 10_000);
   await d.cli(['transition', 'READS_10PCT_AURORA', '--reason', 'walkthrough: too early']);
 
   say('\nthe operator restores the application path, resets the latched breaker and resumes replication');

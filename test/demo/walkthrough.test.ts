@@ -40,6 +40,7 @@ const f = r.fault!;
 t.ok(f?.ok, `the fault run completed${f?.failure ? `: ${f.failure}` : ''}`);
 t.match(f.breaker ?? '', /^breaker:error-rate/, 'the error-rate breaker started the rollback');
 t.match(f.paused?.why ?? '', /resume with pg-cutover replicate resume/, `forward replication PAUSED since ${f.paused?.since}, saying how to resume`);
+t.match(text, /transition to READS_10PCT_AURORA refused[^\n]*replication PAUSED[^\n]*pg-cutover replicate resume/, 'a forward step while paused is refused, naming the resume command');
 t.equal(f.applyErrorsAfterResume, 0, 'resumed without an apply error (no duplicate key)');
 t.equal(f.gate2AfterResume, true, 'gate 2 passes after the resume');
 
