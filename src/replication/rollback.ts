@@ -17,7 +17,8 @@ import { fenceProblems } from './fence-catalog.js';
 import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
 import { advanceSlot, directionNames, stopReverseReplication, type DirectionNames } from './reverse.js';
 import { syncSequences } from './sequences.js';
-import { StepFailure, StepLog, withTimeout, type StepRecord } from './steps.js';
+import { withTimeout, type StepRecord } from './steps.js';
+import { runProcedure, type ProcedureStep } from './procedure.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
 import type { WriteGate } from './switchover.js';
 import type { Role } from '../domain/role.js';
@@ -32,8 +33,6 @@ export const ROLLBACK_STEPS = [
 ] as const;
 export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
 
-/** Steps after which the source holds every write: failing later still ends with writes on the source. */
-const SOURCE_COMMITTED: readonly RollbackStep[] = ['drop-reverse', 'advance-forward-slot', 'enable-forward', 'unfence-source', 'release-writes'];
 
 export interface RollbackOptions extends DirectionNames {
   appRoles: readonly string[];
@@ -70,65 +69,98 @@ export interface RollbackResult {
 export async function rollbackWritesToSource(source: Db, target: Db, gate: WriteGate, opts: RollbackOptions): Promise<RollbackResult> {
   const now = opts.now ?? Date.now;
   const names = directionNames(opts);
-  const log = new StepLog<RollbackStep>(now);
   const holdStarted = now();
   let targetLsn: string | null = null;
   let lock: WriterLock | null = null;
-  try {
-    // Before anything else: a second writer change anywhere is refused here, and this one's fence must hold.
-    lock = await log.run('lock-writer', async () => {
-      const problems = await fenceProblems(target, opts.appRoles);
-      if (problems.length > 0) throw new Error(`the target cannot be fenced: ${problems.join('; ')}`);
-      return acquireWriterLock(source, target, opts.holder ?? 'rollback', opts.lockToken);
-    }, (l) => `epoch ${l.epoch} by ${l.holder}`);
-    const held = lock;
-    await log.run('hold-writes', async () => {
-      // Not a failure when it times out: fencing the target next ends what is still running.
-      try {
-        await withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes');
-        return 'drained';
-      } catch (err) {
-        return `not drained in time (${(err as Error).message}); the fence ends the rest`;
-      }
-    }, (d) => d);
-    await log.run('fence-target', () => fence(target, opts.appRoles, { lock: held, writer: 'source' }), (f) => `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`);
-    targetLsn = await log.run('wait-source-applied', async () => {
-      const lsn = await committedLsn(target, 'rollback');
-      const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5, nudge: walNudge(target) });
-      if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
-      return lsn;
-    }, (lsn) => `target LSN ${lsn} applied on the source`);
-    await log.run('sync-sequences', () => syncSequences(target, source), (r) => `${r.set.length} sequence(s) set`);
-    await log.run('drop-reverse', () => stopReverseReplication(source, target, names));
-    await log.run('advance-forward-slot', async () => {
-      const sub = await subscriptionInfo(target, names.subscription);
-      if (!sub?.slot) throw new Error(`forward subscription ${names.subscription} (with a slot) not found on the target`);
-      if (sub.enabled) throw new Error(`forward subscription ${names.subscription} is enabled; expected it disabled since the switchover`);
-      return advanceSlot(source, sub.slot);
-    }, (a) => `slot ${a.slot} ${a.from ?? '?'} → ${a.to} (${a.skipped} B skipped)`);
-    await log.run('enable-forward', () => setSubscriptionEnabled(target, names.subscription, true));
-    await log.run('unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }), (u) => `${u.restored} right(s) given back, ${u.replaced} session(s) opened under the fence ended${u.failed.length ? `, ${u.failed.length} failed: ${u.failed.join('; ')}` : ''}`);
-    await log.run('release-writes', async () => gate.release('source'));
-    await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
-    return { ok: true, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source' };
-  } catch (err) {
-    const failed = err instanceof StepFailure ? (err.step as RollbackStep) : undefined;
-    const error = err instanceof StepFailure ? err.reason : String(err);
-    const held = lock;
-    if (failed && !SOURCE_COMMITTED.includes(failed) && err instanceof StepFailure && isUnreachable(err.original)) {
+  let sourceUnfenced = false;
+  const held = (): WriterLock => lock!;
+  const locked = () => lock !== null;
+  const steps: ProcedureStep<RollbackStep>[] = [
+    {
+      // Before anything else: a second writer change anywhere is refused here, and this one's fence must hold.
+      name: 'lock-writer',
+      run: async () => {
+        const problems = await fenceProblems(target, opts.appRoles);
+        if (problems.length > 0) throw new Error(`the target cannot be fenced: ${problems.join('; ')}`);
+        lock = await acquireWriterLock(source, target, opts.holder ?? 'rollback', opts.lockToken);
+        return `epoch ${lock.epoch} by ${lock.holder}`;
+      },
+    },
+    {
+      name: 'hold-writes',
+      run: async () => {
+        // Not a failure when it times out: fencing the target next ends what is still running.
+        try {
+          await withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes');
+          return 'drained';
+        } catch (err) {
+          return `not drained in time (${(err as Error).message}); the fence ends the rest`;
+        }
+      },
+    },
+    {
+      name: 'fence-target',
+      run: async () => {
+        const f = await fence(target, opts.appRoles, { lock: held(), writer: 'source' });
+        return `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`;
+      },
+      // Only what this run fenced is given back: a run refused at the lock touched nothing.
+      undo: { name: 'undo-unfence-target', when: locked, run: () => unfence(target, opts.appRoles, { lock: held(), writer: 'target' }) },
+    },
+    {
+      name: 'wait-source-applied',
+      run: async () => {
+        const lsn = await committedLsn(target, 'rollback');
+        const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5, nudge: walNudge(target) });
+        if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
+        targetLsn = lsn;
+        return `target LSN ${lsn} applied on the source`;
+      },
+    },
+    { name: 'sync-sequences', run: async () => `${(await syncSequences(target, source)).set.length} sequence(s) set` },
+    // The source holds every write now: from here a failure goes forward (writes to the source), never back.
+    { name: 'drop-reverse', noReturn: true, run: async () => void (await stopReverseReplication(source, target, names)) },
+    {
+      name: 'advance-forward-slot',
+      run: async () => {
+        const sub = await subscriptionInfo(target, names.subscription);
+        if (!sub?.slot) throw new Error(`forward subscription ${names.subscription} (with a slot) not found on the target`);
+        if (sub.enabled) throw new Error(`forward subscription ${names.subscription} is enabled; expected it disabled since the switchover`);
+        const a = await advanceSlot(source, sub.slot);
+        return `slot ${a.slot} ${a.from ?? '?'} → ${a.to} (${a.skipped} B skipped)`;
+      },
+    },
+    { name: 'enable-forward', run: async () => void (await setSubscriptionEnabled(target, names.subscription, true)) },
+    {
+      name: 'unfence-source',
+      run: async () => {
+        const u = await unfence(source, opts.appRoles, { lock: held(), writer: 'source' });
+        sourceUnfenced = true;
+        return `${u.restored} right(s) given back, ${u.replaced} session(s) opened under the fence ended${u.failed.length ? `, ${u.failed.length} failed: ${u.failed.join('; ')}` : ''}`;
+      },
+    },
+    { name: 'release-writes', run: async () => void (await gate.release('source')) },
+  ];
+  const out = await runProcedure<RollbackStep>({
+    steps,
+    abort: [{ name: 'undo-release-to-target', run: async () => gate.release('target') }],
+    finish: [
+      { name: 'finish-unfence-source', when: () => !sourceUnfenced, run: () => unfence(source, opts.appRoles, { lock: held(), writer: 'source' }) },
+      { name: 'finish-release-to-source', run: async () => gate.release('source') },
+    ],
+    always: [{ name: 'unlock-writer', when: locked, run: () => releaseWriterLock(source, target, held()) }],
+    blocked: isUnreachable,
+  }, now);
+  const base = { steps: out.steps, pauseMs: now() - holdStarted, targetLsn };
+  switch (out.kind) {
+    case 'done':
+      return { ok: true, ...base, writesOn: 'source' };
+    case 'blocked':
       // The target may hold writes the source lacks: never release to the source, never undo half-blind.
-      return { ok: false, blocked: true, lockToken: held?.token ?? opts.lockToken ?? null, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'none', failedStep: failed, error: `${error} (rollback blocked: a database is unreachable; retry)` };
-    }
-    if (failed && SOURCE_COMMITTED.includes(failed) && held) {
-      if (!log.records.some((r) => r.step === 'unfence-source' && r.ok)) await log.attempt('finish-unfence-source', () => unfence(source, opts.appRoles, { lock: held, writer: 'source' }));
-      await log.attempt('finish-release-to-source', async () => gate.release('source'));
-      await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
-      return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'source', failedStep: failed, error: `${error} (writes are on the source, which has every write; forward replication needs repair)` };
-    }
-    // Only what this run fenced is given back: a run refused at the lock touched nothing.
-    if (log.started('fence-target') && held) await log.attempt('undo-unfence-target', () => unfence(target, opts.appRoles, { lock: held, writer: 'target' }));
-    await log.attempt('undo-release-to-target', async () => gate.release('target'));
-    if (held) await log.attempt('unlock-writer', () => releaseWriterLock(source, target, held));
-    return { ok: false, steps: log.records, pauseMs: now() - holdStarted, targetLsn, writesOn: 'target', ...(failed ? { failedStep: failed } : {}), error: `${error} (rollback aborted: writes stay on the target)` };
+      return { ok: false, ...base, blocked: true, lockToken: (lock as WriterLock | null)?.token ?? opts.lockToken ?? null, writesOn: 'none', failedStep: out.failedStep, error: `${out.error} (rollback blocked: a database is unreachable; retry)` };
+    case 'forward':
+      return { ok: false, ...base, writesOn: 'source', failedStep: out.failedStep, error: `${out.error} (writes are on the source, which has every write; forward replication needs repair)` };
+    case 'undone':
+      return { ok: false, ...base, writesOn: 'target', failedStep: out.failedStep, error: `${out.error} (rollback aborted: writes stay on the target)` };
   }
 }
