@@ -59,7 +59,13 @@ export function buildProgram(): Command {
     .option('--walkthrough', 'walk SOURCE_PRIMARY → CUTOVER_COMPLETE under a built-in load without --force, then a target fault, the automatic rollback and the resume; ends with a zero-loss check, stops everything, exit 1 on failure')
     .option('--tps <n>', '--walkthrough: write transactions per second of the built-in load', '100')
     .option('--rps <n>', '--walkthrough: reads per second of the built-in load', '100')
-    .action(async (o: { scale?: string; listen: string; admin: string; timeScale?: string; json?: boolean; walkthrough?: boolean; tps: string; rps: string }) => {
+    .option('--gate3-read-p99-ms <ms>', "gate 3's target read p99 bound (default 30: a production objective; a busy machine may need more, shown in the gate's output)")
+    .option('--gate3-write-p99-ms <ms>', "gate 3's target write p99 bound (default 20)")
+    .action(async (o: { scale?: string; listen: string; admin: string; timeScale?: string; json?: boolean; walkthrough?: boolean; tps: string; rps: string; gate3ReadP99Ms?: string; gate3WriteP99Ms?: string }) => {
+      const sidecar = {
+        ...(o.gate3ReadP99Ms ? { gate3ReadP99Ms: o.gate3ReadP99Ms } : {}),
+        ...(o.gate3WriteP99Ms ? { gate3WriteP99Ms: o.gate3WriteP99Ms } : {}),
+      };
       if (o.walkthrough) {
         const [{ runWalkthrough, WALK_TIME_SCALE }, { walkOperator }] = await Promise.all([import('../demo/walkthrough.js'), import('./walk-tools.js')]);
         const listen = (v: string, d: string) => (v === d ? '127.0.0.1:0' : v);
@@ -70,13 +76,17 @@ export function buildProgram(): Command {
           timeScale: o.timeScale ?? WALK_TIME_SCALE,
           tps: Number(o.tps),
           rps: Number(o.rps),
+          sidecar,
           say: (m) => (o.json ? console.error(m) : console.log(m)),
-        }, walkOperator);
+        }, walkOperator).catch((e: Error) => {
+          console.error(`pg-cutover: ${e.message}`);
+          process.exit(2);
+        });
         if (o.json) console.log(JSON.stringify(r));
         process.exit(r.ok ? 0 : 1);
       }
       const { runDemo } = await import('../demo/run.js');
-      await runDemo({ scale: Number(o.scale ?? '100000'), listen: o.listen, admin: o.admin, json: Boolean(o.json), ...(o.timeScale ? { timeScale: o.timeScale } : {}) });
+      await runDemo({ scale: Number(o.scale ?? '100000'), listen: o.listen, admin: o.admin, json: Boolean(o.json), ...(o.timeScale ? { timeScale: o.timeScale } : {}), sidecar });
     });
 
   registerAdminCommands(program);

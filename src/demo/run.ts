@@ -15,6 +15,8 @@ export interface DemoOptions {
   json: boolean;
   /** --time-scale of the sidecar. Default 0.0001: a day is 8.6 s. */
   timeScale?: string;
+  /** More sidecar options (config schema keys). */
+  sidecar?: Record<string, string>;
 }
 
 export async function runDemo(o: DemoOptions): Promise<void> {
@@ -26,7 +28,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       if (!o.json) console.error(m);
     };
     const pair = await startPair(
-      { scale: o.scale, listen: o.listen, admin: o.admin, timeScale: o.timeScale ?? '0.0001', say },
+      { scale: o.scale, listen: o.listen, admin: o.admin, timeScale: o.timeScale ?? '0.0001', say, ...(o.sidecar ? { sidecar: o.sidecar } : {}) },
       (p) => void (parts = p),
     );
     const { source, target } = pair;

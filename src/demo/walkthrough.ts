@@ -55,6 +55,10 @@ class WalkFailed extends Error {}
 
 /** `operator` gives the `pg-cutover` commands and the admin API client (src/cli/walk-tools.ts). */
 export async function runWalkthrough(o: WalkOptions, operator: OperatorFactory): Promise<WalkResult> {
+  for (const [name, v] of [['--tps', o.tps], ['--rps', o.rps], ['--time-scale', Number(o.timeScale)]] as const) {
+    if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`${name} must be a number above 0, got ${name === '--time-scale' ? JSON.stringify(o.timeScale) : v}`);
+  }
+  if (!Number.isInteger(o.scale) || o.scale < 0) throw new RangeError(`--scale must be a whole number, got ${o.scale}`);
   const started = Date.now();
   const say = o.say;
   let parts: Partial<DemoPair> & { servers?: EmbeddedPg[] } = {};
@@ -116,6 +120,9 @@ export async function runWalkthrough(o: WalkOptions, operator: OperatorFactory):
     const gate = async (n: 1 | 2 | 3, mustPass: boolean) => {
       const r = await cli(['gate', String(n)]);
       gates.push({ gate: String(n), passed: r.code === 0 });
+      if (n === 3 && r.code !== 0 && r.out.split('\n').filter((l) => /\bFAIL\b/.test(l)).every((l) => /p99 \(ms\)/.test(l))) {
+        say("  only gate 3's latency bounds failed. They are production objectives (30/20 ms) and this machine's own latency counts: compare the source's p99 above. On a busy machine, set them for the demo (shown in the gate's output): --gate3-read-p99-ms N --gate3-write-p99-ms N");
+      }
       if (r.code !== 0 && mustPass) throw new WalkFailed(`gate ${n} failed: this is a product bug or a real difference, and the walkthrough never forces`);
       return r.code === 0;
     };
