@@ -13,7 +13,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres } from '../src/demo/embedded.js';
 import { CHECKSUM_SESSION_SETTINGS, chunkChecksum, planChunks, tableKey } from '../src/replication/checksum.js';
 import { controlPool } from '../src/replication/control-conn.js';
-import { mapLimit } from '../src/replication/gates.js';
+import { mapLimit } from '../src/support/map-limit.js';
 
 const say = (m: string) => void process.stderr.write(`[checksum-bench] ${m}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;

@@ -2,8 +2,10 @@
  * A small client for the sidecar's admin HTTP API (src/control/admin-api.ts), used by the
  * `pg-cutover status|transition|rollback|gate|audit|shadow` commands. Errors are values: every call
  * resolves to either the JSON body or a one-line reason (unreachable, refused with the server's
- * own `reason`/`error`, or a server error); nothing throws.
+ * own `reason`/`error`, or a server error); nothing throws. Reply bodies are the server's own types
+ * (src/control/admin-dto.ts, imported for types only: nothing loads at run time).
  */
+import type { AuditReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from '../control/admin-dto.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9187';
 /** Environment variables read when the flags are absent (the same ones `pg-cutover start` reads). */
@@ -43,13 +45,7 @@ export function resolveAdminTarget(
 }
 
 /** The body of a 4xx from the admin API (transition refusals carry `code` and `guards`). */
-export interface AdminErrorBody {
-  readonly error?: string;
-  readonly reason?: string;
-  readonly code?: string;
-  readonly guards?: readonly { readonly name?: string; readonly guard?: string; readonly ok: boolean; readonly detail?: string }[];
-  readonly [k: string]: unknown;
-}
+export type AdminErrorBody = RefusalReply;
 
 export type AdminResult<T> =
   | { readonly ok: true; readonly status: number; readonly body: T }
@@ -60,40 +56,15 @@ export type AdminResult<T> =
   /** No HTTP reply at all: refused connection, DNS, timeout. */
   | { readonly ok: false; readonly kind: 'unreachable'; readonly message: string };
 
-/** `GET /state`. Older sidecars send only some fields; every one is optional but `state`. */
-export interface StateBody {
-  readonly state: string;
-  readonly version?: number;
-  readonly since?: number;
-  readonly reason?: string;
-  readonly readPercent?: number;
-  readonly writesTo?: string;
-  readonly degraded?: boolean | string;
-  readonly [k: string]: unknown;
-}
-
-export interface AuditRow {
-  readonly at: number | string;
-  readonly by?: string;
-  readonly kind?: string;
-  readonly from?: string;
-  readonly to?: string;
-  readonly reason?: string;
-  readonly forced?: boolean;
-  readonly version?: number;
-  readonly steps?: readonly unknown[];
-  readonly [k: string]: unknown;
-}
-
 export interface AdminClient {
   readonly target: AdminTarget;
-  healthz(): Promise<AdminResult<Record<string, unknown>>>;
-  state(): Promise<AdminResult<StateBody>>;
-  transition(req: { to: string; reason?: string; force?: boolean }): Promise<AdminResult<StateBody>>;
-  rollback(req: { reason: string }): Promise<AdminResult<Record<string, unknown>>>;
-  gate(n: number): Promise<AdminResult<Record<string, unknown>>>;
-  audit(opts?: { limit?: number }): Promise<AdminResult<{ entries: AuditRow[] }>>;
-  shadowMismatches(opts?: { limit?: number }): Promise<AdminResult<unknown>>;
+  healthz(): Promise<AdminResult<HealthReply>>;
+  state(): Promise<AdminResult<StateReply>>;
+  transition(req: { to: string; reason?: string; force?: boolean }): Promise<AdminResult<TransitionReply>>;
+  rollback(req: { reason: string }): Promise<AdminResult<TransitionReply>>;
+  gate(n: 1 | 2 | 3): Promise<AdminResult<GateReport>>;
+  audit(opts?: { limit?: number }): Promise<AdminResult<AuditReply>>;
+  shadowMismatches(opts?: { limit?: number }): Promise<AdminResult<MismatchPage>>;
   /** Any other route (Phase 4 commands: /gates/final, /snapshot, /decommission, /log, /report, /project). */
   request<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<AdminResult<T>>;
   /** The writer the databases recorded (README "Safety"); adopt it now, or clear a dead run's writer lock. */

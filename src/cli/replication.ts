@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import type { Gate2Progress } from '../replication/gate2.js';
-import { formatGate, type GateResult } from '../replication/gates.js';
+import { formatGate, type GateResult } from '../domain/gate-result.js';
 import type { NativeStatus, Result } from '../replication/native.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from '../replication/names.js';
 

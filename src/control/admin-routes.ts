@@ -16,6 +16,7 @@ import { shadowSummary } from '../shadow/summary.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
 import { STATE_MEANING, type StateMeaning } from '../domain/guarantees.js';
 import type { Role } from '../domain/role.js';
+import type { AuditReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from './admin-dto.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -46,8 +47,8 @@ const STATUS: Record<string, number> = {
 };
 
 function outcome(o: TransitionOutcome): Reply {
-  if (o.ok) return { status: 200, body: { ...o.next, from: o.from.state, forced: o.forced, local: o.local } };
-  return { status: STATUS[o.code] ?? 409, body: { error: o.reason, code: o.code, reason: o.reason, state: o.current.state, guards: o.guards ?? [] } };
+  if (o.ok) return { status: 200, body: { ...o.next, from: o.from.state, forced: o.forced, local: o.local } satisfies TransitionReply };
+  return { status: STATUS[o.code] ?? 409, body: { error: o.reason, code: o.code, reason: o.reason, state: o.current.state, guards: o.guards ?? [] } satisfies RefusalReply };
 }
 
 const str = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
@@ -68,10 +69,10 @@ export function adminRoutes(d: AdminDeps): Route[] {
   const stateBody = () => {
     const s = d.controller.snapshot();
     const p = d.controller.policy();
-    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded, ...(d.meaning?.() ?? STATE_MEANING[s.state]) };
+    return { ...s, appliedAt: d.controller.appliedAt(), effectiveReadPercent: p.readPercent, writesTo: p.writesTo, shadow: p.shadow, degraded: d.controller.health().degraded, ...(d.meaning?.() ?? STATE_MEANING[s.state]) } satisfies StateReply;
   };
   /** The last full report of each gate run here (POST /gates/:n); GET /gates/:n reads it and runs nothing. */
-  const lastGate: Partial<Record<1 | 2 | 3, unknown>> = {};
+  const lastGate: Partial<Record<1 | 2 | 3, GateReport>> = {};
   return [
     {
       method: 'GET',
@@ -95,7 +96,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
             unleash: u ? { healthy: u.healthy() } : null,
             breakers: h.breakers.map((b) => ({ name: b.name, status: b.status, value: b.value, threshold: b.threshold })),
             replication,
-          },
+          } satisfies HealthReply,
         };
       },
     },
@@ -166,7 +167,7 @@ export function adminRoutes(d: AdminDeps): Route[] {
       handler: async ({ query }) => {
         const limit = Math.min(10_000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
         try {
-          return { status: 200, body: { entries: await d.store.audit(limit) } };
+          return { status: 200, body: { entries: await d.store.audit(limit) } satisfies AuditReply };
         } catch (e) {
           return { status: 503, body: { error: `audit log unavailable: ${(e as Error).message}` } };
         }
@@ -193,8 +194,8 @@ export function adminRoutes(d: AdminDeps): Route[] {
         const limit = Math.min(1000, Math.max(1, Number(query.get('limit') ?? 100) || 100));
         const live = d.shadower();
         const sh = live ?? d.lastWriteShadower?.() ?? null;
-        if (sh === null) return { status: 200, body: { active: false, total: 0, offset, limit, items: [] } };
-        return { status: 200, body: { active: live !== null, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } };
+        if (sh === null) return { status: 200, body: { active: false, total: 0, offset, limit, items: [] } satisfies MismatchPage };
+        return { status: 200, body: { active: live !== null, stats: shadowSummary(sh), offset, limit, ...sh.mismatches(offset, limit) } satisfies MismatchPage };
       },
     },
   ];

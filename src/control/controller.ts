@@ -15,21 +15,7 @@ import { requestTransition, type TransitionOutcome } from './transition.js';
 import { runRollback, type RetryPolicy, type RollbackHooks } from './rollback-runner.js';
 import type { WriterLease } from './writer-lease.js';
 import type { Role } from '../domain/role.js';
-
-export interface GateCriterion {
-  name: string;
-  measured: unknown;
-  threshold: unknown;
-  passed: boolean;
-  detail?: string;
-}
-
-export interface GateReport {
-  gate: 1 | 2 | 3;
-  passed: boolean;
-  at: number;
-  criteria: GateCriterion[];
-}
+import type { GateReport } from '../domain/gate-result.js';
 
 export interface ControllerDeps {
   store: StateStore;

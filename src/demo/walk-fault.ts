@@ -117,7 +117,7 @@ export async function faultRun(d: FaultDeps): Promise<FaultOutcome> {
   // takes up the pause at its next evaluation, within a second).
   await waitFor('the lag breaker', async () => {
     const h = await api.healthz();
-    const breakers = (h.ok ? h.body.breakers : []) as { name: string; status: string }[] | undefined;
+    const breakers = h.ok ? h.body.breakers : [];
     return (breakers ?? []).some((b) => b.name === 'replication-lag' && b.status === 'open');
   }, 10_000);
   await d.cli(['transition', 'READS_10PCT_AURORA', '--reason', 'walkthrough: too early']);

@@ -3,6 +3,7 @@
  * API (given by the CLI, which wires them: src/cli/walk-tools.ts; the demo does not import the CLI), and the
  * read/write split measured from the sidecar's /metrics.
  */
+import type { HealthReply } from '../control/admin-dto.js';
 
 export interface CliRun {
   readonly code: number;
@@ -15,7 +16,7 @@ type ApiResult<T> = { readonly ok: true; readonly body: T } | { readonly ok: fal
 /** The admin API calls the walkthrough makes (src/cli/admin-client.ts's AdminClient has them). */
 export interface AdminApi {
   state(): Promise<ApiResult<{ readonly state: string; readonly since?: number }>>;
-  healthz(): Promise<ApiResult<Record<string, unknown>>>;
+  healthz(): Promise<ApiResult<HealthReply>>;
   audit(o?: { limit?: number }): Promise<ApiResult<{ entries: readonly { readonly kind?: string; readonly by?: string; readonly reason?: string; readonly forced?: boolean }[] }>>;
   request<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult<T>>;
 }

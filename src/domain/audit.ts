@@ -3,6 +3,7 @@
  * outage. Appended by the control plane, read back by `GET /audit` and `pg-cutover audit`.
  */
 import type { CutoverState } from './states.js';
+import type { Criterion } from './gate-result.js';
 
 export interface AuditEntry {
   /** Epoch ms when it happened. */
@@ -48,7 +49,7 @@ export interface GateRunRecord {
   readonly passed: boolean;
   readonly startedAt: number;
   readonly endedAt: number;
-  readonly criteria: readonly { readonly name: string; readonly measured: unknown; readonly threshold: unknown; readonly passed: boolean; readonly detail?: string }[];
+  readonly criteria: readonly Criterion[];
 }
 
 export function gateAuditEntry(r: GateRunRecord, by: string): AuditEntry {

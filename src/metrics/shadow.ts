@@ -2,7 +2,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import { MISMATCH_CLASSES } from '../shadow/compare.js';
 import type { Shadower } from '../shadow/shadower.js';
-import { percentile } from '../replication/gates.js';
+import { percentile } from '../domain/percentile.js';
 
 const p99 = (xs: readonly number[]): number | null => percentile(xs, 99);
 

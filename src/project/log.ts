@@ -6,6 +6,7 @@
  */
 import type { AuditEntry } from '../domain/audit.js';
 import type { ProjectPhase } from './phases.js';
+import type { Criterion } from '../domain/gate-result.js';
 
 export type GateName = 1 | 2 | 3 | 'final';
 
@@ -16,16 +17,7 @@ export function phaseEntry(at: number, by: string, phase: ProjectPhase, previous
   return { at, by, kind: 'phase', reason: why, detail: { phase, previous } };
 }
 
-/** A criterion as gates report it (the admin API's GateCriterion or the replication layer's Criterion). */
-export interface LoggedCriterion {
-  readonly name: string;
-  readonly measured: unknown;
-  readonly threshold: unknown;
-  readonly passed: boolean;
-  readonly detail?: string;
-}
-
-export function gateEntry(at: number, by: string, gate: GateName, passed: boolean, criteria: readonly LoggedCriterion[], forced?: string): AuditEntry {
+export function gateEntry(at: number, by: string, gate: GateName, passed: boolean, criteria: readonly Criterion[], forced?: string): AuditEntry {
   return { at, by, kind: 'gate', reason: `gate ${gate} ${passed ? 'passed' : 'failed'}`, detail: { gate, passed, criteria: criteria.map((c) => ({ ...c })), ...(forced ? { forced } : {}) } };
 }
 
@@ -38,7 +30,7 @@ export interface GateRun {
   readonly at: number;
   readonly by: string;
   readonly passed: boolean;
-  readonly criteria: readonly LoggedCriterion[];
+  readonly criteria: readonly Criterion[];
 }
 
 export interface PhaseRow {
@@ -64,7 +56,7 @@ export function gateRunOf(e: AuditEntry): GateRun | null {
   const g = d.gate;
   if (g !== 1 && g !== 2 && g !== 3 && g !== 'final' && g !== '1' && g !== '2' && g !== '3') return null;
   const gate = (g === 'final' ? 'final' : Number(g)) as GateName;
-  return { gate, at: e.at, by: e.by, passed: d.passed === true, criteria: Array.isArray(d.criteria) ? (d.criteria as LoggedCriterion[]) : [] };
+  return { gate, at: e.at, by: e.by, passed: d.passed === true, criteria: Array.isArray(d.criteria) ? (d.criteria as Criterion[]) : [] };
 }
 
 /** Rows in the seed's form: phase, started, gate attempted, gate result, notes; plus the lists beside it. */

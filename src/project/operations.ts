@@ -11,7 +11,7 @@ import { connectControl } from '../replication/control-conn.js';
 import { decommission, planDecommission, type DecommissionContext, type PlannedStep, type StepOutcome } from '../replication/decommission.js';
 import { dmsMonitor, type AwsClientSettings } from '../replication/dms-monitor.js';
 import { runFinalGate } from '../replication/final-gate.js';
-import type { GateResult } from '../replication/gates.js';
+import type { GateResult } from '../domain/gate-result.js';
 import { parseSnapshotDest, takeSnapshot, type SnapshotRecord } from '../replication/snapshot.js';
 import { gateAuditEntry } from '../domain/audit.js';
 import { buildExecutionLog, lastGateRuns } from './log.js';

@@ -10,7 +10,7 @@ import type { Db } from './control-conn.js';
 import { flushedWalLsn, waitForApplied } from './apply-wait.js';
 import { lsnAtLeast } from './lsn.js';
 import { chunkChecksum, keysIn, maxKeyIn, planChunks, presentKeys, sameSum, tableKey, type ChunkSum } from './checksum.js';
-import { mapLimit } from './gates.js';
+import { mapLimit } from '../support/map-limit.js';
 import { describeKey, tableLabel, type KeyRange, type TableKey } from './key-range.js';
 import { narrowDifferences, type RowDifference } from './narrow.js';
 import type { QualifiedName } from './sql.js';

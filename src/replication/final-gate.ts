@@ -9,7 +9,7 @@ import { formatDuration } from '../domain/duration.js';
 import { CONTROL_APPLICATION_NAME, connectControl, controlPool, type Db } from './control-conn.js';
 import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type TableComparison } from './chunk-check.js';
-import { criterion, gateResult, type Criterion, type GateResult } from './gates.js';
+import { criterion, gateResult, type Criterion, type GateResult } from '../domain/gate-result.js';
 import { tableCriteria } from './gate2.js';
 import { HEARTBEAT_TABLE } from './heartbeat.js';
 import { directionNames, type DirectionNames } from './reverse.js';

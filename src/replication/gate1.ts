@@ -4,7 +4,8 @@
  * in, the application's roles present on the target, pg_hba trust rules where readable).
  */
 import { connectControl, errorText, type Db } from './control-conn.js';
-import { criterion, gateResult, notJudged, percentile, type Criterion, type GateResult } from './gates.js';
+import { criterion, gateResult, notJudged, type Criterion, type GateResult } from '../domain/gate-result.js';
+import { percentile } from '../domain/percentile.js';
 import { fenceProblems, unfenceable } from './fence-catalog.js';
 import { compareRoles, roleSnapshot } from './role-parity.js';
 import { DEFAULT_SETTINGS_ALLOW_LIST, describeDifferences, diffSettings, type SettingRow } from './settings-diff.js';

@@ -4,7 +4,7 @@
  * table can be replicated (a primary key, or REPLICA IDENTITY FULL / USING INDEX).
  */
 import type { Db } from './control-conn.js';
-import { criterion, type Criterion } from './gates.js';
+import { criterion, type Criterion } from '../domain/gate-result.js';
 import { HEARTBEAT_TABLE } from './heartbeat.js';
 import { diffSchemas, readSchema, SCHEMA_KINDS, showSchemaDifference } from './schema-diff.js';
 import { parseTableName, type QualifiedName } from './sql.js';

@@ -10,7 +10,7 @@ import { connectControl, controlPool, type Db } from './control-conn.js';
 import { CHECKSUM_SESSION_SETTINGS } from './checksum.js';
 import { compareTables, subscriptionSync, type ChunkVerdict, type TableComparison } from './chunk-check.js';
 import { openChecksumState } from './checksum-state.js';
-import { criterion, gateResult, notJudged, type Criterion, type GateResult } from './gates.js';
+import { criterion, gateResult, notJudged, type Criterion, type GateResult } from '../domain/gate-result.js';
 import { describeRange } from './key-range.js';
 import { startLagSampler, type LagSamples } from './lag-sampler.js';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION } from './native.js';

@@ -6,7 +6,7 @@
  * Fetching is I/O; the comparison is a pure function of the two snapshots.
  */
 import type { Db } from './control-conn.js';
-import { criterion, type Criterion } from './gates.js';
+import { criterion, type Criterion } from '../domain/gate-result.js';
 
 export interface RoleSnapshot {
   /** Application role → sorted roles it is a member of. */

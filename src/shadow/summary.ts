@@ -1,8 +1,10 @@
 /** The shadow's counters as GET /shadow/mismatches shows them (and `pg-cutover shadow`). */
 import type { Shadower } from './shadower.js';
-import { percentile } from '../replication/gates.js';
+import { percentile } from '../domain/percentile.js';
 
 const p99 = (xs: readonly number[]): number | null => percentile(xs, 99);
+
+export type ShadowSummary = ReturnType<typeof shadowSummary>;
 
 export function shadowSummary(sh: Shadower) {
   const st = sh.stats;

@@ -8,25 +8,15 @@ import { backendUrl } from '../net/database-url.js';
 import type { ProxyServer } from '../proxy/server.js';
 import { runGate1 } from '../replication/gate1.js';
 import { runGate2Directed } from '../replication/gate2.js';
-import { criterion, gateResult, percentile, type GateResult } from '../replication/gates.js';
+import { criterion, gateReport, gateResult, type GateReport, type GateResult } from '../domain/gate-result.js';
+import { percentile } from '../domain/percentile.js';
 import type { Shadower } from '../shadow/shadower.js';
 import { EXPLAINED } from '../shadow/compare.js';
-import type { GateReport } from '../control/controller.js';
 import type { WriteHold } from '../replication/consistent-point.js';
 import type { WritePause } from '../control/write-pause.js';
 import type { Role } from '../domain/role.js';
 import { gateAuditEntry, type AuditEntry } from '../domain/audit.js';
 import type { GateStatus } from '../domain/cutover-machine.js';
-
-/** `at` is when the gate ENDED: its evidence holds from then (the freshness guard measures from it). */
-function report(g: GateResult): GateReport {
-  return {
-    gate: g.gate as 1 | 2 | 3,
-    passed: g.passed,
-    at: g.at + g.ms,
-    criteria: g.criteria.map((c) => ({ name: c.name, measured: c.measured, threshold: c.threshold, passed: c.passed, ...(c.detail ? { detail: c.detail } : {}), ...(c.judged === false ? { judged: false } : {}) })),
-  };
-}
 
 export interface Gate3Config {
   minShadowed: number;
@@ -127,7 +117,7 @@ export function createGateRunner(
       await audit?.(gateAuditEntry(failed, cfg.sidecarId)).catch(() => undefined);
       throw e;
     }
-    const r = report(g);
+    const r = gateReport({ ...g, gate: n });
     await audit?.(gateAuditEntry({ gate: g.gate, passed: g.passed, startedAt: g.at, endedAt: g.at + g.ms, criteria: r.criteria }, cfg.sidecarId)).catch(() => undefined);
     return r;
   };

@@ -5,18 +5,25 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startAdmin, type Reply, type Route } from '../../src/control/admin-api.js';
-import { registerAdminCommands, groupMismatches } from '../../src/cli/admin-commands.js';
+import { registerAdminCommands } from '../../src/cli/admin-commands.js';
+import { groupMismatches } from '../../src/cli/shadow-report.js';
 import { resolveAdminTarget } from '../../src/cli/admin-client.js';
 import { inertText, oneLine } from '../../src/cli/sanitize.js';
 
 const T0 = Date.parse('2025-06-01T12:00:00Z');
 const TOKEN = 'admin-secret';
 
-/** A stand-in admin API: the real admin HTTP server (routes, bearer token) with canned handlers. */
+/**
+ * A stand-in admin API for what a real server does not produce on demand (5xx, non-JSON, control characters, an
+ * outage mid-watch): the real admin HTTP server (routes, bearer token) with canned handlers whose bodies use the
+ * real reply types' fields (src/control/admin-dto.ts). test/cli/admin-real.test.ts runs every command against a
+ * real sidecar.
+ */
 async function fakeAdmin(t: { teardown(fn: () => unknown): void }) {
   const calls: { method: string; path: string; body: unknown; query: string }[] = [];
   const replies: Record<string, Reply> = {};
   const state = { state: 'READS_10PCT_AURORA', version: 3, since: T0 - 2 * 3600_000, reason: 'gate 2 passed', readPercent: 10, writesTo: 'source', degraded: false };
+  const health = { status: 'ok', reasons: [], backends: {}, state: state.state, clients: 0, store: 'memory', unleash: null, breakers: [], replication: null };
   const route = (method: 'GET' | 'POST', path: string, mutates: boolean, dflt: () => Reply): Route => ({
     method,
     path,
@@ -32,17 +39,17 @@ async function fakeAdmin(t: { teardown(fn: () => unknown): void }) {
     port: 0,
     token: TOKEN,
     routes: [
-      route('GET', '/healthz', false, () => ({ status: 200, body: { status: 'ok' } })),
+      route('GET', '/healthz', false, () => ({ status: 200, body: health })),
       route('GET', '/state', false, () => ({ status: 200, body: state })),
       route('POST', '/transition', true, () => ({ status: 200, body: { ...state, state: 'READS_50PCT_AURORA', version: 4, since: T0, readPercent: 50 } })),
       route('POST', '/rollback', true, () => ({ status: 200, body: { ...state, state: 'ROLLBACK', version: 4, since: T0, reason: 'p99 too high' } })),
       route('POST', '/gates/:n', true, () => ({ status: 404, body: { error: 'no such gate' } })),
       route('GET', '/audit', false, () => ({ status: 200, body: { entries: [] } })),
-      route('GET', '/shadow/mismatches', false, () => ({ status: 200, body: { total: 0, items: [] } })),
+      route('GET', '/shadow/mismatches', false, () => ({ status: 200, body: { active: false, total: 0, offset: 0, limit: 100, items: [] } })),
     ],
   });
   t.teardown(() => admin.close());
-  return { url: `http://127.0.0.1:${admin.port}`, port: admin.port, calls, replies, state };
+  return { url: `http://127.0.0.1:${admin.port}`, port: admin.port, calls, replies, state, health };
 }
 
 class Exited extends Error {
@@ -100,11 +107,12 @@ t.test('status: table by default, JSON with --json', async (t) => {
   t.match(human.out, /^degraded\s+no$/m);
   const json = await cli(['status', '--json'], { PGCUTOVER_ADMIN: `127.0.0.1:${a.port}` });
   t.equal(json.code, 0);
-  t.same(JSON.parse(json.out), { ...a.state, health: { status: 'ok' } }, 'address from $PGCUTOVER_ADMIN as host:port');
+  t.same(JSON.parse(json.out), { ...a.state, health: a.health }, 'address from $PGCUTOVER_ADMIN as host:port');
 
   a.replies['GET /healthz'] = {
     status: 200,
     body: {
+      ...a.health,
       status: 'ok',
       clients: 12,
       breakers: [
@@ -121,7 +129,7 @@ t.test('status: table by default, JSON with --json', async (t) => {
   t.match(withHealth.out, /^health\s+ok$/m);
   const withHealthJson = JSON.parse((await cli(['status', '--json', '--admin', a.url])).out);
   t.match(withHealthJson, { state: 'READS_10PCT_AURORA', health: { clients: 12, breakers: [{ name: 'error-rate' }, { name: 'replication-lag', status: 'open' }], replication: { state: 'CDC_ACTIVE' } } }, 'status --json carries what the table shows');
-  a.replies['GET /healthz'] = { status: 503, body: { status: 'degraded', reasons: ['target unreachable: connect ECONNREFUSED', 'replication failed'], clients: 3 } };
+  a.replies['GET /healthz'] = { status: 503, body: { ...a.health, status: 'degraded', reasons: ['target unreachable: connect ECONNREFUSED', 'replication failed'], clients: 3 } };
   const degraded = await cli(['status', '--admin', a.url]);
   t.equal(degraded.code, 0, 'status still answers');
   t.match(degraded.out, /^health\s+DEGRADED: target unreachable: connect ECONNREFUSED; replication failed$/m, 'a 503 /healthz shows why');
@@ -144,8 +152,8 @@ t.test('transition: accepted, refused with guards, bad token, bad input', async 
       code: 'guard-failed',
       reason: 'READS_10PCT_AURORA → READS_50PCT_AURORA refused: min-stable: in READS_10PCT_AURORA for 2h, needs 1d',
       guards: [
-        { name: 'store-healthy', ok: true, detail: 'store reachable' },
-        { name: 'min-stable', ok: false, detail: 'in READS_10PCT_AURORA for 2h, needs 1d' },
+        { guard: 'store-healthy', ok: true, detail: 'store reachable' },
+        { guard: 'min-stable', ok: false, detail: 'in READS_10PCT_AURORA for 2h, needs 1d' },
       ],
     },
   };
@@ -156,7 +164,7 @@ t.test('transition: accepted, refused with guards, bad token, bad input', async 
   t.match(refused.err, /GUARD\s+RESULT\s+DETAIL\n\s+store-healthy\s+ok\s+store reachable\n\s+min-stable\s+FAIL\s+in READS_10PCT_AURORA for 2h, needs 1d/);
   const refusedJson = await cli(['transition', 'READS_50PCT_AURORA', '--json'], env);
   t.equal(refusedJson.code, 1);
-  t.match(JSON.parse(refusedJson.out), { status: 409, code: 'guard-failed', guards: [{ name: 'store-healthy' }, { name: 'min-stable', ok: false }] });
+  t.match(JSON.parse(refusedJson.out), { status: 409, code: 'guard-failed', guards: [{ guard: 'store-healthy' }, { guard: 'min-stable', ok: false }] });
 
   const forced = await cli(['transition', 'READS_50PCT_AURORA', '--force', '--reason', 'demo'], env);
   t.equal(forced.code, 1);
@@ -198,15 +206,17 @@ t.test('rollback, gate, audit', async (t) => {
     body: {
       gate: 2,
       passed: true,
+      at: T0,
+      ms: 1200,
       criteria: [
-        { name: 'row counts equal', value: '12/12 tables', threshold: 'all', ok: true },
-        { name: 'cdc lag', value: '1.2s', threshold: '< 10s', ok: true },
+        { name: 'row counts equal', measured: '12/12 tables', threshold: 'all', passed: true },
+        { name: 'cdc lag', measured: '1.2s', threshold: '< 10s', passed: true },
       ],
     },
   };
   a.replies['POST /gates/3'] = {
     status: 200,
-    body: { gate: 3, passed: false, criteria: [{ name: 'shadow mismatches', measured: 4, threshold: 0, passed: false, detail: '4 unexplained' }] },
+    body: { gate: 3, passed: false, at: T0, ms: 3, criteria: [{ name: 'shadow mismatches', measured: 4, threshold: 0, passed: false, detail: '4 unexplained' }] },
   };
   const g2 = await cli(['gate', '2'], env);
   t.equal(g2.code, 0);
@@ -233,11 +243,9 @@ t.test('rollback, gate, audit', async (t) => {
           to: 'ROLLBACK',
           reason: 'target errors 3.2% > 1%',
           forced: false,
-          steps: [
-            { name: 'writes-off-target', at: T0 + 60_001, ok: true, ms: 2 },
-            { name: 'drain', at: T0 + 60_050, ok: true, ms: 49, detail: '0 in flight' },
-          ],
         },
+        { at: T0 + 60_002, by: 'rollback-runner', kind: 'rollback-step', reason: '1 writes off the target (state published)', detail: { started: T0 + 60_000, ended: T0 + 60_002, ok: true } },
+        { at: T0 + 60_050, by: 'rollback-runner', kind: 'rollback-step', reason: '2 drain in-flight target transactions', detail: { started: T0 + 60_002, ended: T0 + 60_050, ok: false, error: '1 still open' } },
       ],
     },
   };
@@ -245,14 +253,14 @@ t.test('rollback, gate, audit', async (t) => {
   t.equal(audit.code, 0, audit.err);
   t.equal(a.calls.at(-1)!.query, 'limit=2');
   const lines = audit.out.trimEnd().split('\n');
-  t.match(lines[0], /^TIME\s+BY\s+KIND\s+CHANGE\s+FORCED\s+REASON$/);
+  t.match(lines[0], /^TIME\s+BY\s+KIND\s+CHANGE\s+FORCED\s+REASON\s+RESULT$/);
   t.match(lines[1], /^2025-06-01 12:00:00Z\s+operator:cli\s+transition\s+SOURCE_PRIMARY → READS_10PCT_AURORA\s+gate 2 passed$/);
   t.match(lines[2], /^2025-06-01 12:01:00Z\s+breaker:error-rate\s+transition\s+READS_10PCT_AURORA → ROLLBACK\s+target errors 3.2% > 1%$/);
-  t.match(lines[3], /^\s+- writes-off-target\s+2025-06-01 12:01:00Z\s+ok\s+2ms$/);
-  t.match(lines[4], /^\s+- drain\s+.*ok\s+49ms\s+0 in flight$/);
+  t.match(lines[3], /^2025-06-01 12:01:00Z\s+rollback-runner\s+rollback-step\s+1 writes off the target \(state published\)\s+ok  2ms$/);
+  t.match(lines[4], /^2025-06-01 12:01:00Z\s+rollback-runner\s+rollback-step\s+2 drain in-flight target transactions\s+FAIL: 1 still open  48ms$/);
   t.equal(lines[1]!.indexOf('transition'), lines[2]!.indexOf('transition'), 'columns aligned');
   const auditJson = await cli(['audit', '--json'], env);
-  t.equal(JSON.parse(auditJson.out).entries.length, 2);
+  t.equal(JSON.parse(auditJson.out).entries.length, 4);
   t.equal(a.calls.at(-1)!.query, 'limit=50', 'default limit');
 });
 
@@ -260,7 +268,7 @@ t.test('control characters from the server are printed inert (no ANSI escapes, n
   const a = await fakeAdmin(t);
   const env = { PGCUTOVER_ADMIN: a.url, PGCUTOVER_ADMIN_TOKEN: TOKEN };
   const evil = 'ok\x1b[2J\x1b[31mred\r\n2025-06-01 12:00:00Z  operator:root  transition  forged\u009b1m\u202eevil';
-  a.replies['GET /audit'] = { status: 200, body: { entries: [{ at: T0, by: `operator:x\x07`, kind: 'transition', to: 'ROLLBACK', reason: evil, steps: [{ name: 'step', detail: evil }] }] } };
+  a.replies['GET /audit'] = { status: 200, body: { entries: [{ at: T0, by: `operator:x\x07`, kind: 'transition', to: 'ROLLBACK', reason: evil }, { at: T0, by: 'rollback-runner', kind: 'rollback-step', reason: 'step', detail: { ok: false, error: evil } }] } };
   a.replies['GET /state'] = { status: 200, body: { ...a.state, reason: evil, [`k\x1b]0;title\x07`]: evil } };
   a.replies['POST /rollback'] = { status: 409, body: { error: evil, code: 'x\x1by' } };
   const outputs = [
@@ -304,7 +312,10 @@ t.test('shadow report groups mismatches by fingerprint', async (t) => {
   a.replies['GET /shadow/mismatches'] = {
     status: 200,
     body: {
+      active: true,
       total: 7,
+      offset: 0,
+      limit: 1000,
       items: [
         rec(upd, 'value', '2025-06-01T12:00:05Z'),
         rec(ins, 'error-on-target-only', '2025-06-01T12:00:04Z', { shadow: { ok: false, sqlstate: '23505', rows: 0, hash: '' } }),
@@ -334,8 +345,7 @@ t.test('shadow report groups mismatches by fingerprint', async (t) => {
     ],
   });
 
-  t.same(groupMismatches([]).groups, [], 'a bare array is accepted');
-  t.equal(groupMismatches({ mismatches: [rec('x', 'value', '2025-06-01T00:00:00Z')] }).groups[0]!.count, 1);
+  t.same(groupMismatches({ active: false, total: 0, offset: 0, limit: 100, items: [] }).groups, []);
   const none = await cli(['shadow', 'report', '--admin', a.url], {});
   t.equal(none.code, 0);
   const noSub = await cli(['shadow'], {});

@@ -10,7 +10,7 @@ import { pgbench, startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query, waitSynced } from '../helpers/replication.js';
 import { setupNativeReplication } from '../../src/replication/native.js';
-import { formatGate, type GateResult } from '../../src/replication/gates.js';
+import { formatGate, type GateResult } from '../../src/domain/gate-result.js';
 
 if (process.env.PGCUTOVER_LONG !== '1') {
   t.pass('skipped: a measurement, run with PGCUTOVER_LONG=1 (npm run test:gate2-rate)');

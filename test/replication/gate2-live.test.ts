@@ -13,8 +13,7 @@ import { startProxy } from '../helpers/proxy.js';
 import { query, waitSynced } from '../helpers/replication.js';
 import { setupNativeReplication } from '../../src/replication/native.js';
 import { runGate2 } from '../../src/replication/gate2.js';
-import { formatGate, type GateResult } from '../../src/replication/gates.js';
-import type { GateReport } from '../../src/control/controller.js';
+import { formatGate, type GateReport, type GateResult } from '../../src/domain/gate-result.js';
 
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15, { logical: true });
@@ -44,7 +43,7 @@ const proxy = await startProxy(t, source.url(), target.url(), {
 });
 
 const find = (g: GateResult | GateReport, name: string) => g.criteria.find((c) => c.name === name);
-const show = (g: GateReport) => formatGate({ ...g, ms: 0 } as GateResult, { maxDetail: 2000 });
+const show = (g: GateReport) => formatGate(g, { maxDetail: 2000 });
 
 /** pgbench TPC-B through the proxy for `seconds`, at most `rate` tps. */
 function load(seconds: number, rate = 100) {

@@ -9,7 +9,7 @@ import { setupNativeReplication } from '../../src/replication/native.js';
 import { waitForCaughtUp } from '../../src/replication/apply-wait.js';
 import { runGate1 } from '../../src/replication/gate1.js';
 import { runGate2 } from '../../src/replication/gate2.js';
-import { formatGate, type GateResult } from '../../src/replication/gates.js';
+import { formatGate, type GateResult } from '../../src/domain/gate-result.js';
 
 const [src, dst] = await Promise.all([startPg(t, 14, { logical: true }), startPg(t, 15, { logical: true })]);
 const s = await connectControl(src.url());

@@ -7,7 +7,7 @@ import t from 'tap';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { runGate1 } from '../../src/replication/gate1.js';
-import type { GateResult } from '../../src/replication/gates.js';
+import type { GateResult } from '../../src/domain/gate-result.js';
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);

@@ -9,7 +9,7 @@ import { rollbackWritesToSource } from '../../src/replication/rollback.js';
 import { fencedRoles } from '../../src/replication/fence.js';
 import { subscriptionInfo } from '../../src/replication/subscription.js';
 import { runGate2, runGate2Directed } from '../../src/replication/gate2.js';
-import { formatGate } from '../../src/replication/gates.js';
+import { formatGate } from '../../src/domain/gate-result.js';
 
 type Side = 'source' | 'target';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

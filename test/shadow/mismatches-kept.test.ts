@@ -8,7 +8,7 @@ import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { query } from '../helpers/replication.js';
-import { formatGate, gateResult, notJudged, criterion } from '../../src/replication/gates.js';
+import { formatGate, gateResult, notJudged, criterion } from '../../src/domain/gate-result.js';
 
 t.test('a criterion a run could not judge says NOT JUDGED, never PASS, and does not fail the gate', async (t) => {
   const g = gateResult(2, [criterion('rows a', 'source 1, target 1', 'equal', true), notJudged('replication lag and errors', null, 'native subscription', 'no native subscription configured')], 0, 10);

@@ -1,6 +1,6 @@
 /**
- * Gate results (DESIGN.md "Gates"): every criterion with its measured value, threshold and
- * verdict, and a plain-text table for the CLI. Pure.
+ * Gate results (DESIGN.md "Gates"), the one type every gate returns, the admin API sends and the CLI prints:
+ * every criterion with its measured value, threshold and verdict, and a plain-text table. Pure.
  */
 
 export interface Criterion {
@@ -23,6 +23,22 @@ export interface GateResult {
   readonly ms: number;
 }
 
+/**
+ * A gate run as the admin API sends it (POST/GET /gates/:n) and the transition guards keep it: `at` is when the
+ * gate ENDED (its evidence holds from then; the freshness guard measures from it).
+ */
+export interface GateReport {
+  readonly gate: 1 | 2 | 3;
+  readonly passed: boolean;
+  readonly at: number;
+  readonly ms: number;
+  readonly criteria: readonly Criterion[];
+}
+
+export function gateReport(g: GateResult & { gate: 1 | 2 | 3 }): GateReport {
+  return { gate: g.gate, passed: g.passed, at: g.at + g.ms, ms: g.ms, criteria: g.criteria };
+}
+
 export function criterion(name: string, measured: Criterion['measured'], threshold: Criterion['threshold'], passed: boolean, detail?: string): Criterion {
   return detail ? { name, measured, threshold, passed, detail } : { name, measured, threshold, passed };
 }
@@ -43,7 +59,7 @@ function cell(v: Criterion['measured']): string {
 }
 
 /** A fixed-width table: criterion, measured, threshold, PASS/FAIL, then details indented below. */
-export function formatGate(g: GateResult, opts: { maxDetail?: number } = {}): string {
+export function formatGate(g: Pick<GateResult, 'gate' | 'passed' | 'criteria' | 'ms'>, opts: { maxDetail?: number } = {}): string {
   const rows = g.criteria.map((c) => [c.name, cell(c.measured), cell(c.threshold), c.judged === false ? 'NOT JUDGED' : c.passed ? 'PASS' : 'FAIL']);
   const unjudged = g.criteria.filter((c) => c.judged === false).length;
   const head = ['criterion', 'measured', 'threshold', 'result'];
@@ -60,26 +76,4 @@ export function formatGate(g: GateResult, opts: { maxDetail?: number } = {}): st
     }
   });
   return out.join('\n');
-}
-
-/** p-th percentile (0..100) of samples by nearest rank; null for no samples. */
-export function percentile(samples: readonly number[], p: number): number | null {
-  if (samples.length === 0) return null;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1]!;
-}
-
-/** Runs `fn` over `items` with at most `limit` running at once; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
