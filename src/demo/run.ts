@@ -54,7 +54,8 @@ Try:
   pgbench -n -S -T 10 '${proxy}'                              # (after pgbench -i through the proxy)
   npx pg-cutover rollback --reason 'just looking' --admin ${admin}
   curl ${admin}/metrics
-Phase 4, after walking to CUTOVER_COMPLETE (--force --reason … skips the scaled guards, recorded as deviations):
+The whole path, guided and without --force, on a pair of its own: npx pg-cutover demo --walkthrough
+Phase 4, after walking to CUTOVER_COMPLETE (each stage waits its scaled guard; --force would be recorded as a deviation):
   npx pg-cutover gate final --admin ${admin}                  # fails: no snapshot yet
   npx pg-cutover snapshot --admin ${admin}                    # pg_dump -Fc of the source, verified
   npx pg-cutover decommission --dry-run --admin ${admin}
