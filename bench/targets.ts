@@ -1,0 +1,103 @@
+/** The targets pgbench runs through: PostgreSQL itself, PgBouncer, a bare Node forwarder, pg-cutover (one backend or the read split). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startEmbeddedPostgres } from '../src/demo/embedded.js';
+import { pgbenchInit, psql, waitForSql } from './pgbench.js';
+import { startPgbouncer } from './pgbouncer.js';
+import type { Cleanup } from './cleanup.js';
+
+export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split'] as const;
+/** Targets measured unless --only says otherwise (the split target starts a second server). */
+export const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'];
+export type Target = (typeof TARGETS)[number];
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '../..');
+
+function portAccepts(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); res(true); });
+    s.once('error', () => res(false));
+  });
+}
+
+export interface Running {
+  port: number;
+  /** Process whose RSS the memory check reads (0 for direct). */
+  pid: number;
+  exited(): boolean;
+  stderrTail(): string;
+  /** Idempotent; also registered with Cleanup. */
+  stop(): Promise<void>;
+}
+
+/** Spawns a Node child, keeps the tail of its output, resolves once its port accepts. */
+async function spawnNode(name: string, args: string[], port: number, env: NodeJS.ProcessEnv, cleanup: Cleanup): Promise<Running> {
+  // stdin stays an open pipe: the forwarder exits when it closes.
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let tail = '';
+  const keep = (c: Buffer): void => { tail = (tail + c.toString()).slice(-4000); };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null;
+  const killSync = (): void => { if (!exited()) child.kill('SIGKILL'); };
+  const stop = async (): Promise<void> => {
+    if (exited()) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
+    killSync();
+  };
+  cleanup.add(name, stop, killSync);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${tail}`);
+    if (await portAccepts(port)) return { port, pid: child.pid ?? 0, exited, stderrTail: () => tail, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not listen on ${port} within 20 s: ${tail}`);
+}
+
+/** Starts one target in front of the PostgreSQL at pgHost:pgPort; `splitScale` is the pgbench scale of the split target's second server. */
+export async function startTarget(t: Target, pgHost: string, pgPort: number, url: string, db: string, cleanup: Cleanup, splitScale: number): Promise<Running> {
+  switch (t) {
+    case 'direct':
+      return { port: pgPort, pid: 0, exited: () => false, stderrTail: () => '', stop: async () => undefined };
+    case 'pgbouncer': {
+      const b = await startPgbouncer({
+        listenPort: await freePort(), pgHost, pgPort, database: db, user: 'postgres',
+        password: decodeURIComponent(new URL(url).password),
+      });
+      cleanup.add('pgbouncer', () => b.stop(), () => b.killSync());
+      return { port: b.port, pid: b.pid, exited: () => false, stderrTail: () => '', stop: () => b.stop() };
+    }
+    case 'forwarder': {
+      const port = await freePort();
+      return spawnNode('forwarder', [join(here, 'forwarder.js'), String(port), pgHost, String(pgPort)], port, process.env, cleanup);
+    }
+    case 'pg-cutover': {
+      const [port, admin] = [await freePort(), await freePort()];
+      // Nothing is routed to the target yet, so the source doubles as target.
+      const args = [join(repoRoot, 'bin', 'pg-cutover.js'), 'start', '--source', url, '--target', url,
+        '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`];
+      return spawnNode('pg-cutover', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
+    }
+    case 'pg-cutover-split': {
+      // READS_50PCT_AURORA: half the reads go to a PostgreSQL 15 holding the same pgbench data.
+      const pg15 = await startEmbeddedPostgres({ major: 15, settings: { max_connections: '300', 'pg_stat_statements.track': 'none' } });
+      cleanup.add('postgres-15', () => pg15.stop());
+      const ep15 = { host: pg15.host, port: pg15.port, user: pg15.user, password: pg15.password, database: 'postgres' };
+      await waitForSql(ep15);
+      await psql(ep15, `create database ${db}`);
+      await pgbenchInit({ ...ep15, database: db }, splitScale);
+      const [port, admin] = [await freePort(), await freePort()];
+      const args = [join(repoRoot, 'bin', 'pg-cutover.js'), 'start', '--source', url, '--target', pg15.url(db),
+        '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', 'READS_50PCT_AURORA'];
+      return spawnNode('pg-cutover-split', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
+    }
+    default: { const never: never = t; throw new Error(`unknown target ${String(never)}`); }
+  }
+}
