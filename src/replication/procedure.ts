@@ -37,7 +37,7 @@ export interface Procedure<S extends string> {
   /** Last, on every outcome but `blocked`. */
   readonly always?: readonly Action<S>[];
   /** The failure only says a database cannot be reached now: before the point of no return, stop as is. */
-  blocked?(err: unknown): boolean;
+  blocked?(err: unknown): boolean | Promise<boolean>;
 }
 
 export type ProcedureOutcome<S extends string> =
@@ -56,7 +56,7 @@ export async function runProcedure<S extends string>(p: Procedure<S>, now: () =>
       await log.run(step.name, async () => (await step.run()) ?? undefined, (d) => d);
     } catch (err) {
       const failure = err instanceof StepFailure ? err : new StepFailure(step.name, String(err), err);
-      if (!noReturn && p.blocked?.(failure.original)) return { kind: 'blocked', steps: log.records, failedStep: step.name, error: failure.reason };
+      if (!noReturn && (await p.blocked?.(failure.original))) return { kind: 'blocked', steps: log.records, failedStep: step.name, error: failure.reason };
       if (noReturn) {
         await attempt(p.finish);
       } else {

@@ -149,7 +149,9 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
       { name: 'finish-release-to-source', run: async () => gate.release('source') },
     ],
     always: [{ name: 'unlock-writer', when: locked, run: () => releaseWriterLock(source, target, held()) }],
-    blocked: isUnreachable,
+    // Unreachable by the error itself, or by a database gone now (a wait that timed out because the target died):
+    // undoing half-blind there would leave a fenced side no one can unfence.
+    blocked: async (err) => isUnreachable(err) || !(await answers(target)) || !(await answers(source)),
   }, now);
   const base = { steps: out.steps, pauseMs: now() - holdStarted, targetLsn };
   switch (out.kind) {
@@ -163,4 +165,9 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     case 'undone':
       return { ok: false, ...base, writesOn: 'target', failedStep: out.failedStep, error: `${out.error} (rollback aborted: writes stay on the target)` };
   }
+}
+
+/** The control session still gets an answer (within 5 s). */
+function answers(db: Db): Promise<boolean> {
+  return withTimeout(db.query('SELECT 1'), 5000, 'a liveness probe').then(() => true, () => false);
 }

@@ -15,6 +15,7 @@ import { startProxy } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
 import type { CutoverState } from '../../src/domain/states.js';
+import { DEFAULT_REVERSE_SUBSCRIPTION } from '../../src/replication/reverse.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, ms: number, ok: () => boolean | Promise<boolean>): Promise<boolean> {
@@ -123,6 +124,63 @@ t.test('target killed in WRITES_TO_AURORA: the breaker trips, the rollback waits
   t.ok(acked.length > ackedWhileDown, 'writes go on, on the source, after the rollback');
   const rec = await query(source.url(), 'select writer, fenced, lock_holder from pgcutover_control.writer');
   t.same(rec.rows[0], { writer: 'source', fenced: false, lock_holder: null }, 'the source is the recorded writer, unfenced, the lock released');
+  const resumed = await resumeNativeReplication(target.url(), { subscription: setup.value.subscription });
+  t.ok(resumed.ok, 'forward replication resumed');
+  await waitCaughtUp(source, 30_000);
+  t.equal(await tableChecksum(target.url(), 'ledger', 'id'), await tableChecksum(source.url(), 'ledger', 'id'), 'source and target hold the same rows');
+});
+
+t.test('target killed mid-rollback (fenced, source still catching up): the rollback waits, undoes nothing, resumes, 0 lost', async (t) => {
+  const acked: string[] = [];
+  let stop = false;
+  const writer = async (id: number) => {
+    let seq = 0;
+    while (!stop) {
+      const c = new pg.Client({ connectionString: proxy.url('postgres', 'app', 'app'), connectionTimeoutMillis: 2000 });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+        while (!stop) {
+          seq++;
+          await c.query('insert into ledger (client, seq) values ($1, $2)', [id, seq]).then(() => acked.push(`${id}:${seq}`), (e: { code?: string }) => {
+            if (e.code !== '23505') throw e;
+          });
+          await sleep(20);
+        }
+      } catch {
+        await sleep(300);
+      } finally {
+        await c.end().catch(() => {});
+      }
+    }
+  };
+  await until('the forward apply worker', 20_000, async () => (await query(target.url(), `select 1 from pg_stat_subscription where subname = '${setup.value.subscription}' and relid is null and pid is not null`)).rowCount === 1);
+  for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES', 'WRITES_TO_AURORA'] as CutoverState[]) {
+    const o = await proxy.controller.transition({ to, reason: 'outage test 2', force: true, by: 'test' });
+    t.ok(o.ok, `${to}: ${o.ok ? 'ok' : o.reason}`);
+  }
+  const pool = [11, 12].map(writer);
+  await until('writes on the target', 20_000, () => acked.length >= 20);
+  // Reverse replication stops: what the target acknowledges from now on is not on the source yet.
+  await query(source.url(), `alter subscription ${DEFAULT_REVERSE_SUBSCRIPTION} disable`);
+  const base = acked.length;
+  await until('more writes on the target only', 20_000, () => acked.length >= base + 20);
+  t.ok((await proxy.controller.rollback('test: mid-rollback outage', 'test')).ok, 'rollback started');
+  t.ok(await until('the target fenced by the rollback', 20_000, async () => ((await query(target.url(), 'select count(*)::int as n from pgcutover_control.fence')).rows[0] as { n: number }).n === 1), 'the rollback fenced the target and waits for the source to catch up');
+  targetProcess.kill();
+  t.ok(await until('a blocked attempt', 60_000, async () => (await audit()).filter((e) => e.reason === '3 blocked, retrying').length >= 2), 'blocked: retried');
+  t.equal(proxy.controller.snapshot().state, 'ROLLBACK', 'still ROLLBACK: nothing undone half-blind');
+  const direct = await query(appUrl(source.port), 'insert into ledger (client, seq) values (98, 1)').then(() => 'written', (e: { code?: string }) => e.code ?? 'error');
+  t.ok(direct === '25006' || direct === '42501', `the source is still fenced (${direct})`);
+  await targetProcess.restart();
+  await query(source.url(), `alter subscription ${DEFAULT_REVERSE_SUBSCRIPTION} enable`);
+  t.ok(await until('the rollback to finish', 120_000, () => proxy.controller.snapshot().state === 'SOURCE_PRIMARY'), 'the rollback resumed and finished');
+  await proxy.controller.rollbackDone();
+  stop = true;
+  await Promise.all(pool);
+  const have = new Set(((await query(source.url(), 'select client, seq from ledger where client in (11, 12)')).rows as { client: number; seq: number }[]).map((r) => `${r.client}:${r.seq}`));
+  const lost = acked.filter((k) => !have.has(k));
+  t.same(lost.slice(0, 20), [], `every acknowledged write is on the source (${acked.length} acknowledged, ${acked.length - base} after reverse replication stopped, ${lost.length} lost)`);
   const resumed = await resumeNativeReplication(target.url(), { subscription: setup.value.subscription });
   t.ok(resumed.ok, 'forward replication resumed');
   await waitCaughtUp(source, 30_000);
