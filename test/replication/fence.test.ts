@@ -148,6 +148,10 @@ t.test('every bypass is refused on the fenced database; the control role still w
   const plain = await client(as('app'));
   await t.rejects(plain.query('INSERT INTO accounts VALUES (99)'), { code: '25006' }, 'a plain write gets a clean 25006');
   t.equal((await plain.query('SELECT count(*)::int AS n FROM accounts')).rows[0].n, rowsBefore.a, 'reads still work');
+  await plain.query('SET default_transaction_read_only = off');
+  await plain.query('CREATE TEMP TABLE scratch (i int)');
+  await plain.query('INSERT INTO scratch VALUES (1)');
+  t.equal((await plain.query('SELECT count(*)::int AS n FROM scratch')).rows[0].n, 1, 'a session\'s own temp table still works (its scratch space, not a write to the database)');
   await plain.end();
   for (const b of BYPASSES) {
     const c = await client(as(b.role ?? 'app'), b.login ?? {});
