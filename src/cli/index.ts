@@ -67,7 +67,14 @@ export function buildProgram(): Command {
         ...(o.gate3WriteP99Ms ? { gate3WriteP99Ms: o.gate3WriteP99Ms } : {}),
       };
       if (o.walkthrough) {
-        const [{ runWalkthrough, WALK_TIME_SCALE }, { walkOperator }] = await Promise.all([import('../demo/walkthrough.js'), import('./walk-tools.js')]);
+        const [{ runWalkthrough, WALK_TIME_SCALE }, { walkOperator }, { killAllEmbeddedPostgresSync }] = await Promise.all([import('../demo/walkthrough.js'), import('./walk-tools.js'), import('../demo/embedded.js')]);
+        // Ctrl-C: stop both servers and remove their data at once (the walk itself has nothing to keep).
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+          process.once(sig, () => {
+            killAllEmbeddedPostgresSync();
+            process.exit(130);
+          });
+        }
         const listen = (v: string, d: string) => (v === d ? '127.0.0.1:0' : v);
         const r = await runWalkthrough({
           scale: Number(o.scale ?? '10000'),
