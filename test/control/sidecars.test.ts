@@ -8,40 +8,14 @@
  * directory (a stale dist/ cannot make this test pass or fail, and three processes do not each load a
  * TypeScript compiler).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { spawn } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import ts from 'typescript';
-import { freePort, startPg, startRedis, type Teardown } from '../helpers/servers.js';
+import { startPg, startRedis, type Teardown } from '../helpers/servers.js';
+import { spawnSidecar as spawnProcess, transpileCli, type SidecarProcess } from '../helpers/sidecar-process.js';
 import { unwatchChild, watchChild } from '../../src/demo/embedded-watchdog.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Every .ts file of src/ transpiled to ESM in a temp dir (no type check: `tsc --noEmit` does that); returns the CLI entry. */
-async function transpileCli(t: Teardown): Promise<string> {
-  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'pg-cutover-sidecars-'));
-  t.teardown(() => fs.rm(out, { recursive: true, force: true }));
-  await fs.writeFile(path.join(out, 'package.json'), '{"type":"module"}\n');
-  await fs.symlink(path.join(ROOT, 'node_modules'), path.join(out, 'node_modules'));
-  const src = path.join(ROOT, 'src');
-  for (const f of await fs.readdir(src, { recursive: true })) {
-    if (!f.endsWith('.ts')) continue;
-    const js = ts.transpileModule(await fs.readFile(path.join(src, f), 'utf8'), {
-      fileName: f,
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    }).outputText;
-    const dest = path.join(out, 'src', f.replace(/\.ts$/, '.js'));
-    await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.writeFile(dest, js);
-  }
-  const bin = path.join(out, 'pg-cutover.js');
-  await fs.writeFile(bin, "import { main } from './src/cli/index.js';\nawait main(process.argv);\n");
-  return bin;
-}
 
 interface Reply {
   status: number;
@@ -58,56 +32,9 @@ async function call(method: 'GET' | 'POST', url: string, body?: unknown): Promis
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 }
 
-interface Child {
-  id: string;
-  admin: string;
-  proc: ChildProcess;
-  log(): string;
-}
-
-/** `pg-cutover start` in its own process on free ports; resolves when GET /healthz answers. */
-async function spawnSidecar(t: Teardown, bin: string, id: string, args: string[]): Promise<Child> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await spawnOnce(t, bin, id, args);
-    } catch (e) {
-      // A free port can be taken by someone else before the child binds it: try other ports.
-      if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
-    }
-  }
-}
-
-async function spawnOnce(t: Teardown, bin: string, id: string, args: string[]): Promise<Child> {
-  const [listen, admin] = [await freePort(), await freePort()];
-  const proc = spawn(
-    process.execPath,
-    [bin, 'start', '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--sidecar-id', id, ...args],
-    { cwd: ROOT, env: { PATH: process.env.PATH, PGCUTOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let tail = '';
-  proc.stderr!.on('data', (b: Buffer) => (tail = (tail + b.toString()).slice(-8000)));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  // Killed even if this test process dies without its teardown.
-  if (proc.pid !== undefined) watchChild(proc.pid, 'KILL');
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (proc.pid !== undefined) unwatchChild(proc.pid);
-  });
-  const c: Child = { id, admin: `http://127.0.0.1:${admin}`, proc, log: () => tail };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`sidecar ${id} exited with ${proc.exitCode}:\n${tail}`);
-    if (Date.now() > deadline) throw new Error(`sidecar ${id} did not answer /healthz within 30 s:\n${tail}`);
-    const ok = await fetch(`${c.admin}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-    if (ok) return c;
-    await sleep(100);
-  }
-}
+type Child = SidecarProcess;
+/** `pg-cutover start` in its own process (test/helpers/sidecar-process.ts), ready once GET /healthz says 200. */
+const spawnSidecar = (t: Teardown, bin: string, id: string, args: string[]) => spawnProcess(t, bin, id, args, {}, { healthy: true });
 
 interface StateBody {
   state: string;

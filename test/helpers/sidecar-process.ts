@@ -53,11 +53,16 @@ export interface SidecarProcess {
   alive(): boolean;
 }
 
-/** Starts `pg-cutover start` on free ports; resolves when its admin API answers (any status). */
-export async function spawnSidecar(t: Teardown, bin: string, id: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<SidecarProcess> {
+export interface SpawnOptions {
+  /** Resolve only once GET /healthz says 200 (both backends probed, store reachable); default: any answer. */
+  readonly healthy?: boolean;
+}
+
+/** Starts `pg-cutover start` on free ports; resolves when its admin API answers (any status, or 200 with `healthy`). */
+export async function spawnSidecar(t: Teardown, bin: string, id: string, args: string[], env: NodeJS.ProcessEnv = {}, opts: SpawnOptions = {}): Promise<SidecarProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await spawnOnce(t, bin, id, args, env);
+      return await spawnOnce(t, bin, id, args, env, opts);
     } catch (e) {
       // A free port can be taken by someone else before the child binds it: try other ports.
       if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
@@ -65,7 +70,7 @@ export async function spawnSidecar(t: Teardown, bin: string, id: string, args: s
   }
 }
 
-async function spawnOnce(t: Teardown, bin: string, id: string, args: string[], env: NodeJS.ProcessEnv): Promise<SidecarProcess> {
+async function spawnOnce(t: Teardown, bin: string, id: string, args: string[], env: NodeJS.ProcessEnv, opts: SpawnOptions): Promise<SidecarProcess> {
   const [listen, admin] = [await freePort(), await freePort()];
   const proc = spawn(process.execPath, [bin, 'start', '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--sidecar-id', id, ...args], {
     cwd: ROOT,
@@ -98,8 +103,8 @@ async function spawnOnce(t: Teardown, bin: string, id: string, args: string[], e
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (!c.alive()) throw new Error(`sidecar ${id} exited with ${proc.exitCode ?? proc.signalCode}:\n${tail}`);
-    if (Date.now() > deadline) throw new Error(`sidecar ${id} did not answer /healthz within 30 s:\n${tail}`);
-    const up = await fetch(`${c.admin}/healthz`, { signal: AbortSignal.timeout(1000) }).then(() => true, () => false);
+    if (Date.now() > deadline) throw new Error(`sidecar ${id} did not answer /healthz${opts.healthy ? ' with 200' : ''} within 30 s:\n${tail}`);
+    const up = await fetch(`${c.admin}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok || !opts.healthy, () => false);
     if (up) return c;
     await sleep(100);
   }

@@ -199,13 +199,12 @@ t.test('PostgreSQL 14 with scram-sha-256', async (t) => {
 
   t.test('cancel request stops a running query with 57014', async (t) => {
     const b = mustConnect(await connectBackend(target(pg14.port), {}), t);
-    const started = Date.now();
+    // pg_sleep ends without an error on its own: 57014 can only come from the cancel.
     const running = query(b, 'SELECT pg_sleep(10)');
     await new Promise((r) => setTimeout(r, 200));
     await sendCancelRequest(target(pg14.port), b.pid, b.secret);
     const r = await running;
     t.equal(r.error?.code, '57014');
-    t.ok(Date.now() - started < 3000, 'quickly');
   });
 });
 

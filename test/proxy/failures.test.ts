@@ -191,15 +191,13 @@ t.test('client disconnects while its statement runs inside a transaction: cancel
   const w = await rawClient();
   await w.simple('begin');
   await w.simple('update acct set balance = 0 where id = 2');
-  w.send(query('select pg_sleep(30) /* leaving */'));
-  const pid = await backendRunning('select pg_sleep(30) /* leaving */');
-  const started = Date.now();
+  w.send(query('select pg_sleep(3600) /* leaving */'));
+  const pid = await backendRunning('select pg_sleep(3600) /* leaving */');
   w.destroy();
   t.ok(
-    await until(async () => (await admin.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0, 5_000),
-    'the backend session ended',
+    await until(async () => (await admin.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0, 60_000),
+    'the backend session ended (its statement sleeps an hour: only the cancel ends it)',
   );
-  t.ok(Date.now() - started < 5_000, `gone in ${Date.now() - started} ms, not after the 30 s sleep`);
   t.ok(await canLock(2), 'row lock released');
   t.equal((await admin.query('select balance from acct where id = 2')).rows[0].balance, 100);
 });

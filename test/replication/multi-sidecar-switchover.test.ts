@@ -5,12 +5,12 @@
  * sidecar that does not acknowledge aborts the switch, and writes stay on the source.
  */
 import t from 'tap';
-import pg from 'pg';
 import { Redis } from 'ioredis';
-import { startPg, startRedis } from '../helpers/servers.js';
-import { startProxy, type ProxyHandle } from '../helpers/proxy.js';
-import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/replication.js';
-import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
+import { startRedis } from '../helpers/servers.js';
+import type { ProxyHandle } from '../helpers/proxy.js';
+import { query, tableChecksum, waitCaughtUp } from '../helpers/replication.js';
+import { LEDGER_DDL, ledgerWriters, missingFromLedger, startCutoverPair, startFleet } from '../helpers/sidecar-fleet.js';
+import { resumeNativeReplication } from '../../src/replication/native.js';
 import { ackVerdict, parsePauseMessage } from '../../src/control/write-pause.js';
 import type { CutoverState } from '../../src/domain/states.js';
 
@@ -27,70 +27,42 @@ t.test('ackVerdict and parsePauseMessage', async (t) => {
   }
 });
 
-const source = await startPg(t, 14, { logical: true });
-const target = await startPg(t, 15, { logical: true });
-const redis = await startRedis(t);
-const appUrl = (s: typeof source) => `postgresql://app:app@127.0.0.1:${s.port}/postgres`;
-for (const db of [source, target]) await query(db.url(), "create role app login password 'app'");
-await query(source.url(), 'create table ledger (id bigint generated always as identity primary key, sidecar text not null, client int not null, seq int not null, unique (sidecar, client, seq))');
-await query(source.url(), 'grant all on ledger to app; grant usage, select, update on ledger_id_seq to app');
-const setup = await setupNativeReplication(source.url(), target.url(), { tables: ['ledger'] });
-if (!setup.ok) throw new Error(setup.errors.join('; '));
-await waitSynced(target.url());
-await query(target.url(), 'grant all on ledger to app; grant usage, select, update on ledger_id_seq to app');
-
-const env = { PGCUTOVER_USERS: JSON.stringify({ users: [{ name: 'app', password: 'app', method: 'scram-sha-256' }] }) };
-const flags = (id: string) => ({
-  sourceControl: source.url(),
-  targetControl: target.url(),
-  subscription: setup.value.subscription,
-  timeScale: '0.000001',
-  gate3MinShadowed: 0,
-  shadowSamplePct: 0,
-  redis: redis.url,
-  sidecarId: id,
+const pair = await startCutoverPair(t, {
+  prepare: (url) => query(url, LEDGER_DDL).then(() => undefined),
+  tables: ['ledger'],
+  grants: 'grant all on ledger to app; grant usage, select, update on ledger_id_seq to app',
 });
-const a = await startProxy(t, appUrl(source), appUrl(target), flags('sidecar-a'), env);
-const b = await startProxy(t, appUrl(source), appUrl(target), flags('sidecar-b'), env);
+const { source, target } = pair;
+const redis = await startRedis(t);
+const [a, b] = (await startFleet(t, pair, redis.url, ['sidecar-a', 'sidecar-b'])) as [ProxyHandle, ProxyHandle];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Writers through one sidecar: a ledger of acknowledged writes and the SQLSTATEs of failures. */
-function writers(p: ProxyHandle, name: string, n: number) {
-  const acked: string[] = [];
-  const codes = new Map<string, number>();
-  let stop = false;
-  const one = async (client: number): Promise<void> => {
-    const c = new pg.Client({ connectionString: p.url('postgres', 'app', 'app') });
-    c.on('error', () => {});
-    await c.connect();
-    for (let seq = 1; !stop; seq++) {
-      try {
-        await c.query('insert into ledger (sidecar, client, seq) values ($1, $2, $3)', [name, client, seq]);
-        acked.push(`${name}:${client}:${seq}`);
-      } catch (e) {
-        const code = String((e as { code?: string }).code);
-        codes.set(code, (codes.get(code) ?? 0) + 1);
-        await sleep(20);
-        if (code === '57P01' || code === '08006' || code === 'undefined') return one(client + 100);
-      }
-    }
-    await c.end().catch(() => {});
-  };
-  const done = Promise.all(Array.from({ length: n }, (_, i) => one(i + 1)));
-  return { acked, codes, stop: async () => ((stop = true), await done) };
+/** Each subtest starts from SHADOW_WRITES on both sidecars, whatever the one before left. */
+async function toShadowWrites(t: { ok(v: unknown, m?: string): void }): Promise<void> {
+  if (a.state() !== 'SOURCE_PRIMARY' && a.state() !== 'SHADOW_WRITES') {
+    await a.controller.rollback('test: back to the start', 'test');
+    await a.controller.rollbackDone();
+    await resumeNativeReplication(target.url(), { subscription: pair.subscription });
+  }
+  for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES'] as CutoverState[]) {
+    if (a.state() === 'SHADOW_WRITES') break;
+    const o = await a.controller.transition({ to, reason: 'test', force: true, by: 'test' });
+    if (!o.ok && o.code !== 'already-in-state') t.ok(o.ok, `→ ${to}: ${o.reason}`);
+  }
+  for (let i = 0; i < 100 && b.state() !== 'SHADOW_WRITES'; i++) await sleep(20);
+  t.ok(a.state() === 'SHADOW_WRITES' && b.state() === 'SHADOW_WRITES', 'both sidecars in SHADOW_WRITES');
 }
 
 t.test('a live sidecar that does not acknowledge aborts the switchover', async (t) => {
-  for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES'] as CutoverState[]) {
-    const o = await a.controller.transition({ to, reason: 'test', force: true, by: 'test' });
-    t.ok(o.ok, `→ ${to}`);
-  }
-  for (let i = 0; i < 50 && b.state() !== 'SHADOW_WRITES'; i++) await sleep(20);
+  await toShadowWrites(t);
   // A third sidecar that is alive in Redis but never answers (e.g. stuck): its presence key only.
   const r = new Redis(redis.url);
-  t.teardown(() => r.quit());
+  t.teardown(async () => {
+    await r.del('pgcutover:sidecar:ghost');
+    await r.quit();
+  });
   await r.set('pgcutover:sidecar:ghost', '1', 'PX', 60_000);
-  const w = writers(b, 'b0', 2);
+  const w = ledgerWriters(b, 'b0', 2);
   await sleep(200);
   const o = await a.controller.transition({ to: 'WRITES_TO_AURORA', reason: 'test', force: true, by: 'test' });
   t.notOk(o.ok, 'the switchover is refused');
@@ -101,12 +73,12 @@ t.test('a live sidecar that does not acknowledge aborts the switchover', async (
   t.equal(b.state(), 'SHADOW_WRITES', 'sidecar b still routes writes to the source');
   t.ok(w.acked.length > 10, `b kept writing (${w.acked.length} acknowledged, failures ${JSON.stringify([...w.codes])})`);
   t.equal(w.codes.size, 0, 'no write failed on b');
-  await r.del('pgcutover:sidecar:ghost');
 });
 
 t.test('switchover and rollback pause the writes of every sidecar; none is lost or meets the fence', async (t) => {
-  const wa = writers(a, 'a', 2);
-  const wb = writers(b, 'b', 3);
+  await toShadowWrites(t);
+  const wa = ledgerWriters(a, 'a', 2);
+  const wb = ledgerWriters(b, 'b', 3);
   await sleep(400);
   const sw = await a.controller.transition({ to: 'WRITES_TO_AURORA', reason: 'test', force: true, by: 'test' });
   t.ok(sw.ok, `→ WRITES_TO_AURORA ${sw.ok ? '' : sw.reason}`);
@@ -128,11 +100,9 @@ t.test('switchover and rollback pause the writes of every sidecar; none is lost 
   t.equal(wb.codes.get('25006') ?? 0, 0, `b's writers never met a fenced database (${JSON.stringify([...wb.codes])})`);
   t.comment(`a failures ${JSON.stringify([...wa.codes])}; b failures ${JSON.stringify([...wb.codes])}`);
 
-  const rows = (await query(source.url(), 'select sidecar, client, seq from ledger')).rows as { sidecar: string; client: number; seq: number }[];
-  const have = new Set(rows.map((r) => `${r.sidecar}:${r.client}:${r.seq}`));
-  const lost = [...wa.acked, ...wb.acked].filter((k) => !have.has(k));
+  const lost = await missingFromLedger(source.url(), [...wa.acked, ...wb.acked]);
   t.same(lost, [], `every acknowledged write is on the source (${wa.acked.length + wb.acked.length})`);
-  const resumed = await resumeNativeReplication(target.url(), { subscription: setup.value.subscription });
+  const resumed = await resumeNativeReplication(target.url(), { subscription: pair.subscription });
   t.ok(resumed.ok, 'forward replication resumed');
   await waitCaughtUp(source, 30_000);
   t.equal(await tableChecksum(target.url(), 'ledger', 'id'), await tableChecksum(source.url(), 'ledger', 'id'), 'source and target hold the same rows');
