@@ -113,6 +113,7 @@ export async function faultRun(d: FaultDeps): Promise<FaultOutcome> {
   const r = await replication();
   if (r.state !== 'PAUSED') return out(`forward replication is ${r.state} after the rollback, not PAUSED`);
   paused = { state: r.state, since: r.since?.at ?? '?', why: r.since?.why ?? '?' };
+  await d.cli(['status']);
   // A forward step now is refused, and the refusal names the command that resumes replication (the lag breaker
   // takes up the pause at its next evaluation, within a second).
   await waitFor('the lag breaker', async () => {
