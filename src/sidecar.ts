@@ -5,11 +5,10 @@
 import type { Registry } from 'prom-client';
 import { log } from './support/log.js';
 import type { StartConfig } from './config/load.js';
-import { loadUsersFile, parseUsersEnv, type UserEntry } from './auth/users.js';
 import { ProxyServer } from './proxy/server.js';
-import { UserDirectory } from './auth/user-directory.js';
-import { createAuthLookup } from './auth/auth-query.js';
-import { TlsHolder } from './proxy/tls-context.js';
+import type { UserDirectory } from './auth/user-directory.js';
+import { openAuth } from './wiring/auth-setup.js';
+import type { TlsHolder } from './proxy/tls-context.js';
 import { backendUrl } from './net/database-url.js';
 import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
@@ -20,8 +19,8 @@ import { FreshnessSampler } from './replication/freshness-sampler.js';
 import { pgClientConfig } from './net/database-url.js';
 import { createClassifier, initClassifier } from './router/classify.js';
 import { parseState, STATE_POLICY, type CutoverState } from './domain/states.js';
-import { Shadower } from './shadow/shadower.js';
-import { DEFAULT_MASK } from './shadow/results.js';
+import type { Shadower } from './shadow/shadower.js';
+import { ShadowLifecycle } from './wiring/shadow-lifecycle.js';
 import { checkApplyModeAllowed } from './shadow/apply-mode.js';
 import { registerShadowMetrics } from './metrics/shadow.js';
 import { Controller } from './control/controller.js';
@@ -41,7 +40,7 @@ import { WritePause } from './control/write-pause.js';
 import { RedisPauseBus } from './control/redis-pause-bus.js';
 import { MemoryLeaseStore, RedisLeaseStore, WriterLease } from './control/writer-lease.js';
 import { breakerRelay, startObservers, type Observers } from './wiring/observers.js';
-import { logLevelFile, reloadAll, type Reloadable, type ReloadReport } from './control/reload.js';
+import { reloadAll, type ReloadReport } from './control/reload.js';
 import { startProject, type ProjectLayer } from './wiring/project-start.js';
 
 export interface Sidecar {
@@ -67,68 +66,15 @@ export interface Sidecar {
 
 export type Started = { ok: true; value: Sidecar } | { ok: false; errors: string[] };
 
-/**
- * Client users: --users file, else PGCUTOVER_USERS, else the source URL's own user and password (SCRAM).
- * PGCUTOVER_USERS is also --users' own variable (config schema), so it reaches us as `usersFile`: a value that
- * starts with '{' is the JSON list itself, anything else a path.
- */
-export function resolveUsers(cfg: StartConfig, env: NodeJS.ProcessEnv): { ok: true; value: Map<string, UserEntry> } | { ok: false; errors: string[] } {
-  if (cfg.usersFile?.trimStart().startsWith('{')) {
-    return parseUsersEnv(cfg.usersFile, cfg.usersFile === env.PGCUTOVER_USERS ? 'PGCUTOVER_USERS' : '--users');
-  }
-  if (cfg.usersFile) return loadUsersFile(cfg.usersFile);
-  if (env.PGCUTOVER_USERS) return parseUsersEnv(env.PGCUTOVER_USERS);
-  const u = cfg.source;
-  if (u.password === undefined) {
-    return { ok: true, value: new Map([[u.user, { name: u.user, method: 'trust' }]]) };
-  }
-  return { ok: true, value: new Map([[u.user, { name: u.user, method: 'scram-sha-256', password: u.password }]]) };
-}
-
 async function openStore(cfg: StartConfig, initial: CutoverSnapshot): Promise<StateStore> {
   if (!cfg.redis) return new MemoryStore({ initial });
   return RedisStore.open({ url: cfg.redis, prefix: cfg.redisPrefix, initial, by: cfg.sidecarId });
 }
 
 export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = process.env, extraRoutes: Route[] = []): Promise<Started> {
-  const authLookup = cfg.auth.lookup
-    ? createAuthLookup({ query: cfg.auth.query, ttlMs: 10_000, connect: () => connectControl(backendUrl(cfg.control.source), { purpose: 'auth-query' }) })
-    : null;
-  // Derives SCRAM keys now: a first login must cost the same for every user, known or not.
-  const users = UserDirectory.open(() => resolveUsers(cfg, env), authLookup);
-  if (!users.ok) return { ok: false, errors: users.errors.map((e) => `--users: ${e}`) };
-  let tlsHolder: TlsHolder | null = null;
-  if (cfg.tlsFiles) {
-    const t = TlsHolder.open(cfg.tlsFiles);
-    if (!t.ok) return { ok: false, errors: t.errors.map((e) => `--tls-cert: ${e}`) };
-    tlsHolder = t.value;
-  }
-  const reloadable: Reloadable[] = [];
-  if (cfg.logLevelFile) {
-    const level = logLevelFile(cfg.logLevelFile, log);
-    const first = level.reload();
-    if (!first.ok) return { ok: false, errors: first.errors };
-    reloadable.push(level);
-  }
-  // The proxy asks the directory at each login: a reload swaps its list, sessions already in keep going.
-  const directory = users.value;
-  reloadable.push({
-    what: 'users',
-    reload: () => {
-      const r = directory.reload();
-      return r.ok ? { ok: true, value: `${r.value} users` } : r;
-    },
-  });
-  if (tlsHolder) {
-    const holder = tlsHolder;
-    reloadable.push({
-      what: 'tls',
-      reload: () => {
-        const r = holder.reload();
-        return r.ok ? { ok: true, value: `certificate ${cfg.tlsFiles!.certPath}` } : r;
-      },
-    });
-  }
+  const auth = openAuth(cfg, env);
+  if (!auth.ok) return auth;
+  const { users, tlsHolder, reloadable } = auth.value;
   const initial = parseState(cfg.state);
   if (!initial.ok) return { ok: false, errors: [`--state: ${initial.reason}`] };
   if (cfg.shadow.mode === 'apply') {
@@ -158,11 +104,11 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     split: cfg.readSplit,
     onDiverted: () => void proxy.stats.targetDiverted++,
   });
-  let shadower: Shadower | null = null;
-  let lastWriteShadower: Shadower | null = null;
+  // The shadow service for the state in force (writes, dark reads or none), swapped as the state moves.
+  const shadows = new ShadowLifecycle(cfg, classifier, () => void proxy.stats.shadowTargetFaults++);
   const proxy = new ProxyServer({
     router,
-    shadower: () => shadower,
+    shadower: () => shadows.current,
     listen: cfg.listen,
     backends: { source: cfg.source, target: cfg.target },
     users: users.value,
@@ -204,7 +150,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale),
     stats: proxy.stats,
     sidecarId: cfg.sidecarId,
-    runGate: createGateRunner(cfg, proxy, () => shadower, (n) => controller!.gates[n],
+    runGate: createGateRunner(cfg, proxy, () => shadows.current, (n) => controller!.gates[n],
       gateWriteHold(pauses, proxy, () => STATE_POLICY[controller!.snapshot().state].writesTo, version), (e) => store.appendAudit(e)),
     rollback: createRollbackHooks(cfg, proxy, pauses, version),
     switchover: createSwitchover(cfg, pauses, version),
@@ -252,38 +198,8 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   writerSync.start();
   sampler?.start();
 
-  // The shadow service lives while the state shadows writes, or, with --dark-read-pct, while reads still go
-  // (partly) to the source: one for writes, another for dark reads, swapped as the state moves.
-  const shadowFor = (state: CutoverState) => {
-    const p = STATE_POLICY[state];
-    const want: 'writes' | 'reads' | null = p.shadow ? 'writes' : cfg.shadow.darkReadPct > 0 && p.readPercent < 100 && p.writesTo === 'source' && state !== 'ROLLBACK' ? 'reads' : null;
-    const have = shadower === null ? null : shadower.writes ? 'writes' : 'reads';
-    if (want === have) return;
-    if (shadower !== null) {
-      const old = shadower;
-      shadower = null;
-      // Its mismatches and statistics stay readable after SHADOW_WRITES (GET /shadow/mismatches, gate evidence).
-      if (old.writes) lastWriteShadower = old;
-      void old.close();
-    }
-    if (want === null) return;
-    shadower = new Shadower({
-      source: cfg.source,
-      target: cfg.target,
-      control: cfg.control,
-      classifier,
-      poolSize: cfg.shadow.poolSize,
-      capMs: cfg.shadow.capMs,
-      lockTimeoutMs: cfg.shadow.lockTimeoutMs,
-      mask: { names: new Set(cfg.shadow.maskColumns), typeOids: DEFAULT_MASK.typeOids },
-      onTargetFault: () => void proxy.stats.shadowTargetFaults++,
-      ...(want === 'writes'
-        ? { sampleRate: cfg.shadow.samplePct / 100, lagBudgetBytes: cfg.shadow.lagBudgetBytes, mode: cfg.shadow.mode }
-        : { writes: false, darkReadRate: cfg.shadow.darkReadPct / 100 }),
-    });
-  };
-  shadowFor(ctl.snapshot().state);
-  ctl.onChange((s) => shadowFor(s.state));
+  shadows.follow(ctl.snapshot().state);
+  ctl.onChange((s) => shadows.follow(s.state));
   // Gate 3's latency criteria judge the current stage only.
   ctl.onChange(() => proxy.stats.latency.reset());
   // Target links open on a transition into a state that splits reads, not with the first read (issue 15).
@@ -297,9 +213,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const teardown = async (proxyMs: number | null): Promise<void> => {
     if (proxyMs !== null) await proxy.shutdown(proxyMs);
     await sampler?.stop();
-    const sh = shadower;
-    shadower = null;
-    await sh?.close();
+    await shadows.close();
     await project?.stop();
     await observers?.stop();
     await unleash?.close();
@@ -331,7 +245,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   }
 
   const registry = createRegistry(proxy.stats, (reg) => {
-    registerShadowMetrics(reg, () => shadower);
+    registerShadowMetrics(reg, () => shadows.current);
     registerControlMetrics(reg, ctl, () => unleash);
   });
   const started: Observers = await startObservers(cfg, { controller: ctl, proxy, registry });
@@ -345,9 +259,9 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     return { ok: false, errors: [`--listen ${cfg.listen.host}:${cfg.listen.port}: ${(e as Error).message}`] };
   }
   const controlConfig = scaleControlConfig(DEFAULT_CONTROL_CONFIG, cfg.timeScale);
-  project = await startProject(cfg, { controller: ctl, proxy, store, shadower: () => shadower, observers: started, control: controlConfig });
+  project = await startProject(cfg, { controller: ctl, proxy, store, shadower: () => shadows.current, observers: started, control: controlConfig });
   // The project's routes first: POST/GET /gates/final before the generic /gates/:n.
-  const routes: Route[] = [...project.routes, ...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadower, lastWriteShadower: () => lastWriteShadower, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends(), meaning: () => project!.service.meaning() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
+  const routes: Route[] = [...project.routes, ...adminRoutes({ controller: ctl, proxy, registry, shadower: () => shadows.current, lastWriteShadower: () => shadows.lastWrites, unleash: () => unleash, store, replication: () => started.replication?.status() ?? null, backends: () => started.backends(), meaning: () => project!.service.meaning() }), ...writerRoutes({ sync: writerSync, store, unlock: writerDb.unlock }), ...extraRoutes];
   let adminPort: number;
   try {
     admin = await startAdmin({ host: cfg.admin.host, port: cfg.admin.port, token: cfg.adminToken, routes });
@@ -369,7 +283,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       registry,
       state: () => ctl.snapshot().state,
       setState: (s, reason) => ctl.override(s, reason),
-      shadower: () => shadower,
+      shadower: () => shadows.current,
       auth: { users: users.value, tls: tlsHolder },
       project: () => project,
       listen,
