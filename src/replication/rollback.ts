@@ -111,7 +111,9 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
       name: 'wait-source-applied',
       run: async () => {
         const lsn = await committedLsn(target, 'rollback');
-        const w = await waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5, nudge: walNudge(target) });
+        // A target that dies meanwhile ends the wait at once (blocked), not after the whole bound.
+        const watch = watchAlive(target);
+        const w = await Promise.race([waitForApplied(source, names.reverseSubscription, lsn, { timeoutMs: opts.applyTimeoutMs ?? 60_000, pollMs: 5, nudge: walNudge(target) }), watch.gone]).finally(watch.stop);
         if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
         targetLsn = lsn;
         return `target LSN ${lsn} applied on the source`;
@@ -170,4 +172,20 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
 /** The control session still gets an answer (within 5 s). */
 function answers(db: Db): Promise<boolean> {
   return withTimeout(db.query('SELECT 1'), 5000, 'a liveness probe').then(() => true, () => false);
+}
+
+/** Probes `db` every second; `gone` rejects (as an unreachable database) once it stops answering. */
+function watchAlive(db: Db): { gone: Promise<never>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const gone = new Promise<never>((_, reject) => {
+    const tick = async () => {
+      if (stopped) return;
+      if (!(await answers(db))) return reject(Object.assign(new Error('the target stopped answering during the wait'), { code: '08006' }));
+      if (!stopped) timer = setTimeout(() => void tick(), 1000);
+    };
+    timer = setTimeout(() => void tick(), 1000);
+  });
+  gone.catch(() => undefined);
+  return { gone, stop: () => ((stopped = true), clearTimeout(timer)) };
 }

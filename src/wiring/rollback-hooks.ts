@@ -105,8 +105,6 @@ export function createRollbackHooks(cfg: StartConfig, proxy: ProxyServer, pauses
           holder: cfg.sidecarId,
           subscription: cfg.subscription,
           drainTimeoutMs: drainMs + 5000,
-          // The wait for the target's last LSN on the source: 60 s × --time-scale, at least 5 s.
-          applyTimeoutMs: Math.max(5000, 60_000 * cfg.timeScale),
           ...(lockToken ? { lockToken } : {}),
         });
         if (r.blocked) {
