@@ -130,6 +130,21 @@ export function sqlStateOf(buf: Buffer, start: number, end: number): string {
   return '';
 }
 
+/** An ErrorResponse body (buf[start, end)) whose severity ends the session: FATAL or PANIC. */
+export function isFatal(buf: Buffer, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && buf[i] !== 0) {
+    const z = buf.indexOf(0, i + 1);
+    if (z < 0 || z >= end) return false;
+    if (buf[i] === ErrorField.Severity) {
+      const sev = buf.toString('latin1', i + 1, z);
+      return sev === 'FATAL' || sev === 'PANIC';
+    }
+    i = z + 1;
+  }
+  return false;
+}
+
 /** A FATAL in protocol 2's format ('E', text, NUL), as PostgreSQL refuses a client asking for protocol 2. */
 export function legacyFatal(message: string): Buffer {
   return Buffer.from(`EFATAL:  ${message}\n\0`, 'utf8');

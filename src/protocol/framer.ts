@@ -5,6 +5,14 @@ import { SqlState } from './sqlstate.js';
  * once, into a buffer of its exact size (DESIGN.md, "Frame scan, not parse").
  */
 
+/** One complete frame: buf[start, end) including its 5-byte header (a view, never a copy). */
+export interface Frame {
+  type: number;
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
 /** Called once per complete frame: the frame occupies buf[start, end) including its 5-byte header. */
 export type FrameHandler = (type: number, buf: Buffer, start: number, end: number) => void;
 

@@ -3,18 +3,22 @@
  * how many ReadyForQuery messages are still owed (one per Query, Sync or FunctionCall sent), by scanning
  * the reply stream without decoding rows.
  *
+ * The link alone owns that state: the session hands it client frames (`send`, coalesced into one socket write
+ * per run of contiguous bytes) and catch-up bytes the router built (`inject`), and reads the rest.
+ *
  * Two paths: the fast one forwards each received chunk whole. The slow one, taken only while the proxy has
  * injected statements of its own (session catch-up, re-Parse) whose replies must not reach the client, or
  * while a read on the target is held back so it can be retried on the source, walks whole frames.
  */
 import type { Socket } from 'node:net';
-import { Backend, ErrorField, Frontend, TxStatus } from '../protocol/codes.js';
+import { Backend, Frontend, TxStatus } from '../protocol/codes.js';
 import { BackendScanner } from '../protocol/backend-scan.js';
 import { FrameReader } from '../protocol/framer.js';
-import { sqlStateOf } from '../protocol/backend-encode.js';
+import { isFatal, sqlStateOf } from '../protocol/backend-encode.js';
 import type { BackendTarget } from '../net/database-url.js';
 import type { Role } from '../domain/role.js';
-import { AppliedState } from '../router/session-state.js';
+import { LinkState } from './link-state.js';
+export type { CatchUp, LinkNote } from './link-state.js';
 import { retryOnSource } from '../domain/attribution.js';
 import { SqlState } from '../protocol/sqlstate.js';
 
@@ -40,19 +44,7 @@ const READ_ONLY_SQL_TRANSACTION = SqlState.ReadOnlyTransaction;
 /** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
 const HOLD_LIMIT = 256 * 1024;
 
-export class BackendLink {
-  txStatus: TxStatus = TxStatus.Idle;
-  /** ReadyForQuery messages still owed by the backend (client's and injected). */
-  pending = 0;
-  /** Extended-protocol messages were sent without their Sync yet (a unit is open here). */
-  inUnit = false;
-  closing = false;
-  /** ReadyForQuery replies (with everything before them) to drop: they answer the proxy's own statements. */
-  swallow = 0;
-  /** Named prepared statements (protocol level) this backend has: name → text. */
-  readonly prepared = new Map<string, string>();
-  /** SQL session state (SET, PREPARE...) applied here. */
-  readonly session = new AppliedState();
+export class BackendLink extends LinkState {
   private hold: Buffer[] | null = null;
   private holdBytes = 0;
   private holdFault: string | null = null;
@@ -72,12 +64,13 @@ export class BackendLink {
   constructor(
     readonly role: Role,
     readonly target: BackendTarget,
-    readonly socket: Socket,
+    socket: Socket,
     readonly pid: number,
     readonly secret: number,
     private readonly ev: LinkEvents,
     readonly readOnly = false,
   ) {
+    super(socket);
     const types = [Backend.ReadyForQuery, Backend.ErrorResponse];
     if (readOnly) types.push(Backend.ParameterStatus);
     this.scanner = new BackendScanner(types, (type, buf, s, e) => {
@@ -87,8 +80,8 @@ export class BackendLink {
     });
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     const lost = (why: string) => {
-      if (this.closing) return;
-      this.closing = true;
+      if (this.ending) return;
+      this.ending = true;
       this.ev.onLost(this, why);
     };
     socket.on('error', (e) => lost(e.message));
@@ -105,15 +98,9 @@ export class BackendLink {
     if (buf.toString('latin1', z + 1, z2 < 0 || z2 > e ? e : z2) !== 'on') this.readWriteSeen = true;
   }
 
-  private ready(status: TxStatus): void {
-    this.txStatus = status;
-    if (this.pending > 0) this.pending--;
+  protected override ready(status: TxStatus): void {
+    super.ready(status);
     this.readySeen++;
-  }
-
-  /** Idle: outside a transaction, no reply owed, no unit open. */
-  get idle(): boolean {
-    return this.pending === 0 && this.txStatus === TxStatus.Idle && !this.inUnit;
   }
 
   /** Hold back this unit's reply until its ReadyForQuery, so a server-side failure can be retried elsewhere. */
@@ -164,9 +151,9 @@ export class BackendLink {
     // FrameReader (other paths). Handing the rest of a scanned frame to the FrameReader would read row bytes as
     // a header (seen as a hang on any reply larger than one chunk).
     const midScan = !this.scanner.atBoundary;
-    if (!midScan && this.pending === 0 && !this.inUnit && this.swallow === 0 && this.hold === null) {
+    if (!midScan && this.owed === 0 && !this.open && this.swallowing === 0 && this.hold === null) {
       this.unsolicited(chunk);
-    } else if (midScan || (this.swallow === 0 && this.hold === null && this.frames.buffered === 0)) {
+    } else if (midScan || (this.swallowing === 0 && this.hold === null && this.frames.buffered === 0)) {
       this.scanner.feed(chunk);
       this.ev.onData(this, chunk);
     } else {
@@ -198,8 +185,8 @@ export class BackendLink {
     if (out.length > 0) this.ev.onData(this, out.length === 1 ? out[0] : Buffer.concat(out));
     // A FATAL from an idle backend (terminate, idle timeout, shutdown) ends it: handle the loss now, not at
     // the socket's close, so no unit is sent to a backend already gone (seen under load after a fence).
-    if (this.lastErrorFrame !== null && isFatal(this.lastErrorFrame, 5, this.lastErrorFrame.length) && !this.closing) {
-      this.closing = true;
+    if (this.lastErrorFrame !== null && isFatal(this.lastErrorFrame, 5, this.lastErrorFrame.length) && !this.ending) {
+      this.ending = true;
       this.ev.onLost(this, 'connection closed');
     }
   }
@@ -214,7 +201,7 @@ export class BackendLink {
     const bad = this.frames.feed(chunk, (type, buf, start, end) => {
       const view = buf.subarray(start, end);
       if (type === Backend.ParameterStatus) this.parameterStatus(buf, start + 5, end);
-      if (this.pending === 0 && this.swallow === 0 && this.hold === null && !this.inUnit) {
+      if (this.owed === 0 && this.swallowing === 0 && this.hold === null && !this.open) {
         // After the last reply owed, in the same chunk: the server speaking on its own (e.g. FATAL 57P01 as it
         // shuts down right after answering). Same rules as unsolicited(): an error is kept, never forwarded.
         if (type === Backend.ErrorResponse) {
@@ -223,9 +210,9 @@ export class BackendLink {
         } else if ((type === Backend.NotificationResponse || type === Backend.NoticeResponse || type === Backend.ParameterStatus) && this.ev.mayInterject(this)) out.push(view);
         return;
       }
-      if (this.swallow > 0) {
+      if (this.swallowing > 0) {
         if (type === Backend.ReadyForQuery) {
-          this.swallow--;
+          this.swallowing--;
           this.ready(buf[start + 5] as TxStatus);
           this.readySeen--; // the client's session saw nothing
         }
@@ -278,8 +265,8 @@ export class BackendLink {
 
   /** Ends the backend session politely (Terminate); PostgreSQL rolls back any open transaction. */
   close(): void {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.ending) return;
+    this.ending = true;
     const s = this.socket;
     if (!s.destroyed && s.writable) s.end(TERMINATE);
     setTimeout(() => s.destroy(), 1000).unref();
@@ -288,17 +275,3 @@ export class BackendLink {
 
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 
-/** An ErrorResponse body (buf[s, e)) whose severity ends the session: FATAL or PANIC. */
-function isFatal(buf: Buffer, s: number, e: number): boolean {
-  let i = s;
-  while (i < e && buf[i] !== 0) {
-    const z = buf.indexOf(0, i + 1);
-    if (z < 0 || z >= e) return false;
-    if (buf[i] === ErrorField.Severity) {
-      const sev = buf.toString('latin1', i + 1, z);
-      return sev === 'FATAL' || sev === 'PANIC';
-    }
-    i = z + 1;
-  }
-  return false;
-}

@@ -18,7 +18,7 @@ import { log } from '../support/log.js';
 import { connectBackend, sendCancelRequest } from '../net/backend-connect.js';
 import type { BackendLogin } from '../auth/backend-credential.js';
 import type { BackendTarget } from '../net/database-url.js';
-import { BackendLink, type LinkEvents } from './backend-link.js';
+import { BackendLink, type CatchUp, type LinkEvents } from './backend-link.js';
 import type { Role } from '../domain/role.js';
 import type { ProxyStats } from './stats.js';
 import { isServerFault, isTargetFault, SCHEMA_DRIFT_CODES } from '../domain/attribution.js';
@@ -65,10 +65,7 @@ export class ClientSession implements LinkEvents {
   draining = false;
   readonly links: { source: BackendLink | null; target: BackendLink | null } = { source: null, target: null };
   private readonly frames: FrameReader;
-  // The run of contiguous client bytes waiting to be written to `runLink`.
-  private runBuf: Buffer | null = null;
-  private runStart = 0;
-  private runEnd = 0;
+  /** The link whose run of client bytes is not written yet (BackendLink.send coalesces, flushRun writes). */
   private runLink: BackendLink | null = null;
   private terminated = false;
   /** Frames of a unit not yet routed (views into received chunks, which are never reused). */
@@ -256,19 +253,18 @@ export class ClientSession implements LinkEvents {
       // The rest of a unit cut by a Flush: it must go on here, and no query of ours can go ahead of it.
       if (off) return this.fatal(SqlState.ReadOnlyTransaction, 'cannot set read-write mode inside a read-only transaction on the replica (pg-cutover)');
     } else if (link.pending === 0) {
-      if (off) this.inject(link, SNAPSHOT_QUERY, 1);
+      if (off) this.inject(link, { bytes: SNAPSHOT_QUERY, replies: 1 });
       const c = this.deps.router.catchUp(this.state, link, unit);
-      if (c !== null) this.inject(link, c.bytes, c.replies);
+      if (c !== null) this.inject(link, c);
     }
     for (const u of unit) this.send(link, u.type, u.buf, u.start, u.end);
   }
 
   /** Bytes of the proxy's own sent ahead of the client's frames; their `replies` ReadyForQuery are swallowed. */
-  private inject(link: BackendLink, bytes: Buffer, replies: number): void {
+  private inject(link: BackendLink, c: CatchUp): void {
     this.flushRun();
-    link.pending += replies;
-    link.swallow += replies;
-    link.socket.write(bytes);
+    link.inject(c);
+    this.runLink = link;
   }
 
   /** The read-only link a unit waits on: the unit (and what follows it) is fed again once the link has answered. */
@@ -343,12 +339,7 @@ export class ClientSession implements LinkEvents {
       this.unitWrote[role] = this.state.unitWrite;
     }
     const catchUp = this.deps.router.catchUp(this.state, link, unit);
-    if (catchUp !== null) {
-      this.flushRun();
-      link.pending += catchUp.replies;
-      link.swallow += catchUp.replies;
-      link.socket.write(catchUp.bytes);
-    }
+    if (catchUp !== null) this.inject(link, catchUp);
     const isRead = role !== policy.writesTo;
     if (policy.shadow && role === policy.writesTo && this.state.unitWrite && this.shadow === null) this.startShadow();
     // A dark read covers one unit sent outside a transaction: inside one, the target would not see the
@@ -366,11 +357,7 @@ export class ClientSession implements LinkEvents {
 
   private catchUpInTransaction(link: BackendLink, f: Frame): void {
     const c = this.deps.router.catchUp(this.state, link, [f]);
-    if (c === null) return;
-    this.flushRun();
-    link.pending += c.replies;
-    link.swallow += c.replies;
-    link.socket.write(c.bytes);
+    if (c !== null) this.inject(link, c);
   }
 
   /** A backend that refused this session's role (28xxx), by role: its reads stay on the writer. */
@@ -462,59 +449,44 @@ export class ClientSession implements LinkEvents {
   private send(link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
     if (this.phase === 'closed') return;
     if (this.shadow !== null && link.role === 'source') this.shadow.clientFrame(type, buf, start, end);
+    const f = { type, buf, start, end };
+    if (this.runLink !== link) {
+      this.flushRun();
+      this.runLink = link;
+    }
     switch (type) {
       case Frontend.Query:
       case Frontend.FunctionCall:
-        link.pending++;
         this.deps.stats.statements[link.role]++;
-        this.deps.router.sent(this.state, link, type, buf, start, end);
-        break;
+        return link.send(f, this.deps.router.sent(this.state, f));
       case Frontend.Sync:
-        link.pending++;
-        link.inUnit = false;
         this.deps.stats.statements[link.role]++;
-        break;
+        return link.send(f, null);
       case Frontend.Parse:
-      case Frontend.Close:
-        link.inUnit = true;
-        this.deps.router.sent(this.state, link, type, buf, start, end);
-        if (this.state.namedBytes > (this.deps.maxPreparedBytes ?? DEFAULT_MAX_PREPARED_BYTES)) {
+      case Frontend.Close: {
+        const note = this.deps.router.sent(this.state, f);
+        const max = this.deps.maxPreparedBytes ?? DEFAULT_MAX_PREPARED_BYTES;
+        if (this.state.namedBytes > max) {
           log.warn({ session: this.id, bytes: this.state.namedBytes }, 'prepared statements over --max-prepared-bytes: session ended');
-          return this.fatal(SqlState.OutOfMemory, `out of memory: this session's prepared statements exceed ${this.deps.maxPreparedBytes ?? DEFAULT_MAX_PREPARED_BYTES} bytes (--max-prepared-bytes)`);
+          return this.fatal(SqlState.OutOfMemory, `out of memory: this session's prepared statements exceed ${max} bytes (--max-prepared-bytes)`);
         }
-        break;
-      case Frontend.Bind:
-      case Frontend.Describe:
-      case Frontend.Execute:
-      case Frontend.Flush:
-        link.inUnit = true;
-        break;
+        return link.send(f, note);
+      }
       default:
-        break;
+        return link.send(f, null);
     }
-    if (this.runLink === link && this.runBuf === buf && this.runEnd === start) {
-      this.runEnd = end;
-      return;
-    }
-    this.flushRun();
-    this.runLink = link;
-    this.runBuf = buf;
-    this.runStart = start;
-    this.runEnd = end;
   }
 
+  /** Writes the pending run; the client is paused until a backend that asked to wait drains (or goes away). */
   private flushRun(): void {
     const link = this.runLink;
     if (link === null) return;
-    const buf = this.runBuf!;
-    const view = this.runStart === 0 && this.runEnd === buf.length ? buf : buf.subarray(this.runStart, this.runEnd);
     this.runLink = null;
-    this.runBuf = null;
     // Backpressure: stop reading the client until the backend drains, or goes away. A backend that closes
     // never drains: waiting for 'drain' alone left the client paused for good after its read was retried on
     // the source (a query hung forever, found when the target was stopped under load). A destroyed one
     // needs no backpressure at all: its loss is handled by onLost.
-    if (!link.socket.write(view) && !link.socket.destroyed) {
+    if (!link.flush()) {
       this.socket.pause();
       const resume = () => {
         link.socket.off('drain', resume);
@@ -618,7 +590,7 @@ export class ClientSession implements LinkEvents {
       log.debug({ session: this.id, sqlstate }, 'read failed on the target; retrying on the source');
     }
     if (frames === null) return;
-    this.deps.router.unitFailed(link, frames);
+    link.forget(this.deps.router.parsedBy(frames));
     this.dispatch(frames, to);
   }
 

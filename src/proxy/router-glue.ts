@@ -14,14 +14,10 @@ import { SessionStateLog } from '../router/session-state.js';
 import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFreshness } from '../router/freshness.js';
 import { splitStatements } from '../router/split.js';
 import { hasInnerSemicolon, mayChangeSession } from '../protocol/query-bytes.js';
-import type { BackendLink } from './backend-link.js';
+import type { BackendLink, CatchUp, LinkNote } from './backend-link.js';
+import type { Frame } from '../protocol/framer.js';
 
-export interface Frame {
-  type: number;
-  buf: Buffer;
-  start: number;
-  end: number;
-}
+export type { Frame };
 
 /** What the router remembers of one client session. */
 export interface SessionRouting {
@@ -112,7 +108,7 @@ export class Router {
 
   /** The link can take the session's statements as they are: no catch-up needed. */
   ready(s: SessionRouting, link: BackendLink): boolean {
-    if (link.session.version !== s.log.version) return false;
+    if (link.sessionVersion !== s.log.version) return false;
     if (link.prepared.size < s.named.size) return false;
     for (const [name, st] of s.named) if (link.prepared.get(name) !== st.text) return false;
     return true;
@@ -202,119 +198,107 @@ export class Router {
     }
   }
 
-  /** Bytes to send before `unit` so `link` has the session's state and the named statements the unit uses. */
-  catchUp(s: SessionRouting, link: BackendLink, unit: readonly Frame[]): { bytes: Buffer; replies: number } | null {
+  /**
+   * Bytes to send before `unit` so `link` has the session's state and the named statements the unit uses,
+   * with what the link will have once they ran (for BackendLink.inject). Mutates nothing.
+   */
+  catchUp(s: SessionRouting, link: BackendLink, unit: readonly Frame[]): CatchUp | null {
     const parts: Buffer[] = [];
     let replies = 0;
-    for (const sql of link.session.catchUp(s.log)) {
+    const session = link.sessionPlan(s.log);
+    for (const [, sql] of session?.statements ?? []) {
       // A link opened read-only stays so: a session SET that turns read-only off ran on the writer only.
       if (link.readOnly && this.o.classifier.classify(sql).setsReadOnlyOff) continue;
       parts.push(queryFrame(sql));
       replies++;
     }
-    let parses = 0;
+    /** The link's named statements as the catch-up leaves them (name → text, null: closed). */
+    const after = new Map<string, string | null>();
+    const has = (name: string): string | undefined => (after.has(name) ? (after.get(name) ?? undefined) : link.prepared.get(name));
     /** Statements the unit parses itself: later frames of it use that one, never a catch-up copy (42P05). */
     let own: Set<string> | null = null;
     for (const f of unit) {
-      const name = this.statementUsed(f);
+      const name = statementUsed(f);
       if (name === null || own?.has(name)) continue;
       const st = s.named.get(name);
-      const have = link.prepared.get(name);
+      const have = has(name);
       if (f.type === Frontend.Parse) {
         (own ??= new Set()).add(name);
         // The client (re)defines it here: drop a stale copy this backend still holds.
         if (have !== undefined) {
           parts.push(closeStatementFrame(name));
-          link.prepared.delete(name);
-          parses++;
+          after.set(name, null);
         }
         continue;
       }
       if (st === undefined || have === st.text) continue;
       if (have !== undefined) parts.push(closeStatementFrame(name));
       parts.push(st.parse);
-      link.prepared.set(name, st.text);
-      parses++;
+      after.set(name, st.text);
     }
-    if (parses > 0) {
+    if (after.size > 0) {
       parts.push(SYNC_FRAME);
       replies++;
     }
-    return parts.length === 0 ? null : { bytes: Buffer.concat(parts), replies };
+    if (parts.length === 0 && session === null) return null;
+    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), replies, session, prepared: [...after] };
   }
 
-  /** The unit failed on `link` and is run elsewhere: the statements it parsed there do not exist there. */
-  unitFailed(link: BackendLink, unit: readonly Frame[]): void {
+  /** The named statements `unit` parses: when it failed on a link and runs elsewhere, they do not exist there. */
+  parsedBy(unit: readonly Frame[]): string[] {
+    const out: string[] = [];
     for (const f of unit) {
       if (f.type !== Frontend.Parse) continue;
-      const name = this.statementUsed(f);
-      if (name !== null) link.prepared.delete(name);
+      const name = statementUsed(f);
+      if (name !== null) out.push(name);
     }
+    return out;
   }
 
-  /** Named statement a frame refers to (Parse defines it; Bind and Describe 'S' use it). */
-  private statementUsed(f: Frame): string | null {
-    const at = f.start + 5;
-    switch (f.type) {
-      case Frontend.Parse: {
-        const z = f.buf.indexOf(0, at);
-        return z > at && z < f.end ? f.buf.toString('utf8', at, z) : null;
-      }
-      case Frontend.Bind: {
-        const z = f.buf.indexOf(0, at);
-        const z2 = z < 0 ? -1 : f.buf.indexOf(0, z + 1);
-        return z2 > z + 1 && z2 < f.end ? f.buf.toString('utf8', z + 1, z2) : null;
-      }
-      case Frontend.Describe: {
-        if (f.buf[at] !== TargetKind.Statement) return null;
-        const z = f.buf.indexOf(0, at + 1);
-        return z > at + 1 && z < f.end ? f.buf.toString('utf8', at + 1, z) : null;
-      }
-      default:
-        return null;
-    }
-  }
-
-  /** Bookkeeping for a frame sent to `link`: SQL session state, named statements defined or closed. */
-  sent(s: SessionRouting, link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+  /**
+   * Bookkeeping for a client frame about to go to a backend: the session's SQL state log and named
+   * statements; returns what the frame does to that backend's session, for the link to record.
+   */
+  sent(s: SessionRouting, f: Frame): LinkNote | null {
+    const { type, buf, start, end } = f;
     const at = start + 5;
     if (type === Frontend.Query) {
-      if (!mayChangeSession(buf, at, end) && !hasInnerSemicolon(buf, at, end)) return;
+      if (!mayChangeSession(buf, at, end) && !hasInnerSemicolon(buf, at, end)) return null;
       const sql = queryText(buf.subarray(at, end));
-      if (sql === null) return;
+      if (sql === null) return null;
       // Only the session statements of a multi-statement string are kept, never the rest (issue 14 item 4).
       let added = 0;
       for (const st of splitStatements(sql)) if (s.log.record(st)) added++;
-      if (added > 0) link.session.ranHere(s.log, added);
-      return;
+      return added > 0 ? { ran: { log: s.log, added } } : null;
     }
     if (type === Frontend.Parse) {
+      let note: LinkNote | null = null;
       // A SET (RESET, DISCARD...) sent over the extended protocol changes the session like a simple one: it is
       // logged for replay on the other backend too (8 of 20 later reads there saw it unset).
       const z = buf.indexOf(0, at);
       if (z > 0 && z < end && mayChangeSession(buf, z + 1, end)) {
         const text = parseHead(buf.subarray(at, end))?.text ?? null;
-        if (text !== null && s.log.record(text)) link.session.ranHere(s.log);
+        if (text !== null && s.log.record(text)) note = { ran: { log: s.log, added: 1 } };
       }
-      if (buf[at] === 0) return; // unnamed statement: lives until the next Parse, nothing to remember
+      if (buf[at] === 0) return note; // unnamed statement: lives until the next Parse, nothing to remember
       const head = parseHead(buf.subarray(at, end));
-      if (head === null) return;
+      if (head === null) return note;
       const old = s.named.get(head.name);
       if (old) s.namedBytes -= old.parse.length + old.text.length;
       s.named.set(head.name, { text: head.text, parse: Buffer.from(buf.subarray(start, end)) });
       s.namedBytes += end - start + head.text.length;
-      link.prepared.set(head.name, head.text);
-      return;
+      return { ...note, defined: { name: head.name, text: head.text } };
     }
     if (type === Frontend.Close && buf[at] === TargetKind.Statement) {
       const z = buf.indexOf(0, at + 1);
-      if (z <= at + 1 || z >= end) return;
+      if (z <= at + 1 || z >= end) return null;
       const name = buf.toString('utf8', at + 1, z);
       const old = s.named.get(name);
       if (old) s.namedBytes -= old.parse.length + old.text.length;
       s.named.delete(name);
-      link.prepared.delete(name);
+      return { closed: name };
     }
+    return null;
   }
 
   /**
@@ -348,3 +332,26 @@ export class Router {
     if (role === 'target') this.targetDownUntil = this.now() + (this.o.targetBackoffMs ?? 2000);
   }
 }
+
+  /** Named statement a frame refers to (Parse defines it; Bind and Describe 'S' use it). */
+function statementUsed(f: Frame): string | null {
+    const at = f.start + 5;
+    switch (f.type) {
+      case Frontend.Parse: {
+        const z = f.buf.indexOf(0, at);
+        return z > at && z < f.end ? f.buf.toString('utf8', at, z) : null;
+      }
+      case Frontend.Bind: {
+        const z = f.buf.indexOf(0, at);
+        const z2 = z < 0 ? -1 : f.buf.indexOf(0, z + 1);
+        return z2 > z + 1 && z2 < f.end ? f.buf.toString('utf8', z + 1, z2) : null;
+      }
+      case Frontend.Describe: {
+        if (f.buf[at] !== TargetKind.Statement) return null;
+        const z = f.buf.indexOf(0, at + 1);
+        return z > at + 1 && z < f.end ? f.buf.toString('utf8', at + 1, z) : null;
+      }
+      default:
+        return null;
+    }
+  }

@@ -29,29 +29,45 @@ export class SessionStateLog {
   }
 }
 
-/** Per backend: which version of the log it has seen, and the statement text applied for each key. */
-export class AppliedState {
-  version = 0;
-  readonly applied = new Map<string, string>();
+/** What a backend lacks of the session's log: the statements to run there, and the state it reaches after. */
+export interface SessionCatchUp {
+  /** [key, statement] in log order, each to run on the backend. */
+  readonly statements: readonly (readonly [string, string])[];
+  /** The log version the backend is at once they ran. */
+  readonly version: number;
+}
 
-  /** Statements to run on this backend to catch up with `log`, and marks them applied. */
-  catchUp(log: SessionStateLog): string[] {
-    if (this.version === log.version) return [];
-    const out: string[] = [];
-    for (const [k, sql] of log.entries) {
-      if (this.applied.get(k) === sql) continue;
-      this.applied.set(k, sql);
-      out.push(sql);
-    }
-    this.version = log.version;
-    return out;
+/**
+ * Per backend: which version of the log it has seen, and the statement text applied for each key. Owned by
+ * the BackendLink; `plan` is pure, `apply` and `ranHere` are the only writers.
+ */
+export class AppliedState {
+  private v = 0;
+  private readonly applied = new Map<string, string>();
+
+  get version(): number {
+    return this.v;
+  }
+
+  /** Statements to run on this backend to catch up with `log` (mutates nothing); null when it is up to date. */
+  plan(log: SessionStateLog): SessionCatchUp | null {
+    if (this.v === log.version) return null;
+    const statements: [string, string][] = [];
+    for (const [k, sql] of log.entries) if (this.applied.get(k) !== sql) statements.push([k, sql]);
+    return { statements, version: log.version };
+  }
+
+  /** A planned catch-up was sent to this backend. */
+  apply(c: SessionCatchUp): void {
+    for (const [k, sql] of c.statements) this.applied.set(k, sql);
+    this.v = c.version;
   }
 
   /** The last `added` statements of the log ran here directly (the client sent them to this backend). */
   ranHere(log: SessionStateLog, added = 1): void {
-    if (this.version >= log.version - added && this.version <= log.version) {
+    if (this.v >= log.version - added && this.v <= log.version) {
       for (const [k, sql] of log.entries) this.applied.set(k, sql);
-      this.version = log.version;
+      this.v = log.version;
     }
   }
 }
