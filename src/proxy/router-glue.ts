@@ -306,7 +306,8 @@ export class Router {
    * advisory lock) is still found, by a byte search for its keywords, then classified, so the session stays
    * pinned when the state later starts splitting reads.
    */
-  watchPins(s: SessionRouting, link: BackendLink, type: number, buf: Buffer, start: number, end: number): void {
+  watchPins(s: SessionRouting, link: BackendLink, f: Frame): void {
+    const { type, buf, start, end } = f;
     if (s.pinnedTo !== null || (type !== Frontend.Query && type !== Frontend.Parse)) return;
     const at = start + 5;
     let hit = false;
@@ -318,7 +319,7 @@ export class Router {
       }
     }
     if (!hit) return;
-    const text = this.textOf(s, { type, buf, start, end });
+    const text = this.textOf(s, f);
     if (text !== null && this.o.classifier.classify(text).pins) s.pinnedTo = link.role;
   }
 

@@ -250,7 +250,7 @@ export class ProxyServer {
   }
 
   private holdingWrites = false;
-  private readonly parkedSessions = new Set<ClientSession>();
+  private readonly parkedSessions = new Set<{ releaseParked(): void }>();
 
   /** Waits until no session has a transaction in flight on `writer`, at most `maxMs`; returns how many still have one. */
   async writesDrained(writer: Role, maxMs: number): Promise<number> {
