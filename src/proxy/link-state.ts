@@ -165,7 +165,7 @@ export abstract class LinkState {
     }
     this.owed += c.replies;
     this.swallowing += c.replies;
-    if (!this.socket.write(c.bytes) && !this.socket.destroyed) this.full = true;
+    if (c.bytes.length > 0 && !this.socket.write(c.bytes) && !this.socket.destroyed) this.full = true;
   }
 
   /** The unit failed here and runs elsewhere: the statements it parsed here do not exist here. */

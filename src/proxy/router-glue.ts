@@ -5,7 +5,6 @@
  * (session SETs replayed, named statements re-Parsed from their original bytes).
  */
 import { Frontend, TargetKind } from '../protocol/codes.js';
-import { closeStatementFrame, queryFrame, SYNC_FRAME } from '../protocol/frontend-encode.js';
 import { parseHead, queryText } from '../protocol/frontend-decode.js';
 import type { Classifier, Classification } from '../router/classify.js';
 import { routeUnit, sessionPoint, summarize, uniformRole, type RoutePolicy } from '../router/route.js';
@@ -15,6 +14,7 @@ import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFresh
 import { splitStatements } from '../router/split.js';
 import { hasInnerSemicolon, mayChangeSession } from '../protocol/query-bytes.js';
 import type { BackendLink, CatchUp, LinkNote } from './backend-link.js';
+import { buildCatchUp, parsedBy } from './catch-up.js';
 import type { Frame } from '../protocol/framer.js';
 
 export type { Frame };
@@ -203,56 +203,14 @@ export class Router {
    * with what the link will have once they ran (for BackendLink.inject). Mutates nothing.
    */
   catchUp(s: SessionRouting, link: BackendLink, unit: readonly Frame[]): CatchUp | null {
-    const parts: Buffer[] = [];
-    let replies = 0;
-    const session = link.sessionPlan(s.log);
-    for (const [, sql] of session?.statements ?? []) {
-      // A link opened read-only stays so: a session SET that turns read-only off ran on the writer only.
-      if (link.readOnly && this.o.classifier.classify(sql).setsReadOnlyOff) continue;
-      parts.push(queryFrame(sql));
-      replies++;
-    }
-    /** The link's named statements as the catch-up leaves them (name → text, null: closed). */
-    const after = new Map<string, string | null>();
-    const has = (name: string): string | undefined => (after.has(name) ? (after.get(name) ?? undefined) : link.prepared.get(name));
-    /** Statements the unit parses itself: later frames of it use that one, never a catch-up copy (42P05). */
-    let own: Set<string> | null = null;
-    for (const f of unit) {
-      const name = statementUsed(f);
-      if (name === null || own?.has(name)) continue;
-      const st = s.named.get(name);
-      const have = has(name);
-      if (f.type === Frontend.Parse) {
-        (own ??= new Set()).add(name);
-        // The client (re)defines it here: drop a stale copy this backend still holds.
-        if (have !== undefined) {
-          parts.push(closeStatementFrame(name));
-          after.set(name, null);
-        }
-        continue;
-      }
-      if (st === undefined || have === st.text) continue;
-      if (have !== undefined) parts.push(closeStatementFrame(name));
-      parts.push(st.parse);
-      after.set(name, st.text);
-    }
-    if (after.size > 0) {
-      parts.push(SYNC_FRAME);
-      replies++;
-    }
-    if (parts.length === 0 && session === null) return null;
-    return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), replies, session, prepared: [...after] };
+    return buildCatchUp(s, link, unit, this.setsReadOnlyOff);
   }
+
+  private readonly setsReadOnlyOff = (sql: string): boolean => this.o.classifier.classify(sql).setsReadOnlyOff === true;
 
   /** The named statements `unit` parses: when it failed on a link and runs elsewhere, they do not exist there. */
   parsedBy(unit: readonly Frame[]): string[] {
-    const out: string[] = [];
-    for (const f of unit) {
-      if (f.type !== Frontend.Parse) continue;
-      const name = statementUsed(f);
-      if (name !== null) out.push(name);
-    }
-    return out;
+    return parsedBy(unit);
   }
 
   /**
@@ -333,26 +291,3 @@ export class Router {
     if (role === 'target') this.targetDownUntil = this.now() + (this.o.targetBackoffMs ?? 2000);
   }
 }
-
-  /** Named statement a frame refers to (Parse defines it; Bind and Describe 'S' use it). */
-function statementUsed(f: Frame): string | null {
-    const at = f.start + 5;
-    switch (f.type) {
-      case Frontend.Parse: {
-        const z = f.buf.indexOf(0, at);
-        return z > at && z < f.end ? f.buf.toString('utf8', at, z) : null;
-      }
-      case Frontend.Bind: {
-        const z = f.buf.indexOf(0, at);
-        const z2 = z < 0 ? -1 : f.buf.indexOf(0, z + 1);
-        return z2 > z + 1 && z2 < f.end ? f.buf.toString('utf8', z + 1, z2) : null;
-      }
-      case Frontend.Describe: {
-        if (f.buf[at] !== TargetKind.Statement) return null;
-        const z = f.buf.indexOf(0, at + 1);
-        return z > at + 1 && z < f.end ? f.buf.toString('utf8', at + 1, z) : null;
-      }
-      default:
-        return null;
-    }
-  }
