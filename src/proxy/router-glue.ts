@@ -12,12 +12,17 @@ import type { Role } from '../domain/role.js';
 import { SessionStateLog } from '../router/session-state.js';
 import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFreshness } from '../router/freshness.js';
 import { splitStatements } from '../router/split.js';
-import { hasInnerSemicolon, mayChangeSession } from '../protocol/query-bytes.js';
 import type { BackendLink, CatchUp, LinkNote } from './backend-link.js';
-import { buildCatchUp, parsedBy } from './catch-up.js';
+import { buildCatchUp, parsedBy, statementUsed } from './catch-up.js';
 import type { Frame } from '../protocol/framer.js';
 
 export type { Frame };
+
+/** What the proxy knows of one client frame's SQL: its text (null: it runs none) and classification. */
+export interface FrameFact {
+  text: string | null;
+  c: Classification | null;
+}
 
 /** What the router remembers of one client session. */
 export interface SessionRouting {
@@ -57,8 +62,6 @@ export interface RouterOptions {
 
 const yes = (): boolean => true;
 
-/** Substrings of TEMP/TEMPORARY, LISTEN and pg_advisory_lock in either case. */
-const PIN_WORDS = ['emp', 'EMP', 'isten', 'ISTEN', 'dvisory', 'DVISORY'].map((w) => Buffer.from(w));
 
 
 export class Router {
@@ -99,10 +102,7 @@ export class Router {
 
   /** Some statement of the unit may turn read-only off (SET TRANSACTION READ WRITE, set_config, …). */
   turnsReadOnlyOff(s: SessionRouting, unit: readonly Frame[]): boolean {
-    for (const f of unit) {
-      const text = this.textOf(s, f);
-      if (text !== null && this.o.classifier.classify(text).setsReadOnlyOff) return true;
-    }
+    for (const f of unit) if (this.factOf(s, f).c?.setsReadOnlyOff === true) return true;
     return false;
   }
 
@@ -144,8 +144,8 @@ export class Router {
     this.wasUniform = uniform;
     const cs: Classification[] = [];
     for (const f of unit) {
-      const text = this.textOf(s, f);
-      if (text !== null) cs.push(this.o.classifier.classify(text));
+      const c = this.factOf(s, f).c;
+      if (c !== null) cs.push(c);
     }
     let sum = cs.length === 0 ? { write: true, pins: false } : summarize(cs);
     // A unit cut before its Sync (by a Flush the client waits on, or the size cap) may go on with anything:
@@ -175,6 +175,17 @@ export class Router {
     s.unitWrite = role === policy.writesTo && sum.write;
     s.unitData = s.unitWrite && sum.sessionOnly !== true;
     return role;
+  }
+
+  /**
+   * The frame's SQL and its classification, decoded and classified once per frame (kept on the frame): routing,
+   * the fencing refusal, the pin watch and the session-state bookkeeping all read these same facts.
+   */
+  factOf(s: SessionRouting, f: Frame): FrameFact {
+    const ff = f as Frame & { fact?: FrameFact };
+    if (ff.fact !== undefined) return ff.fact;
+    const text = this.textOf(s, f);
+    return (ff.fact = { text, c: text === null ? null : this.o.classifier.classify(text) });
   }
 
   /** The SQL text a frame runs, when it runs one: Query, Parse, or Bind/Describe of a named statement. */
@@ -221,31 +232,27 @@ export class Router {
     const { type, buf, start, end } = f;
     const at = start + 5;
     if (type === Frontend.Query) {
-      if (!mayChangeSession(buf, at, end) && !hasInnerSemicolon(buf, at, end)) return null;
-      const sql = queryText(buf.subarray(at, end));
-      if (sql === null) return null;
+      const { text, c } = this.factOf(s, f);
+      if (text === null || c?.changesSession !== true) return null;
+      if (!c.multi) return s.log.record(text, c.sessionKey) ? { ran: { log: s.log, added: 1 } } : null;
       // Only the session statements of a multi-statement string are kept, never the rest (issue 14 item 4).
       let added = 0;
-      for (const st of splitStatements(sql)) if (s.log.record(st)) added++;
+      for (const st of splitStatements(text)) if (s.log.record(st, this.o.classifier.classify(st).sessionKey)) added++;
       return added > 0 ? { ran: { log: s.log, added } } : null;
     }
     if (type === Frontend.Parse) {
-      let note: LinkNote | null = null;
+      const { text, c } = this.factOf(s, f);
+      if (text === null) return null;
       // A SET (RESET, DISCARD...) sent over the extended protocol changes the session like a simple one: it is
       // logged for replay on the other backend too (8 of 20 later reads there saw it unset).
-      const z = buf.indexOf(0, at);
-      if (z > 0 && z < end && mayChangeSession(buf, z + 1, end)) {
-        const text = parseHead(buf.subarray(at, end))?.text ?? null;
-        if (text !== null && s.log.record(text)) note = { ran: { log: s.log, added: 1 } };
-      }
-      if (buf[at] === 0) return note; // unnamed statement: lives until the next Parse, nothing to remember
-      const head = parseHead(buf.subarray(at, end));
-      if (head === null) return note;
-      const old = s.named.get(head.name);
+      const note: LinkNote | null = c?.changesSession === true && s.log.record(text, c.sessionKey) ? { ran: { log: s.log, added: 1 } } : null;
+      const name = statementUsed(f);
+      if (name === null) return note; // unnamed statement: lives until the next Parse, nothing to remember
+      const old = s.named.get(name);
       if (old) s.namedBytes -= old.parse.length + old.text.length;
-      s.named.set(head.name, { text: head.text, parse: Buffer.from(buf.subarray(start, end)) });
-      s.namedBytes += end - start + head.text.length;
-      return { ...note, defined: { name: head.name, text: head.text } };
+      s.named.set(name, { text, parse: Buffer.from(buf.subarray(start, end)) });
+      s.namedBytes += end - start + text.length;
+      return { ...note, defined: { name, text } };
     }
     if (type === Frontend.Close && buf[at] === TargetKind.Statement) {
       const z = buf.indexOf(0, at + 1);
@@ -260,25 +267,13 @@ export class Router {
   }
 
   /**
-   * Fast path (nothing classified): a statement that may pin the session (temp table, LISTEN, session
-   * advisory lock) is still found, by a byte search for its keywords, then classified, so the session stays
-   * pinned when the state later starts splitting reads.
+   * Fast path (units not routed): a statement that pins the session (temp table, LISTEN, session advisory
+   * lock) is still found from the frame's facts (classified once: sent() reads the same facts), so the
+   * session stays pinned when the state later starts splitting reads.
    */
   watchPins(s: SessionRouting, link: BackendLink, f: Frame): void {
-    const { type, buf, start, end } = f;
-    if (s.pinnedTo !== null || (type !== Frontend.Query && type !== Frontend.Parse)) return;
-    const at = start + 5;
-    let hit = false;
-    for (const k of PIN_WORDS) {
-      const i = buf.indexOf(k, at);
-      if (i >= 0 && i < end) {
-        hit = true;
-        break;
-      }
-    }
-    if (!hit) return;
-    const text = this.textOf(s, f);
-    if (text !== null && this.o.classifier.classify(text).pins) s.pinnedTo = link.role;
+    if (s.pinnedTo !== null || (f.type !== Frontend.Query && f.type !== Frontend.Parse)) return;
+    if (this.factOf(s, f).c?.pins !== undefined) s.pinnedTo = link.role;
   }
 
   unitDone(s: SessionRouting, _link: BackendLink): void {

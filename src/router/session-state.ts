@@ -9,10 +9,13 @@ export class SessionStateLog {
   readonly entries = new Map<string, string>();
   version = 0;
 
-  /** Records `sql` if it changes session state; returns true when it did. */
-  record(sql: string): boolean {
-    const k = sessionKey(sql);
-    if (k === null) return false;
+  /**
+   * Records `sql` under `key`, the session state it sets (the classifier's Classification.sessionKey: `set:x`,
+   * `set:*`, `prep:p`, `prep:*`, `*`); returns false, recording nothing, when there is no key.
+   */
+  record(sql: string, key: string | undefined): boolean {
+    const k = key;
+    if (k === undefined) return false;
     if (k === '*') {
       this.entries.clear();
       this.entries.set('*', sql.trim());
@@ -70,35 +73,4 @@ export class AppliedState {
       this.v = log.version;
     }
   }
-}
-
-const SET_RE = /^\s*SET\s+(?:SESSION\s+(?!AUTHORIZATION\b|CHARACTERISTICS\b))?("[^"]+"|[A-Za-z_][\w.]*(?:\s+AUTHORIZATION)?)/i;
-const RESET_RE = /^\s*RESET\s+("[^"]+"|[A-Za-z_][\w.]*(?:\s+AUTHORIZATION)?)/i;
-const PREPARE_RE = /^\s*PREPARE\s+("[^"]+"|[A-Za-z_]\w*)/i;
-const DEALLOCATE_RE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?("[^"]+"|[A-Za-z_]\w*)/i;
-const TX_SCOPED = new Set(['local', 'transaction', 'constraints']);
-
-/** The state key a statement sets, '*' for DISCARD ALL, 'set:*' / 'prep:*' for RESET ALL / DEALLOCATE ALL. */
-export function sessionKey(sql: string): string | null {
-  const norm = (s: string) => (s.startsWith('"') ? s.slice(1, -1) : s.toLowerCase().replace(/\s+/g, ' '));
-  let m = SET_RE.exec(sql);
-  if (m) {
-    const name = norm(m[1]);
-    if (TX_SCOPED.has(name)) return null;
-    return 'set:' + name;
-  }
-  m = RESET_RE.exec(sql);
-  if (m) {
-    const name = norm(m[1]);
-    return name === 'all' ? 'set:*' : 'set:' + name;
-  }
-  m = PREPARE_RE.exec(sql);
-  if (m && !/^\s*PREPARE\s+TRANSACTION\b/i.test(sql)) return 'prep:' + norm(m[1]);
-  m = DEALLOCATE_RE.exec(sql);
-  if (m) {
-    const name = norm(m[1]);
-    return name === 'all' ? 'prep:*' : 'prep:' + name;
-  }
-  if (/^\s*DISCARD\s+ALL\b/i.test(sql)) return '*';
-  return null;
 }

@@ -60,8 +60,6 @@ interface Pair {
   shdWall?: number;
 }
 
-/** Statements that cannot run inside the shadow's transaction, or would end it: never shadowed. */
-const UNSAFE = /\b(commit|rollback|abort|end|prepare\s+transaction|concurrently|vacuum|alter\s+system|create\s+database|drop\s+database|tablespace)\b/i;
 
 export class ShadowTx {
   private readonly srcFrames = new FrameReader(0x7fffffff, null);
@@ -129,7 +127,9 @@ export class ShadowTx {
     if (text !== null) {
       this.unitText ||= text;
       const c = this.ctx.classifier.classify(text);
-      if (c.cls === 'tx-end' || (c.multi && UNSAFE.test(text)) || (c.cls === 'write' && UNSAFE.test(text))) {
+      // Statements that cannot run inside the shadow's transaction, or would end it (the classifier's
+      // `shadowable`), are never shadowed.
+      if (c.cls === 'tx-end' || !c.shadowable) {
         // The client's COMMIT/ROLLBACK is not copied: the shadow's own ROLLBACK ends it when the source's
         // transaction is over. Statements that cannot run in a transaction are left out the same way.
         this.unitSkipped = true;
