@@ -12,6 +12,7 @@ import type { Role } from '../domain/role.js';
 import { SessionStateLog } from '../router/session-state.js';
 import { newSessionFreshness, readerFresh, type FreshnessBook, type SessionFreshness } from '../router/freshness.js';
 import { splitStatements } from '../router/split.js';
+import { mayHaveFacts } from '../router/fact-gate.js';
 import type { BackendLink, CatchUp, LinkNote } from './backend-link.js';
 import { buildCatchUp, parsedBy, statementUsed } from './catch-up.js';
 import type { Frame } from '../protocol/framer.js';
@@ -188,6 +189,11 @@ export class Router {
     return (ff.fact = { text, c: text === null ? null : this.o.classifier.classify(text) });
   }
 
+  /** The frame's facts are known (it was routed): no gate before using them. */
+  private classified(f: Frame): boolean {
+    return (f as Frame & { fact?: FrameFact }).fact !== undefined;
+  }
+
   /** The SQL text a frame runs, when it runs one: Query, Parse, or Bind/Describe of a named statement. */
   private textOf(s: SessionRouting, f: Frame): string | null {
     const body = f.buf.subarray(f.start + 5, f.end);
@@ -232,6 +238,7 @@ export class Router {
     const { type, buf, start, end } = f;
     const at = start + 5;
     if (type === Frontend.Query) {
+      if (!this.classified(f) && !mayHaveFacts(buf, at, end)) return null;
       const { text, c } = this.factOf(s, f);
       if (text === null || c?.changesSession !== true) return null;
       if (!c.multi) return s.log.record(text, c.sessionKey) ? { ran: { log: s.log, added: 1 } } : null;
@@ -241,6 +248,8 @@ export class Router {
       return added > 0 ? { ran: { log: s.log, added } } : null;
     }
     if (type === Frontend.Parse) {
+      const named = buf[at] !== 0;
+      if (!named && !this.classified(f) && !mayHaveFacts(buf, at + 1, end)) return null;
       const { text, c } = this.factOf(s, f);
       if (text === null) return null;
       // A SET (RESET, DISCARD...) sent over the extended protocol changes the session like a simple one: it is
@@ -268,11 +277,12 @@ export class Router {
 
   /**
    * Fast path (units not routed): a statement that pins the session (temp table, LISTEN, session advisory
-   * lock) is still found from the frame's facts (classified once: sent() reads the same facts), so the
-   * session stays pinned when the state later starts splitting reads.
+   * lock) is still found from the frame's facts (classified once, when the byte gate lets it through: sent()
+   * reads the same facts), so the session stays pinned when the state later starts splitting reads.
    */
   watchPins(s: SessionRouting, link: BackendLink, f: Frame): void {
     if (s.pinnedTo !== null || (f.type !== Frontend.Query && f.type !== Frontend.Parse)) return;
+    if (!mayHaveFacts(f.buf, f.start + 5, f.end)) return;
     if (this.factOf(s, f).c?.pins !== undefined) s.pinnedTo = link.role;
   }
 

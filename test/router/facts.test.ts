@@ -7,6 +7,7 @@
 import t from 'tap';
 import { createClassifier, initClassifier } from '../../src/router/classify.js';
 import { SessionStateLog } from '../../src/router/session-state.js';
+import { mayHaveFacts } from '../../src/router/fact-gate.js';
 
 await initClassifier();
 const c = createClassifier();
@@ -80,4 +81,25 @@ t.test('shadowable: what a shadow transaction can run', async (t) => {
     'create index i on t (a)', 'create table t2 (a int)', 'begin; insert into t values (1)', "insert into log (msg) values ('vacuum end')",
   ];
   for (const sql of yes) t.equal(c.classify(sql).shadowable, true, sql);
+});
+
+t.test('the fast path gate lets every statement with a fact through, and skips plain ones', async (t) => {
+  const gate = (sql: string) => {
+    const b = Buffer.from(sql + '\0');
+    return mayHaveFacts(b, 0, b.length);
+  };
+  const facts = [
+    "set application_name = 'x'", "SeT a.b = 1", 'RESET ALL', '/* c */ set x = 1', 'prepare p as select 1', 'DEALLOCATE p', 'discard all',
+    'create temp table x (a int)', 'CREATE TEMPORARY TABLE x (a int)', 'LISTEN ch', 'select pg_advisory_lock(1)', 'select 1; select 2',
+    'set session characteristics as transaction read only',
+  ];
+  for (const sql of facts) {
+    const k = c.classify(sql);
+    t.ok(k.changesSession === true || k.pins !== undefined || k.multi, `${sql}: the classifier finds a fact`);
+    t.ok(gate(sql), `${sql}: the gate lets it through`);
+  }
+  for (const sql of ['SELECT abalance FROM pgbench_accounts WHERE aid = 42;', 'select 1', 'insert into t values (1)', 'select 1;  ', 'update x set a = 1'].slice(0, 4)) {
+    t.notOk(gate(sql), `${sql}: skipped`);
+  }
+  t.ok(gate('update x set a = 1'), 'a false maybe (UPDATE … SET) only costs a cached classification');
 });
