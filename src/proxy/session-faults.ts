@@ -32,7 +32,8 @@ export class SessionFaults {
     this.stats.errors[link.role]++;
     if (this.drift !== null && link.role === 'source') this.drift.source ??= sqlstate;
     // A 57014 after the client's own CancelRequest is the client's doing, not the server's.
-    const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested }) : isServerFault(sqlstate, this.cancelRequested);
+    // On a link our own write hold retired, a 57P01 is our fence ending the session, not the target failing.
+    const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested, fenced: link.retired !== null }) : isServerFault(sqlstate, this.cancelRequested);
     if (fault) this.stats.backendFaults[link.role]++;
   }
 
