@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PG_BIN, WORKLOADS, type Workload } from './pgbench.js';
 import { DEFAULT_TARGETS, TARGETS, type Target } from './targets.js';
 
@@ -15,6 +15,12 @@ export interface Options {
   scale: number;
   warmup: number;
   memoryConnections: number;
+  /** A compiled checkout of the old build: the `-old` targets run it (before/after in one run). */
+  baseline: string | null;
+  /** The state the split targets run in. */
+  splitState: string;
+  /** The pg-cutover targets run under `node --cpu-prof`, profiles written under <dir>/<target>. */
+  cpuProfDir: string | null;
 }
 
 function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
@@ -35,6 +41,9 @@ export function parseOptions(argv: string[]): Options {
     .option('--scale <n>', 'pgbench -i scale factor', '10')
     .option('--warmup <sec>', 'unrecorded select-only run per target before measuring (0 skips)', '2')
     .option('--memory-connections <n>', 'idle connections for the memory check (0 skips it)', '1000')
+    .option('--baseline <dir>', 'a compiled checkout of the old build: the pg-cutover-old and pg-cutover-split-old targets run it')
+    .option('--split-state <state>', 'the state the split targets run in', 'READS_50PCT_AURORA')
+    .option('--cpu-prof-dir <dir>', 'run the pg-cutover targets under node --cpu-prof, profiles written under <dir>/<target>')
     .option('--quick', 'duration 3, rounds 1, clients 1,16, 200 memory connections (explicit flags win)')
     .parse(argv);
   const o = program.opts<Record<string, string | boolean>>();
@@ -54,6 +63,9 @@ export function parseOptions(argv: string[]): Options {
     scale: int('scale', String(o.scale)),
     warmup: int('warmup', pick('warmup', '1')),
     memoryConnections: int('memory-connections', pick('memoryConnections', '200')),
+    baseline: typeof o.baseline === 'string' ? resolve(o.baseline) : null,
+    splitState: String(o.splitState),
+    cpuProfDir: typeof o.cpuProfDir === 'string' ? resolve(o.cpuProfDir) : null,
   };
 }
 

@@ -13,7 +13,7 @@ import { measureIdleMemory, type IdleMemoryResult } from './memory.js';
 import { Cleanup, say } from './cleanup.js';
 import { machineInfo, parseOptions, type Options } from './options.js';
 import { report } from './report.js';
-import { repoRoot, startTarget, type Running, type Target } from './targets.js';
+import { repoRoot, startTarget, type Running, type Target, type TargetSetup } from './targets.js';
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv);
@@ -54,11 +54,12 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
   await psql(ep(pg.port), 'checkpoint', 300_000);
   const serverVersion = await psql(admin, 'show server_version');
 
+  const setup: TargetSetup = { splitScale: opts.scale, baseline: opts.baseline, splitState: opts.splitState, cpuProfDir: opts.cpuProfDir };
   const running = new Map<Target, Running>();
   const unavailable: Record<string, string> = {};
   for (const target of opts.only) {
     try {
-      const r = await startTarget(target, pg.host, pg.port, pg.url(db), db, cleanup, opts.scale);
+      const r = await startTarget(target, pg.host, pg.port, pg.url(db), db, cleanup, setup);
       await waitForSql(ep(r.port), 30_000);
       running.set(target, r);
       say(`${target} ready on port ${r.port}`);
@@ -106,7 +107,7 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
     for (const target of targets.filter((t) => t !== 'direct')) {
       await waitForBackendsBelow(admin, 20);
       say(`memory: ${opts.memoryConnections} idle connections through a fresh ${target}`);
-      const r = await startTarget(target, pg.host, pg.port, pg.url(db), db, cleanup, opts.scale);
+      const r = await startTarget(target, pg.host, pg.port, pg.url(db), db, cleanup, setup);
       let m: IdleMemoryResult;
       try {
         await waitForSql(ep(r.port), 30_000);

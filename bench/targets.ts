@@ -8,7 +8,7 @@ import { pgbenchInit, psql, waitForSql } from './pgbench.js';
 import { startPgbouncer } from './pgbouncer.js';
 import type { Cleanup } from './cleanup.js';
 
-export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split'] as const;
+export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split', 'pg-cutover-old', 'pg-cutover-split-old'] as const;
 /** Targets measured unless --only says otherwise (the split target starts a second server). */
 export const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'];
 export type Target = (typeof TARGETS)[number];
@@ -61,8 +61,46 @@ async function spawnNode(name: string, args: string[], port: number, env: NodeJS
   throw new Error(`${name} did not listen on ${port} within 20 s: ${tail}`);
 }
 
-/** Starts one target in front of the PostgreSQL at pgHost:pgPort; `splitScale` is the pgbench scale of the split target's second server. */
-export async function startTarget(t: Target, pgHost: string, pgPort: number, url: string, db: string, cleanup: Cleanup, splitScale: number): Promise<Running> {
+/** How the pg-cutover targets are run (bench options). */
+export interface TargetSetup {
+  /** pgbench scale of the split targets' second server. */
+  splitScale: number;
+  /** Checkout the `-old` targets run (--baseline). */
+  baseline: string | null;
+  /** State the split targets run in. */
+  splitState: string;
+  /** node --cpu-prof output directory (--cpu-prof-dir), or null. */
+  cpuProfDir: string | null;
+}
+
+function rootOf(t: Target, setup: TargetSetup): string {
+  if (!t.endsWith('-old')) return repoRoot;
+  if (setup.baseline === null) throw new Error(`${t} needs --baseline <dir> (a compiled checkout of the old build)`);
+  return setup.baseline;
+}
+
+function nodeArgs(t: Target, setup: TargetSetup): string[] {
+  const prof = setup.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(setup.cpuProfDir, t)}`];
+  return [...prof, join(rootOf(t, setup), 'bin', 'pg-cutover.js'), 'start'];
+}
+
+/** The PostgreSQL 15 the split targets read from: started once, shared by them. */
+let splitUrl: Promise<string> | null = null;
+function splitTarget(db: string, cleanup: Cleanup, scale: number): Promise<string> {
+  splitUrl ??= (async () => {
+    const pg15 = await startEmbeddedPostgres({ major: 15, settings: { max_connections: '300', 'pg_stat_statements.track': 'none' } });
+    cleanup.add('postgres-15', () => pg15.stop());
+    const ep15 = { host: pg15.host, port: pg15.port, user: pg15.user, password: pg15.password, database: 'postgres' };
+    await waitForSql(ep15);
+    await psql(ep15, `create database ${db}`);
+    await pgbenchInit({ ...ep15, database: db }, scale);
+    return pg15.url(db);
+  })();
+  return splitUrl;
+}
+
+/** Starts one target in front of the PostgreSQL at pgHost:pgPort. */
+export async function startTarget(t: Target, pgHost: string, pgPort: number, url: string, db: string, cleanup: Cleanup, setup: TargetSetup): Promise<Running> {
   switch (t) {
     case 'direct':
       return { port: pgPort, pid: 0, exited: () => false, stderrTail: () => '', stop: async () => undefined };
@@ -78,25 +116,20 @@ export async function startTarget(t: Target, pgHost: string, pgPort: number, url
       const port = await freePort();
       return spawnNode('forwarder', [join(here, 'forwarder.js'), String(port), pgHost, String(pgPort)], port, process.env, cleanup);
     }
-    case 'pg-cutover': {
+    case 'pg-cutover':
+    case 'pg-cutover-old': {
       const [port, admin] = [await freePort(), await freePort()];
       // Nothing is routed to the target yet, so the source doubles as target.
-      const args = [join(repoRoot, 'bin', 'pg-cutover.js'), 'start', '--source', url, '--target', url,
-        '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`];
-      return spawnNode('pg-cutover', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
+      const args = [...nodeArgs(t, setup), '--source', url, '--target', url, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`];
+      return spawnNode(t, args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
     }
-    case 'pg-cutover-split': {
-      // READS_50PCT_AURORA: half the reads go to a PostgreSQL 15 holding the same pgbench data.
-      const pg15 = await startEmbeddedPostgres({ major: 15, settings: { max_connections: '300', 'pg_stat_statements.track': 'none' } });
-      cleanup.add('postgres-15', () => pg15.stop());
-      const ep15 = { host: pg15.host, port: pg15.port, user: pg15.user, password: pg15.password, database: 'postgres' };
-      await waitForSql(ep15);
-      await psql(ep15, `create database ${db}`);
-      await pgbenchInit({ ...ep15, database: db }, splitScale);
+    case 'pg-cutover-split':
+    case 'pg-cutover-split-old': {
+      // READS_50PCT_AURORA (or --split-state): half the reads go to a PostgreSQL 15 holding the same pgbench data.
+      const target = await splitTarget(db, cleanup, setup.splitScale);
       const [port, admin] = [await freePort(), await freePort()];
-      const args = [join(repoRoot, 'bin', 'pg-cutover.js'), 'start', '--source', url, '--target', pg15.url(db),
-        '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', 'READS_50PCT_AURORA'];
-      return spawnNode('pg-cutover-split', args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
+      const args = [...nodeArgs(t, setup), '--source', url, '--target', target, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', setup.splitState];
+      return spawnNode(t, args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
     }
     default: { const never: never = t; throw new Error(`unknown target ${String(never)}`); }
   }
