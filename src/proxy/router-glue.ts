@@ -283,7 +283,9 @@ export class Router {
   watchPins(s: SessionRouting, link: BackendLink, f: Frame): void {
     if (s.pinnedTo !== null || (f.type !== Frontend.Query && f.type !== Frontend.Parse)) return;
     if (!mayHaveFacts(f.buf, f.start + 5, f.end)) return;
-    if (this.factOf(s, f).c?.pins !== undefined) s.pinnedTo = link.role;
+    // A SQL PREPARE is replayed with the session state (its `prep:` key), so it pins only a routed unit.
+    const pin = this.factOf(s, f).c?.pins;
+    if (pin !== undefined && pin !== 'prepare') s.pinnedTo = link.role;
   }
 
   unitDone(s: SessionRouting, _link: BackendLink): void {
