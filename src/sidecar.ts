@@ -10,12 +10,13 @@ import type { UserDirectory } from './auth/user-directory.js';
 import { openAuth } from './wiring/auth-setup.js';
 import type { TlsHolder } from './proxy/tls-context.js';
 import { backendUrl } from './net/database-url.js';
-import { connectControl } from './replication/control-conn.js';
+import { connectControl, controlApplicationName } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
 import { FreshnessBook } from './router/freshness.js';
 import { FreshnessSampler } from './replication/freshness-sampler.js';
+import { WalSampler } from './replication/wal-sampler.js';
 import { pgClientConfig } from './net/database-url.js';
 import { createClassifier, initClassifier } from './router/classify.js';
 import { parseState, STATE_POLICY, type CutoverState } from './domain/states.js';
@@ -104,8 +105,12 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     split: cfg.readSplit,
     onDiverted: () => void proxy.stats.targetDiverted++,
   });
+  // One sampler of the writer's WAL positions feeds read-your-writes and the shadow's lag explanation; it polls
+  // while either listens.
+  const walControl = { source: pgClientConfig(cfg.control.source), target: pgClientConfig(cfg.control.target) };
+  const wal = new WalSampler({ writer: () => controller!.policy().writesTo, control: walControl, everyMs: cfg.freshnessSampleMs, applicationName: controlApplicationName('wal-sampler') });
   // The shadow service for the state in force (writes, dark reads or none), swapped as the state moves.
-  const shadows = new ShadowLifecycle(cfg, classifier, () => void proxy.stats.shadowTargetFaults++);
+  const shadows = new ShadowLifecycle(cfg, classifier, wal, () => void proxy.stats.shadowTargetFaults++);
   const proxy = new ProxyServer({
     router,
     shadower: () => shadows.current,
@@ -174,8 +179,9 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
       : new FreshnessSampler({
           book,
           writer: () => ctl.policy().writesTo,
-          control: { source: pgClientConfig(cfg.control.source), target: pgClientConfig(cfg.control.target) },
+          control: walControl,
           everyMs: cfg.freshnessSampleMs,
+          wal,
           onSample: (ms) => {
             proxy.stats.readerStalenessMs = ms ?? Number.NaN;
             if (ms !== null && ms > proxy.stats.readerStalenessMaxMs) proxy.stats.readerStalenessMaxMs = ms;
@@ -214,6 +220,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
     if (proxyMs !== null) await proxy.shutdown(proxyMs);
     await sampler?.stop();
     await shadows.close();
+    await wal.stop();
     await project?.stop();
     await observers?.stop();
     await unleash?.close();

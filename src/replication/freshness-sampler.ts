@@ -1,31 +1,26 @@
 /**
- * Feeds the read-your-writes book (router/freshness.ts): every few milliseconds, one query on the current
- * writer's control connection reads its WAL insert position and what the replicas have applied, in the
- * writer's LSN terms: pg_stat_replication.replay_lsn, which a logical subscriber's apply worker reports as
- * the end of the last transaction it applied (and a physical standby as its replay position), for every
- * replication connection but the proxy's own. The smallest one counts (the reader is only as fresh as the
- * slowest replica). https://www.postgresql.org/docs/15/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
+ * Feeds the read-your-writes book (router/freshness.ts) from the WAL sampler (wal-sampler.ts): each reading's
+ * insert position on the writer and the slowest replica's applied position.
  *
- * The sequence number is taken right before the query is sent, so a session that saw its commit's
+ * The sequence number is taken right before the sampler sends its query, so a session that saw its commit's
  * ReadyForQuery before that knows the reading's writer position covers its commit.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { log } from '../support/log.js';
-import { parseLsn } from './lsn.js';
 import { controlApplicationName } from './control-conn.js';
+import { WalSampler, type WalListener, type WalReading } from './wal-sampler.js';
 import type { FreshnessBook, LsnSample } from '../router/freshness.js';
 import type { Role } from '../domain/role.js';
-
-const SAMPLE_SQL = `SELECT pg_current_wal_insert_lsn()::text AS w,
-  (SELECT min(replay_lsn)::text FROM pg_stat_replication WHERE application_name NOT LIKE 'pg-cutover%') AS r`;
 
 export interface FreshnessSamplerOptions {
   book: FreshnessBook;
   /** The writer now (the cutover state's). */
   writer(): Role;
-  /** Control connection settings per backend. */
+  /** Control connection settings per backend (for a sampler of its own, when `wal` is not given). */
   control: Record<Role, pg.ClientConfig>;
   everyMs: number;
+  /** The sidecar's shared WAL sampler; without it this sampler opens its own. */
+  wal?: WalSampler;
   /** Each reading's staleness (ms; null unknown), for the metrics. */
   onSample?(stalenessMs: number | null): void;
   /** After each booked reading, before the next one (the target readers' sampler: reader-sampler.ts). */
@@ -33,67 +28,43 @@ export interface FreshnessSamplerOptions {
   now?: () => number;
 }
 
-export class FreshnessSampler {
-  private client: pg.Client | null = null;
-  private clientRole: Role | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private busy = false;
-  private closed = false;
-  private readonly now: () => number;
+export class FreshnessSampler implements WalListener {
+  private readonly wal: WalSampler;
+  private readonly owned: boolean;
+  private unlisten: (() => void) | null = null;
+  private seq = 0;
   /** The last failure, logged once until a sample succeeds again. */
   private failing = false;
 
   constructor(private readonly o: FreshnessSamplerOptions) {
-    this.now = o.now ?? Date.now;
+    this.owned = o.wal === undefined;
+    this.wal = o.wal ?? new WalSampler({ writer: o.writer, control: o.control, everyMs: o.everyMs, applicationName: controlApplicationName('freshness'), now: o.now });
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.sample(), this.o.everyMs);
-    this.timer.unref();
+    this.unlisten ??= this.wal.listen(this);
   }
 
-  private async connect(role: Role): Promise<pg.Client> {
-    if (this.client !== null && this.clientRole === role) return this.client;
-    const old = this.client;
-    this.client = null;
-    void old?.end().catch(() => {});
-    const c = new pg.Client({ ...this.o.control[role], application_name: controlApplicationName('freshness') });
-    c.on('error', () => {});
-    await c.connect();
-    this.client = c;
-    this.clientRole = role;
-    return c;
+  beforeSample(): void {
+    this.seq = this.o.book.begin();
   }
 
-  private async sample(): Promise<void> {
-    if (this.busy || this.closed) return;
-    this.busy = true;
-    const writer = this.o.writer();
-    try {
-      const c = await this.connect(writer);
-      const seq = this.o.book.begin();
-      const r = await c.query(SAMPLE_SQL);
-      const row = r.rows[0] as { w: string; r: string | null };
-      const at = this.now();
-      const x: LsnSample = { seq, writer, writerLsn: parseLsn(row.w), readerLsn: row.r === null ? null : parseLsn(row.r), at };
-      this.o.book.add(x);
-      this.o.onSample?.(this.o.book.staleness(at));
-      this.failing = false;
-      await this.o.afterSample?.(x);
-    } catch (e) {
-      if (!this.failing && !this.closed) log.warn({ err: (e as Error).message, writer }, 'read-your-writes sample failed; reads after writes stay on the writer');
-      this.failing = true;
-      const c = this.client;
-      this.client = null;
-      void c?.end().catch(() => {});
-    } finally {
-      this.busy = false;
-    }
+  async onSample(r: WalReading): Promise<void> {
+    const x: LsnSample = { seq: this.seq, writer: r.writer, writerLsn: r.insertLsn, readerLsn: r.replayLsn, at: r.at };
+    this.o.book.add(x);
+    this.o.onSample?.(this.o.book.staleness(r.at));
+    this.failing = false;
+    await this.o.afterSample?.(x);
+  }
+
+  onError(err: Error, writer: Role): void {
+    if (!this.failing) log.warn({ err: err.message, writer }, 'read-your-writes sample failed; reads after writes stay on the writer');
+    this.failing = true;
   }
 
   async stop(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.client?.end().catch(() => {});
+    this.unlisten?.();
+    this.unlisten = null;
+    if (this.owned) await this.wal.stop();
   }
 }

@@ -25,7 +25,8 @@ import { EXPLAINED, type Difference } from './compare.js';
 import { DEFAULT_MASK, type MaskRule } from './results.js';
 import { ShadowConn } from './shadow-conn.js';
 import { ShadowTx } from './shadow-tx.js';
-import { LsnSampler } from './lsn-sampler.js';
+import { LagWindow } from './lag-window.js';
+import { WalSampler } from '../replication/wal-sampler.js';
 import { ShadowStats, type MismatchRecord, type ShadowKind } from './stats.js';
 
 export { ShadowStats, DarkReadStats, ApplyStats, type MismatchRecord, type ShadowKind } from './stats.js';
@@ -51,6 +52,8 @@ export interface ShadowOptions {
   target: BackendTarget;
   /** Privileged logins for the LSN sampler and sequence moves (default source/target). */
   control?: { source: BackendTarget; target: BackendTarget };
+  /** The sidecar's WAL sampler (read-your-writes listens to it too); without it the shadow samples the source itself. */
+  wal?: WalSampler;
   classifier: Classifier;
   /** Target connections used for shadows (default 4). No free one → the transaction is not shadowed. */
   poolSize?: number;
@@ -90,11 +93,12 @@ export class Shadower {
   private readonly free: ShadowConn[] = [];
   private connecting = 0;
   private readonly mismatchLog: MismatchRecord[] = [];
-  private readonly sampler: LsnSampler;
+  private readonly sampler = new LagWindow();
+  private readonly wal: { readonly sampler: WalSampler; readonly owned: boolean; readonly unlisten: () => void };
   private readonly adaptTimer: NodeJS.Timeout | null = null;
   private readonly seqTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly o: Required<Omit<ShadowOptions, 'mask' | 'control' | 'onTargetFault'>> & { mask: MaskRule; control?: ShadowOptions['control']; onTargetFault?: () => void };
+  private readonly o: Required<Omit<ShadowOptions, 'mask' | 'control' | 'onTargetFault' | 'wal'>> & { mask: MaskRule; control?: ShadowOptions['control']; onTargetFault?: () => void; wal?: WalSampler };
   /** Resolves when the first sequence advance is done (tests and the transition wait for it); at once when none is made. */
   readonly sequencesReady: Promise<void>;
 
@@ -109,8 +113,10 @@ export class Shadower {
     this.writes = this.o.writes;
     this.darkReadRate = Math.min(1, Math.max(0, this.o.darkReadRate));
     this.rate = this.writes ? this.o.sampleRate : 0;
-    this.sampler = new LsnSampler(pgClientConfig(opts.control?.source ?? opts.source, 'pg-cutover-lsn'));
-    this.sampler.start();
+    // The sidecar's WAL sampler when given (one for read-your-writes and this), else one of its own on the source.
+    const login = pgClientConfig(opts.control?.source ?? opts.source);
+    const wal = opts.wal ?? new WalSampler({ writer: () => 'source', control: { source: login, target: login }, everyMs: 20, applicationName: 'pg-cutover-lsn' });
+    this.wal = { sampler: wal, owned: opts.wal === undefined, unlisten: wal.listen(this.sampler) };
     if (this.writes) {
       this.adaptTimer = setInterval(() => this.adapt(), 100);
       this.adaptTimer.unref();
@@ -337,6 +343,8 @@ export class Shadower {
     if (this.seqTimer) clearInterval(this.seqTimer);
     for (const c of this.free) c.kill('closing');
     this.free.length = 0;
-    await this.sampler.stop();
+    this.wal.unlisten();
+    this.sampler.close();
+    if (this.wal.owned) await this.wal.sampler.stop();
   }
 }

@@ -8,6 +8,7 @@ import { STATE_POLICY, type CutoverState } from '../domain/states.js';
 import type { createClassifier } from '../router/classify.js';
 import { Shadower } from '../shadow/shadower.js';
 import { DEFAULT_MASK } from '../shadow/results.js';
+import type { WalSampler } from '../replication/wal-sampler.js';
 
 export class ShadowLifecycle {
   current: Shadower | null = null;
@@ -17,6 +18,7 @@ export class ShadowLifecycle {
   constructor(
     private readonly cfg: StartConfig,
     private readonly classifier: ReturnType<typeof createClassifier>,
+    private readonly wal: WalSampler,
     private readonly onTargetFault: () => void,
   ) {}
 
@@ -40,6 +42,7 @@ export class ShadowLifecycle {
       target: this.cfg.target,
       control: this.cfg.control,
       classifier: this.classifier,
+      wal: this.wal,
       poolSize: this.cfg.shadow.poolSize,
       capMs: this.cfg.shadow.capMs,
       lockTimeoutMs: this.cfg.shadow.lockTimeoutMs,
