@@ -32,8 +32,10 @@ export class SessionFaults {
     this.stats.errors[link.role]++;
     if (this.drift !== null && link.role === 'source') this.drift.source ??= sqlstate;
     // A 57014 after the client's own CancelRequest is the client's doing, not the server's.
-    // On a link our own write hold retired, a 57P01 is our fence ending the session, not the target failing.
-    const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested, fenced: link.retired !== null }) : isServerFault(sqlstate, this.cancelRequested);
+    // On a link our own write hold retired, a 57P01 is our fence ending the session, not the server failing (on
+    // the source it would raise the baseline the target's rate is judged against).
+    const fenced = link.retired !== null;
+    const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested, fenced }) : !fenced && isServerFault(sqlstate, this.cancelRequested);
     if (fault) this.stats.backendFaults[link.role]++;
   }
 
