@@ -171,6 +171,9 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
     if (!retired) {
       this.deps.stats.backendFaults[link.role]++;
       this.deps.router.backendFailed(link.role);
+    } else if (link.txStatus !== TxStatus.Idle) {
+      this.deps.stats.fenceEndedTransactions++;
+      log.warn({ session: this.id, backend: link.role, retired: link.retired }, 'a transaction open when writes were held did not end within the drain bound: the fence ended it');
     }
     if (retryable) {
       log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
