@@ -22,6 +22,7 @@ import { runProcedure, type ProcedureStep } from './procedure.js';
 import { setSubscriptionEnabled, subscriptionInfo } from './subscription.js';
 import type { WriteGate } from './switchover.js';
 import type { Role } from '../domain/role.js';
+import { SqlState } from '../protocol/sqlstate.js';
 import { isUnreachable } from './unreachable.js';
 
 export const ROLLBACK_STEPS = [
@@ -181,7 +182,7 @@ function watchAlive(db: Db): { gone: Promise<never>; stop: () => void } {
   const gone = new Promise<never>((_, reject) => {
     const tick = async () => {
       if (stopped) return;
-      if (!(await answers(db))) return reject(Object.assign(new Error('the target stopped answering during the wait'), { code: '08006' }));
+      if (!(await answers(db))) return reject(Object.assign(new Error('the target stopped answering during the wait'), { code: SqlState.ConnectionFailure }));
       if (!stopped) timer = setTimeout(() => void tick(), 1000);
     };
     timer = setTimeout(() => void tick(), 1000);
