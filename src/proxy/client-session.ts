@@ -16,7 +16,7 @@ import { log } from '../support/log.js';
 import { connectBackend, sendCancelRequest } from '../net/backend-connect.js';
 import type { BackendLink, LinkEvents } from './backend-link.js';
 import type { Role } from '../domain/role.js';
-import type { Shadower } from '../shadow/shadower.js';
+import type { ShadowTap } from './shadow-tap.js';
 import { SessionForwarder, type ForwardDeps } from './session-forward.js';
 import { SessionLinks, type LinksDeps } from './session-links.js';
 import { SessionTap } from './session-tap.js';
@@ -31,7 +31,7 @@ export type SessionPhase = 'connecting' | 'ready' | 'closed';
 export interface SessionDeps extends ForwardDeps, LinksDeps {
   maxMessageBytes: number;
   /** The shadow-write service while the state shadows writes, else null. */
-  shadower(): Shadower | null;
+  shadower(): ShadowTap | null;
   onClosed(s: ClientSession): void;
 }
 

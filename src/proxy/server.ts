@@ -14,7 +14,7 @@ import type { BackendTarget } from '../net/database-url.js';
 import { login, type UserSource } from './login.js';
 import { ClientSession } from './client-session.js';
 import type { Router } from './router-glue.js';
-import type { Shadower } from '../shadow/shadower.js';
+import type { ShadowTap } from './shadow-tap.js';
 import { ProxyStats } from './stats.js';
 import { checkStartupParams, type StartupParamsPolicy } from '../protocol/startup-params.js';
 import type { Role } from '../domain/role.js';
@@ -43,7 +43,7 @@ export interface ProxyOptions {
   /** Which role clients run as on the backends (default `auto`, see backend-credential.ts). */
   backendLogin?: BackendLoginMode;
   router: Router;
-  shadower?: () => Shadower | null;
+  shadower?: () => ShadowTap | null;
 }
 
 /** PostgreSQL's authentication_timeout is 60 s; a genuine login through the proxy takes milliseconds. */

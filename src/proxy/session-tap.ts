@@ -6,15 +6,14 @@
 import type { Role } from '../domain/role.js';
 import type { RoutePolicy } from '../router/route.js';
 import type { SessionStateLog } from '../router/session-state.js';
-import type { Shadower } from '../shadow/shadower.js';
-import type { ShadowTx } from '../shadow/shadow-tx.js';
+import type { ShadowTap, TapTransaction } from './shadow-tap.js';
 import type { BackendLink } from './backend-link.js';
 import type { Frame } from '../protocol/framer.js';
 import type { ProxyStats } from './stats.js';
 
 export interface TapDeps {
   /** The shadow-write service while the state shadows writes or samples dark reads, else null. */
-  shadower(): Shadower | null;
+  shadower(): ShadowTap | null;
   stats: ProxyStats;
   /** The session's startup parameters and SQL session state, replayed on a shadow connection first. */
   startupParams: Record<string, string>;
@@ -25,7 +24,7 @@ export interface TapDeps {
 
 export class SessionTap {
   /** Lock-step shadow of the write transaction (or dark read) in progress, if it was sampled. */
-  private shadow: ShadowTx | null = null;
+  private shadow: TapTransaction | null = null;
   /** The shadow in progress is a dark read: it ends with its unit's ReadyForQuery, whatever the status. */
   private shadowIsRead = false;
   /** performance.now() when the unit in flight on each backend was sent (0: none), and whether it wrote. */

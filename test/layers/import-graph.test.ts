@@ -36,6 +36,12 @@ t.test('the pure layers import nothing that does I/O', async (t) => {
   t.strictSame([...(g.get('router') ?? [])].filter((f) => f !== 'domain' && f !== 'protocol'), [], 'router imports only domain and protocol');
 });
 
+t.test('the proxy and the shadow know each other only through the tap interface (proxy/shadow-tap.ts)', async (t) => {
+  const g = folderGraph(fileImports(src));
+  t.notOk(g.get('proxy')?.has('shadow'), 'proxy imports nothing from shadow');
+  t.notOk(g.get('shadow')?.has('proxy'), 'shadow imports nothing from proxy');
+});
+
 t.test('no source file is over 350 lines', async (t) => {
   const long = longFiles(src, 350);
   t.strictSame(long, [], 'files over 350 lines');
