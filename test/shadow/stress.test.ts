@@ -148,15 +148,35 @@ t.test('target holds row locks: shadows time out (explained), clients do not wai
   await sleep(300);
 
   const [a, b] = [latencyAvg(free), latencyAvg(locked)];
+  // Printed, not asserted (a shared machine's timings): the next test proves by events that clients do not wait.
   t.comment(`client latency average: ${a} ms without the lock, ${b} ms with it (shadow lock_timeout 100 ms)`);
-  // If clients waited for their shadows, each write on a locked row would take ≥ 100 ms.
-  t.ok(b < 2 * a + 20, `client latency unaffected: ${b} ms < 2 × ${a} + 20 ms`);
   const st = sh.stats;
   t.ok(st.mismatched['shadow-lock-timeout'] - before > 0, `shadow-lock-timeout mismatches: ${st.mismatched['shadow-lock-timeout'] - before}`);
   t.equal(st.unexplained, 0, `no unexplained mismatches ${JSON.stringify(st.mismatched)}`);
   // The apply worker was held by the test's lock, not by a shadow: it catches up once the lock is gone.
   await waitCaughtUp(source, 10_000);
   t.equal(await tableChecksum(target.url(), 'acc', 'id'), await tableChecksum(source.url(), 'acc', 'id'), 'acc: target equals source');
+});
+
+t.test('clients finish while their shadows are stuck on a target lock for the whole run', async (t) => {
+  // Shadows wait up to a minute for the lock; the lock is held until pgbench has ended. Had a client waited for
+  // its shadow (even up to the 2 s cap), 4 × 40 transactions could not end before the lock goes.
+  const proxy = await startProxy(t, source.url(), target.url(), { state: 'SHADOW_WRITES', shadowSamplePct: 100, shadowLagBudgetBytes: 64 * 1024 * 1024, shadowLockTimeoutMs: 60_000, shadowCapMs: 120_000 });
+  const sh = proxy.shadower()!;
+  await sh.sequencesReady;
+  const locker = new pg.Client({ connectionString: target.url() });
+  await locker.connect();
+  t.teardown(() => locker.end().catch(() => {}));
+  await locker.query('begin');
+  await locker.query('select * from acc for update');
+  const run = await pgbench(['-n', '-t', '40', '-c', '4', '-j', '2', '-f', ACC, proxy.url()], { timeoutMs: 120_000 });
+  // Still inside the locker's transaction: the shadows that began have not finished (they wait on it).
+  const { shadowed, compared } = sh.stats;
+  await locker.query('rollback');
+  clean(t, run, 'every row locked on the target for the whole run');
+  t.ok(shadowed > 0 && compared < shadowed, `shadows were still stuck when the clients had finished (${shadowed} begun, ${compared} compared)`);
+  t.ok(sh.stats.notShadowed['pool-exhausted'] > 0, `with every shadow connection stuck, later transactions went unshadowed (${sh.stats.notShadowed['pool-exhausted']}), not held`);
+  await waitCaughtUp(source, 30_000);
 });
 
 /** Waits (up to 5 s) until earlier proxies' shadow connections have left the target. */
