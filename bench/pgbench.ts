@@ -37,6 +37,8 @@ export function statementsPerTx(w: Workload): number {
 export interface PgbenchResult {
   tps: number;
   transactions: number;
+  /** CPU the proxy process used per transaction (µs), where the bench could read it. */
+  proxyCpuUsPerTx?: number;
   /** pgbench's own "latency average" (ms). */
   latencyAvgMs: number;
   /** Mean and p99 of per-transaction latencies from the transaction log (ms). */

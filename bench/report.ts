@@ -37,6 +37,7 @@ export function report(
     }
     out.push('');
   }
+  out.push(...cpuTable(runs, opts, others));
   if (Object.keys(memory).length > 0) {
     out.push('### Memory per idle client connection', '', '| target | connections | RSS before MB | RSS after MB | KB per connection |', '|---|---:|---:|---:|---:|');
     for (const [t, m] of Object.entries(memory)) {
@@ -47,6 +48,31 @@ export function report(
   out.push(...targetChecks(runs, memory, opts));
   for (const [t, why] of Object.entries(unavailable)) out.push(`- ${t} was not measured: ${why.split('\n')[0]}`);
   return out.join('\n') + '\n';
+}
+
+const median = (xs: number[]): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/**
+ * The proxy process's own CPU per transaction (µs, /proc utime + stime ÷ transactions, median over rounds): on a
+ * shared machine it moves far less with other load than tps does, so before/after compares on it too.
+ */
+function cpuTable(runs: RunRecord[], opts: Options, targets: readonly string[]): string[] {
+  const cpu = (w: Workload, c: number, t: string): number =>
+    median(runs.flatMap((r) => (r.workload === w && r.clients === c && r.target === t && 'proxyCpuUsPerTx' in r && r.proxyCpuUsPerTx !== undefined ? [r.proxyCpuUsPerTx] : [])));
+  const shown = targets.filter((t) => opts.workloads.some((w) => opts.clients.some((c) => Number.isFinite(cpu(w, c, t)))));
+  if (shown.length === 0) return [];
+  const ratios: [string, string][] = [['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover', 'forwarder'], ['pg-cutover-split', 'pg-cutover']];
+  const rs = ratios.filter(([a, b]) => shown.includes(a) && shown.includes(b));
+  const out = ['### Proxy CPU per transaction (µs, median over rounds)', '',
+    `| workload | clients | ${shown.join(' | ')}${rs.map(([a, b]) => ` | ${a} / ${b}`).join('')} |`, `|---|---:|${[...shown, ...rs].map(() => '---:').join('|')}|`];
+  for (const w of opts.workloads) for (const c of opts.clients) {
+    out.push(`| ${w} | ${c} | ${shown.map((t) => f(cpu(w, c, t), 1)).join(' | ')}${rs.map(([a, b]) => ` | ${f(cpu(w, c, a) / cpu(w, c, b), 2)}`).join('')} |`);
+  }
+  return [...out, ''];
 }
 
 /** The issue's targets for pg-cutover, where this run measured them. */

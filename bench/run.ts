@@ -2,7 +2,7 @@
 // run, interleaved so machine noise hits every target alike; prints a
 // markdown table and writes JSON to bench/results/.
 // Targets: targets.ts; options: options.ts; the report: report.ts; stopping everything: cleanup.ts.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../src/demo/embedded.js';
@@ -23,6 +23,21 @@ async function main(): Promise<number> {
     return await bench(opts, cleanup);
   } finally {
     await cleanup.runAll();
+  }
+}
+
+/** USER_HZ of /proc/<pid>/stat times (100 on Linux). */
+const TICKS_PER_SEC = 100;
+
+/** utime + stime of a process in clock ticks, or null (no process, not Linux). */
+function cpuTicks(pid: number): number | null {
+  if (pid <= 0) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
   }
 }
 
@@ -86,8 +101,12 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
           const r = running.get(target)!;
           if (r.exited()) throw new Error(`${target} exited during the run: ${r.stderrTail()}`);
           let res: PgbenchResult | { error: string };
+          const cpuBefore = cpuTicks(r.pid);
           try {
             res = await runPgbench(ep(r.port), { workload, clients, durationSec: opts.duration });
+            // The proxy's own CPU per transaction: far steadier than tps on a shared machine.
+            const cpuAfter = cpuTicks(r.pid);
+            if (cpuBefore !== null && cpuAfter !== null && res.transactions > 0) res.proxyCpuUsPerTx = ((cpuAfter - cpuBefore) * 1e6) / TICKS_PER_SEC / res.transactions;
           } catch (err) {
             res = { error: (err as Error).message.split('\n').slice(0, 4).join(' ') };
           }
