@@ -19,6 +19,14 @@ import type { Frame } from '../protocol/framer.js';
 
 export type { Frame };
 
+/** A named prepared statement of the session: its text, the client's Parse frame, its classification once known. */
+export interface NamedStatement {
+  text: string;
+  parse: Buffer;
+  /** Classified at its first Bind, then reused by every Bind of it (the text never changes under one entry). */
+  c?: Classification;
+}
+
 /** What the proxy knows of one client frame's SQL: its text (null: it runs none) and classification. */
 export interface FrameFact {
   text: string | null;
@@ -37,7 +45,7 @@ export interface SessionRouting {
   unitData: boolean;
   readonly log: SessionStateLog;
   /** Named prepared statements: name → text and the client's original Parse frame. */
-  readonly named: Map<string, { text: string; parse: Buffer }>;
+  readonly named: Map<string, NamedStatement>;
   /** Bytes `named` holds (Parse frames and their text), bounded by the session's --max-prepared-bytes. */
   namedBytes: number;
 }
@@ -185,6 +193,13 @@ export class Router {
   factOf(s: SessionRouting, f: Frame): FrameFact {
     const ff = f as Frame & { fact?: FrameFact };
     if (ff.fact !== undefined) return ff.fact;
+    if (f.type === Frontend.Bind) {
+      // A prepared statement runs many times: classified once per statement, not per execution.
+      const st = s.named.get(statementUsed(f) ?? '');
+      if (st === undefined) return (ff.fact = { text: null, c: null });
+      st.c ??= this.o.classifier.classify(st.text);
+      return (ff.fact = { text: st.text, c: st.c });
+    }
     const text = this.textOf(s, f);
     return (ff.fact = { text, c: text === null ? null : this.o.classifier.classify(text) });
   }
