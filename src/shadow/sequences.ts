@@ -6,24 +6,24 @@
  * back, and the write switchover later sets the target to the source's exact values. The setval itself is
  * the one sequence sync of src/replication/sequences.ts.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { log } from '../support/log.js';
-import { pgClientConfig, type BackendTarget } from '../net/database-url.js';
+import { backendUrl, type BackendTarget } from '../net/database-url.js';
+import { connectControl } from '../replication/control-conn.js';
 import { syncSequences } from '../replication/sequences.js';
 
 /** One sequence advance over fresh control sessions; failures are logged (the next period retries). */
 export async function syncTargetSequences(ctl: { source: BackendTarget; target: BackendTarget }, headroom: number): Promise<void> {
-  const src = new pg.Client(pgClientConfig(ctl.source, 'pg-cutover-control:sequences'));
-  const dst = new pg.Client({ ...pgClientConfig(ctl.target, 'pg-cutover-control:sequences'), options: '-c default_transaction_read_only=off' });
-  src.on('error', () => {});
-  dst.on('error', () => {});
+  // Control sessions like every other (control-conn.ts: marked, read-only off on the target replica).
+  const opened = await Promise.allSettled([connectControl(backendUrl(ctl.source), { purpose: 'sequences' }), connectControl(backendUrl(ctl.target), { purpose: 'sequences' })]);
+  const [src, dst] = opened.map((o) => (o.status === 'fulfilled' ? o.value : null)) as [pg.Client | null, pg.Client | null];
   try {
-    await Promise.all([src.connect(), dst.connect()]);
+    if (src === null || dst === null) throw (opened.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason;
     const r = await syncSequences(src, dst, { headroom, neverBackwards: true });
     log.debug({ sequences: r.set.length, missing: r.missing.length }, 'target sequences moved ahead for shadowing');
   } catch (e) {
     log.warn({ err: (e as Error).message }, 'could not move target sequences ahead');
   } finally {
-    await Promise.allSettled([src.end(), dst.end()]);
+    await Promise.allSettled([src?.end(), dst?.end()]);
   }
 }
