@@ -90,7 +90,15 @@ t.test('a transaction never touches both backends, across random mixes and state
   const r = () => ((rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   let split = 0;
   let txs = 0;
-  const flipper = setInterval(() => set(states[Math.floor(r() * states.length)]), 3);
+  // One state change at a time, each awaited: a timer firing every 3 ms regardless piled up unfinished
+  // changes faster than a loaded machine finished them (the run took 2 s or 200 s, by the machine's load).
+  let flipping = true;
+  const flipper = (async () => {
+    while (flipping) {
+      await set(states[Math.floor(r() * states.length)]);
+      await new Promise((res) => setTimeout(res, 3));
+    }
+  })();
   await Promise.all(
     clients.map(async (c) => {
       for (let i = 0; i < 300; i++) {
@@ -108,7 +116,8 @@ t.test('a transaction never touches both backends, across random mixes and state
       }
     }),
   );
-  clearInterval(flipper);
+  flipping = false;
+  await flipper;
   t.equal(split, 0, `none of ${txs} transactions saw two backends`);
   set('SOURCE_PRIMARY');
 });
