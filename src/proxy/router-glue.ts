@@ -43,6 +43,11 @@ export interface SessionRouting {
   unitWrite: boolean;
   /** The unit in flight on the writer may change data: its commit starts a read-your-writes wait. */
   unitData: boolean;
+  /**
+   * The unit in flight was a read cut by a Flush (or the size cap) and sent to the writer for safety: what
+   * the client sends next in it decides whether it changed data (router.continued), not the cut alone.
+   */
+  unitCut: boolean;
   readonly log: SessionStateLog;
   /** Named prepared statements: name → text and the client's original Parse frame. */
   readonly named: Map<string, NamedStatement>;
@@ -88,7 +93,7 @@ export class Router {
   }
 
   newSession(key: string): SessionRouting {
-    return { point: sessionPoint(key), pinnedTo: null, fresh: newSessionFreshness(), unitWrite: false, unitData: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
+    return { point: sessionPoint(key), pinnedTo: null, fresh: newSessionFreshness(), unitWrite: false, unitData: false, unitCut: false, log: new SessionStateLog(), named: new Map(), namedBytes: 0 };
   }
 
   /** The one backend every statement goes to in this state, or null when statements must be classified. */
@@ -127,6 +132,7 @@ export class Router {
     s.unitWrite = write || link.role === this.o.policy().writesTo;
     // Not classified, so not known to write: covered by the flip guard in route() instead.
     s.unitData = false;
+    s.unitCut = false;
   }
 
   /**
@@ -161,7 +167,8 @@ export class Router {
     // only a whole unit can be known to be a read, so a cut one goes to the writer (issue 14: a read ended
     // by Flush, then an INSERT and Sync, wrote on the replica target).
     const last = unit[unit.length - 1].type;
-    if (!sum.write && last !== Frontend.Query && last !== Frontend.Sync) sum = { write: true, pins: sum.pins };
+    const cutRead = !sum.write && last !== Frontend.Query && last !== Frontend.Sync;
+    if (cutRead) sum = { write: true, pins: sum.pins };
     const f = this.o.freshness;
     let role = routeUnit(
       sum,
@@ -182,8 +189,35 @@ export class Router {
     }
     if (sum.pins && s.pinnedTo === null) s.pinnedTo = role;
     s.unitWrite = role === policy.writesTo && sum.write;
-    s.unitData = s.unitWrite && sum.sessionOnly !== true;
+    // A cut read changed no data (yet): its end starts no read-your-writes wait unless what followed did
+    // (a cursor read page by page would otherwise keep the session's reads on the writer).
+    s.unitData = s.unitWrite && sum.sessionOnly !== true && !cutRead;
+    s.unitCut = s.unitWrite && cutRead;
     return role;
+  }
+
+  /**
+   * A frame of a cut unit (see unitCut) on its way to the writer: a statement that is not a plain read makes
+   * the unit one that changed data. Called only while unitCut is set.
+   */
+  continued(s: SessionRouting, f: Frame): void {
+    if (s.unitData) return;
+    switch (f.type) {
+      case Frontend.Query:
+      case Frontend.Parse:
+      case Frontend.FunctionCall:
+      case Frontend.Bind: {
+        const c = this.factOf(s, f).c;
+        // A Bind of the unnamed statement runs what the last Parse defined, judged there; any other frame
+        // whose statement is unknown counts as a write.
+        if (c === null) {
+          if (f.type !== Frontend.Bind || (statementUsed(f) ?? '') !== '') s.unitData = true;
+        } else if (c.cls !== 'read' && c.cls !== 'session') s.unitData = true;
+        return;
+      }
+      default:
+        return;
+    }
   }
 
   /**
@@ -307,6 +341,7 @@ export class Router {
     if (s.unitData) this.o.freshness?.book.commitSeen(s.fresh);
     s.unitWrite = false;
     s.unitData = false;
+    s.unitCut = false;
   }
 
   backendFailed(role: Role): void {

@@ -42,6 +42,7 @@ export class SessionOutput {
   send(link: BackendLink, f: Frame): boolean {
     const d = this.d;
     d.tap.clientFrame(link.role, f);
+    if (d.routing.unitCut) d.router.continued(d.routing, f);
     if (this.runLink !== link) {
       this.flush();
       this.runLink = link;

@@ -11,6 +11,7 @@ import { Router, type Frame } from '../../src/proxy/router-glue.js';
 import { queryFrame } from '../../src/protocol/frontend-encode.js';
 import type { RoutePolicy } from '../../src/router/route.js';
 import type { BackendLink } from '../../src/proxy/backend-link.js';
+import { cstr, frame, int16, int32 } from '../proxy/fixtures/wire.js';
 
 await initClassifier();
 const q = (sql: string): Frame[] => {
@@ -74,4 +75,47 @@ t.test('a change into a splitting state waits once for the reader, unless its po
   other.set({ readPercent: 100, writesTo: 'source' });
   other.sample(300, null);
   t.equal(other.router.route(s2, q('select 1')), 'target', 'no replication visible: nothing to wait for');
+});
+
+t.test('a read cut by a Flush goes to the writer but starts no wait, unless what follows in its unit writes', async (t) => {
+  const { router, sample, set } = setup();
+  set({ readPercent: 100, writesTo: 'source' });
+  sample(100, 100);
+  const frames = (...bufs: Buffer[]): Frame[] => {
+    const out: Frame[] = [];
+    for (const buf of bufs) out.push({ type: buf[0], buf, start: 0, end: buf.length });
+    return out;
+  };
+  const parse = (sql: string, name = '') => frame('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+  const bind = (name = '') => frame('B', Buffer.concat([cstr(''), cstr(name), int16(0), int16(0), int16(0)]));
+  const execute = (rows = 0) => frame('E', Buffer.concat([cstr(''), int32(rows)]));
+  const describe = frame('D', Buffer.concat([Buffer.from('P'), cstr('')]));
+  const FLUSH = frame('H');
+  const SYNC = frame('S');
+  const finish = (s: ReturnType<typeof router.newSession>, ...rest: Frame[]) => {
+    for (const f of rest) if (s.unitCut) router.continued(s, f);
+    router.unitDone(s, link);
+  };
+
+  // A cursor: Parse/Bind/Describe/Execute(3)/Flush, then Execute(3)/Flush pages, then Sync.
+  const s = router.newSession('cursor');
+  const cut = frames(parse('select * from t'), bind(), describe, execute(3), FLUSH);
+  t.equal(router.route(s, cut), 'source', 'a cut unit goes to the writer');
+  for (const f of cut) router.continued(s, f);
+  finish(s, ...frames(execute(3), FLUSH, execute(3), SYNC));
+  t.equal(router.route(s, q('select 1')), 'target', 'a cursor read started no read-your-writes wait');
+
+  // postgres.js's first execution: Parse/Describe/Flush, then Bind/Execute/Sync of the same statement.
+  const p = router.newSession('postgres.js');
+  t.equal(router.route(p, frames(parse('select 2'), describe, FLUSH)), 'source');
+  finish(p, ...frames(bind(), execute(), SYNC));
+  t.equal(router.route(p, q('select 1')), 'target', 'neither did a Describe-first read');
+
+  // The issue-14 case: a read ended by Flush, then an INSERT and Sync in the same unit.
+  const w = router.newSession('write after flush');
+  t.equal(router.route(w, frames(parse('select 3'), bind(), execute(), FLUSH)), 'source');
+  finish(w, ...frames(parse('insert into t values (1)'), bind(), execute(), SYNC));
+  t.equal(router.route(w, q('select 1')), 'source', 'the INSERT after the Flush starts the wait');
+  sample(200, 200);
+  t.equal(router.route(w, q('select 1')), 'target', 'which ends once the reader applied it');
 });
