@@ -125,7 +125,10 @@ for (const [name, fault, act, short] of ALL) {
     t.equal(r.ledger.lost, 0, `${name}: 0 acknowledged writes lost (${r.ledger.acked} acknowledged)`);
     t.ok(r.ledger.acked > 0, 'writes were acknowledged');
     t.notOk(r.note, r.note ?? 'writes resumed after healing');
-    for (const s of sidecars) t.ok(s.alive(), `${s.id} still running`);
+    for (const s of sidecars) {
+      t.ok(s.alive(), `${s.id} still running`);
+      if (!s.alive()) t.comment(`${s.id} exited (${s.proc.exitCode ?? s.proc.signalCode}); its last log lines:\n${s.log().split('\n').slice(-25).join('\n')}`);
+    }
   });
 }
 
