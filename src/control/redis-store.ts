@@ -240,6 +240,16 @@ export class RedisStore implements StateStore {
     if (!remote || remote.version <= p.base) {
       if ((await this.restore(local, null)) !== 1) return; // someone wrote meanwhile: next poll decides again
       outcome = 'local state written back';
+    } else if (remote.state === 'ROLLBACK' && local.state === 'SOURCE_PRIMARY') {
+      // Our rollback ran to completion during the outage (the databases record the source as writer): a remote
+      // ROLLBACK (e.g. a compare-and-set Redis executed after it timed out) must not start a second one.
+      const next: CutoverSnapshot = { ...local, version: remote.version + 1, reason: `${local.reason} (rollback completed during a Redis outage, reconciled)` };
+      const entry = { at: this.now(), by: this.by, kind: 'transition', from: remote.state, to: next.state, version: next.version, reason: next.reason };
+      const [status] = await this.script('pgcutoverCas', remote.version, next, entry);
+      if (status !== 1) return; // someone moved again: next poll decides again
+      outcome = `wrote back the completed rollback (${local.state}) over ${remote.state} v${remote.version}`;
+      this.pending = null;
+      this.adopt(next, true);
     } else if (remote.state === 'ROLLBACK' || remote.state === 'SOURCE_PRIMARY') {
       this.pending = null;
       this.adopt(remote, true);

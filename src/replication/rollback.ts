@@ -14,7 +14,7 @@ import type { Db } from './control-conn.js';
 import { committedLsn, waitForApplied, walNudge } from './apply-wait.js';
 import { fence, unfence } from './fence.js';
 import { fenceProblems } from './fence-catalog.js';
-import { acquireWriterLock, releaseWriterLock, type WriterLock } from './writer-record.js';
+import { acquireWriterLock, readWriterRecord, releaseWriterLock, type WriterLock, type WriterRecord } from './writer-record.js';
 import { advanceSlot, directionNames, stopReverseReplication, type DirectionNames } from './reverse.js';
 import { syncSequences } from './sequences.js';
 import { withTimeout, type StepRecord } from './steps.js';
@@ -74,8 +74,12 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
   let targetLsn: string | null = null;
   let lock: WriterLock | null = null;
   let sourceUnfenced = false;
+  // The databases, not this run's memory, say whether the source is already the writer (DESIGN "Fencing" 3).
+  let alreadyDone: string | null = null;
+  let releasedTo: Role | null = null;
   const held = (): WriterLock => lock!;
   const locked = () => lock !== null;
+  const unlessDone = (run: () => Promise<string | void>) => async () => (alreadyDone !== null ? `skipped: ${alreadyDone}` : run());
   const steps: ProcedureStep<RollbackStep>[] = [
     {
       // Before anything else: a second writer change anywhere is refused here, and this one's fence must hold.
@@ -84,12 +88,16 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
         const problems = await fenceProblems(target, opts.appRoles);
         if (problems.length > 0) throw new Error(`the target cannot be fenced: ${problems.join('; ')}`);
         lock = await acquireWriterLock(source, target, opts.holder ?? 'rollback', opts.lockToken);
-        return `epoch ${lock.epoch} by ${lock.holder}`;
+        // A rollback already completed (by this or another sidecar, e.g. during a store outage): the source
+        // writes, unfenced. Nothing to restore, and writes must never go back to the target.
+        const rec = await readWriterRecord(source, target);
+        if (sourceWrites(rec)) alreadyDone = `the databases record the source as writer, unfenced (epoch ${rec.epoch}): a rollback already completed`;
+        return `epoch ${lock.epoch} by ${lock.holder}${alreadyDone ? `; ${alreadyDone}, nothing to restore` : ''}`;
       },
     },
     {
       name: 'hold-writes',
-      run: async () => {
+      run: unlessDone(async () => {
         // Not a failure when it times out: fencing the target next ends what is still running.
         try {
           await withTimeout(gate.hold(), opts.drainTimeoutMs ?? 30_000, 'draining in-flight writes');
@@ -97,20 +105,20 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
         } catch (err) {
           return `not drained in time (${(err as Error).message}); the fence ends the rest`;
         }
-      },
+      }),
     },
     {
       name: 'fence-target',
-      run: async () => {
+      run: unlessDone(async () => {
         const f = await fence(target, opts.appRoles, { lock: held(), writer: 'source' });
         return `${f.roles.join(', ')} fenced (${f.changes} right(s) taken), ${f.terminated} session(s) ended`;
-      },
+      }),
       // Only what this run fenced is given back: a run refused at the lock touched nothing.
-      undo: { name: 'undo-unfence-target', when: locked, run: () => unfence(target, opts.appRoles, { lock: held(), writer: 'target' }) },
+      undo: { name: 'undo-unfence-target', when: () => locked() && alreadyDone === null, run: () => unfence(target, opts.appRoles, { lock: held(), writer: 'target' }) },
     },
     {
       name: 'wait-source-applied',
-      run: async () => {
+      run: unlessDone(async () => {
         const lsn = await committedLsn(target, 'rollback');
         // A target that dies meanwhile ends the wait at once (blocked), not after the whole bound.
         const watch = watchAlive(target);
@@ -118,35 +126,42 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
         if (!w.ok) throw new Error(`reverse replication applied only up to ${w.applied ?? 'nothing'} of the target's ${lsn} within ${w.waitedMs} ms`);
         targetLsn = lsn;
         return `target LSN ${lsn} applied on the source`;
-      },
+      }),
     },
-    { name: 'sync-sequences', run: async () => `${(await syncSequences(target, source)).set.length} sequence(s) set` },
+    { name: 'sync-sequences', run: unlessDone(async () => `${(await syncSequences(target, source)).set.length} sequence(s) set`) },
     // The source holds every write now: from here a failure goes forward (writes to the source), never back.
-    { name: 'drop-reverse', noReturn: true, run: async () => void (await stopReverseReplication(source, target, names)) },
+    { name: 'drop-reverse', noReturn: true, run: unlessDone(async () => void (await stopReverseReplication(source, target, names))) },
     {
       name: 'advance-forward-slot',
-      run: async () => {
+      run: unlessDone(async () => {
         const sub = await subscriptionInfo(target, names.subscription);
         if (!sub?.slot) throw new Error(`forward subscription ${names.subscription} (with a slot) not found on the target`);
         if (sub.enabled) throw new Error(`forward subscription ${names.subscription} is enabled; expected it disabled since the switchover`);
         const a = await advanceSlot(source, sub.slot);
         return `slot ${a.slot} ${a.from ?? '?'} → ${a.to} (${a.skipped} B skipped)`;
-      },
+      }),
     },
-    { name: 'enable-forward', run: async () => void (await setSubscriptionEnabled(target, names.subscription, true)) },
+    { name: 'enable-forward', run: unlessDone(async () => void (await setSubscriptionEnabled(target, names.subscription, true))) },
     {
       name: 'unfence-source',
-      run: async () => {
+      run: unlessDone(async () => {
         const u = await unfence(source, opts.appRoles, { lock: held(), writer: 'source' });
         sourceUnfenced = true;
         return `${u.restored} right(s) given back, ${u.replaced} session(s) opened under the fence ended${u.failed.length ? `, ${u.failed.length} failed: ${u.failed.join('; ')}` : ''}`;
-      },
+      }),
     },
     { name: 'release-writes', run: async () => void (await gate.release('source')) },
   ];
   const out = await runProcedure<RollbackStep>({
     steps,
-    abort: [{ name: 'undo-release-to-target', run: async () => gate.release('target') }],
+    // Writes go back to the target only when the databases say it is the writer again (its fence undone); if they
+    // record the source as writer, unfenced (a rollback completed meanwhile), writes go to the source.
+    abort: [{ name: 'undo-release-to-target', run: async () => {
+      const rec = await readWriterRecord(source, target).catch(() => null);
+      releasedTo = rec !== null && sourceWrites(rec) ? 'source' : 'target';
+      await gate.release(releasedTo);
+      return releasedTo === 'source' ? 'the databases record the source as writer, unfenced: released to the source, not the target' : undefined;
+    } }],
     finish: [
       { name: 'finish-unfence-source', when: () => !sourceUnfenced, run: () => unfence(source, opts.appRoles, { lock: held(), writer: 'source' }) },
       { name: 'finish-release-to-source', run: async () => gate.release('source') },
@@ -166,8 +181,13 @@ export async function rollbackWritesToSource(source: Db, target: Db, gate: Write
     case 'forward':
       return { ok: false, ...base, writesOn: 'source', failedStep: out.failedStep, error: `${out.error} (writes are on the source, which has every write; forward replication needs repair)` };
     case 'undone':
-      return { ok: false, ...base, writesOn: 'target', failedStep: out.failedStep, error: `${out.error} (rollback aborted: writes stay on the target)` };
+      return { ok: false, ...base, writesOn: releasedTo ?? 'target', failedStep: out.failedStep, error: `${out.error} (rollback aborted: writes stay on the target)` };
   }
+}
+
+/** Both records name the source as writer and it is not fenced: it takes the writes (a rollback completed). */
+export function sourceWrites(rec: Pick<WriterRecord, 'epoch' | 'writer' | 'source'>): boolean {
+  return rec.epoch > 0 && rec.writer === 'source' && rec.source.writer === 'source' && !rec.source.fenced;
 }
 
 /** The control session still gets an answer (within 5 s). */

@@ -81,6 +81,38 @@ t.test('a rollback is refused while another holds the lock; clearing it is the w
   t.match(await readWriterRecord(s, d), { epoch: 2, writer: 'source', changing: null, source: { fenced: false }, target: { fenced: true } });
 });
 
+t.test('a second rollback after a completed one (reverse replication gone) converges on the source: never back to the target', async (t) => {
+  // Issue 14, rollback-partition: a sidecar ran the rollback during a Redis outage; afterwards another run of the
+  // same rollback timed out on the dropped reverse subscription and, from its own memory ("the source was not
+  // touched"), unfenced the target and released writes there while the source was unfenced and taking writes.
+  const before = await readWriterRecord(s, d);
+  t.match(before, { epoch: 2, writer: 'source', changing: null, source: { fenced: false }, target: { fenced: true } });
+  t.equal(await subscriptionInfo(s, 'pgcutover_reverse'), null, 'the completed rollback dropped reverse replication');
+  const released: string[] = [];
+  const g: WriteGate = { hold: async () => undefined, release: (to) => void released.push(to) };
+  const again = await rollbackWritesToSource(s, d, g, { ...opts, holder: 'sidecar-b', applyTimeoutMs: 2000 });
+  t.ok(again.ok, again.error ?? 'nothing to do');
+  t.equal(again.writesOn, 'source');
+  t.same(released, ['source'], 'writes released to the source only');
+  t.notOk(again.steps.some((x) => x.step === 'undo-unfence-target' || x.step === 'undo-release-to-target'), 'nothing undone');
+  t.match(again.steps.find((x) => x.step === 'lock-writer'), { ok: true, detail: /a rollback already completed/ });
+  t.match(await readWriterRecord(s, d), { epoch: 2, writer: 'source', changing: null, source: { fenced: false }, target: { fenced: true } }, 'the record is unchanged, the lock released');
+  // The abort path too asks the databases: a run that fails before touching the source while they record the
+  // source as writer, unfenced (here: the lock is held by another run), releases to the source.
+  const held = await acquireWriterLock(s2, d2, 'operator-shell');
+  const refused: string[] = [];
+  const r2 = await rollbackWritesToSource(s, d, { hold: async () => undefined, release: (to) => void refused.push(to) }, { ...opts, holder: 'sidecar-c' });
+  await releaseWriterLock(s2, d2, held);
+  t.notOk(r2.ok);
+  t.same(refused, ['source'], 'refused at the lock: writes still go to the source the databases record');
+  t.equal(r2.writesOn, 'source');
+  const app = new pg.Client({ connectionString: `postgresql://app:app@127.0.0.1:${src.port}/postgres` });
+  await app.connect();
+  await app.query(`INSERT INTO items (v) VALUES ('after-second-rollback')`);
+  await app.end();
+  t.pass('the source still takes writes');
+});
+
 t.test('a sidecar restarted without Redis after the cutover adopts the recorded writer: no write on the source', async (t) => {
   // The forward apply worker restarts after the rollback re-enabled it.
   for (let i = 0; i < 200; i++) {
