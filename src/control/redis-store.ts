@@ -249,7 +249,8 @@ export class RedisStore implements StateStore {
       if (status !== 1) return; // someone moved again: next poll decides again
       outcome = `wrote back the completed rollback (${local.state}) over ${remote.state} v${remote.version}`;
       this.pending = null;
-      this.adopt(next, true);
+      this.known = remote; // let adopt see the version step
+      this.adopt(next);
     } else if (remote.state === 'ROLLBACK' || remote.state === 'SOURCE_PRIMARY') {
       this.pending = null;
       this.adopt(remote, true);

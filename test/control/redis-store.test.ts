@@ -207,6 +207,32 @@ t.test('partitioned sidecar rolls back while others moved on: the rollback wins 
   t.same(last.slice(-2), ['transition', 'reconcile']);
 });
 
+t.test('a rollback completed during a partition is written back over a ROLLBACK committed meanwhile, not replaced by it', async (t) => {
+  // Issue 14 (rollback-partition): the sidecar that ran the rollback to SOURCE_PRIMARY while cut off adopted the
+  // ROLLBACK another one committed in Redis meanwhile, and a second rollback ran.
+  const redis = await startRedis(t);
+  const net1 = await partitionable(t, redis.port);
+  const a = await open(t, net1.url);
+  const b = await open(t, redis.url);
+  await transition(b, 'READS_10PCT_AURORA');
+  await waitFor('a follows', () => a.current().version === 1);
+
+  net1.cut();
+  await waitFor('a degraded', () => a.health().degraded);
+  t.match(await transition(a, 'ROLLBACK', 'breaker:error-rate'), { ok: true, local: true, snapshot: { version: 2 } });
+  const rb = a.current();
+  const done: CutoverSnapshot = { ...rb, state: 'SOURCE_PRIMARY', version: 3, since: Date.now(), reason: 'rollback procedure complete', readPercent: 0 };
+  t.match(await a.compareAndSet(2, done, { at: Date.now(), by: 'rollback-runner', kind: 'transition', reason: done.reason }), { ok: true, local: true });
+  t.match(await transition(b, 'ROLLBACK', 'operator'), { ok: true, snapshot: { state: 'ROLLBACK', version: 2 } }, 'a ROLLBACK lands in Redis meanwhile');
+
+  net1.heal();
+  await waitFor('b sees the completed rollback', () => b.current().state === 'SOURCE_PRIMARY', 8000);
+  t.match(b.current(), { state: 'SOURCE_PRIMARY', version: 3, reason: /rollback completed during a Redis outage, reconciled/ });
+  await waitFor('a healthy', () => !a.health().degraded, 3000);
+  t.same(a.current(), b.current(), 'a kept its SOURCE_PRIMARY');
+  t.ok((await b.audit(5)).some((e) => e.kind === 'reconcile' && /wrote back the completed rollback/.test(e.reason)), 'audited');
+});
+
 t.test('open fails fast and clearly when Redis is not there', async (t) => {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
