@@ -4,27 +4,19 @@
  * fixtures/psycopg2_client.py (Debian's python3-psycopg2) and come back as one JSON object.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
+import { runPython } from '../helpers/python.js';
 
-// Debian's interpreter, where python3-psycopg2 is installed (a pyenv shim on PATH may lack it).
-const PYTHON = process.env.PGC_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./fixtures/psycopg2_client.py', import.meta.url));
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);
 const proxy = await startProxy(t, source.url(), target.url());
 
-function run(dsn: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(PYTHON, [SCRIPT, dsn], { timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const run = (dsn: string) => runPython(SCRIPT, [dsn], 30_000);
 
 const r = await run(proxy.url());
 t.equal(r.code, 0, `script ran\n${r.stderr}`);

@@ -8,14 +8,13 @@
  * split states the named statements move between the backends, so every answer must still be the direct one.
  */
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
+import { runPython } from '../helpers/python.js';
 import { replicate } from '../helpers/replication.js';
 
-const PYTHON = process.env.PGC_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./fixtures/psycopg3_client.py', import.meta.url));
 
 const STATES = ['SOURCE_PRIMARY', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA'] as const;
@@ -39,13 +38,7 @@ const target = await startPg(t, 15, { logical: true });
 await replicate(source, target);
 const proxy = await startProxy(t, source.url(), target.url());
 
-function run(dsn: string, tag: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(PYTHON, [SCRIPT, dsn, tag], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const run = (dsn: string, tag: string) => runPython(SCRIPT, [dsn, tag], 60_000);
 
 const direct = await run(source.url(), 'direct');
 t.equal(direct.code, 0, `the script runs directly\n${direct.stderr}`);
