@@ -24,6 +24,8 @@ export interface StartConfig {
   target: BackendTarget;
   /** The control plane's own (privileged) logins; default the proxy's. */
   control: { source: BackendTarget; target: BackendTarget };
+  /** --target-readers: each reader's link (the --target login) and control (the --target-control login). */
+  targetReaders: { name: string; link: BackendTarget; control: BackendTarget }[];
   /** Roles the write fence covers: the proxy's backend logins plus --app-roles (README "Safety"). */
   appRoles: string[];
   listen: HostPort;
@@ -184,6 +186,16 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   const snapTo = get('snapshotTo');
   if (snapTo && !parseSnapshotDest(snapTo)) errors.push(`--snapshot-to: expected s3://bucket/key or a file path, got "${snapTo}"`);
   if (get('targetClusterId') && get('targetInstanceId')) errors.push('--target-cluster-id and --target-instance-id are exclusive');
+  const targetReaders: StartConfig['targetReaders'] = [];
+  for (const spec of (get('targetReaders') ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const hp = parseHostPort(spec);
+    if (hp === null) errors.push(`--target-readers: expected host:port, got "${spec}"`);
+    else if (target && targetControl) {
+      const name = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+      if (targetReaders.some((r) => r.name === name)) errors.push(`--target-readers: ${name} is listed twice`);
+      else targetReaders.push({ name, link: { ...target, host: hp.host, port: hp.port }, control: { ...targetControl, host: hp.host, port: hp.port } });
+    }
+  }
   if (errors.length > 0 || !source || !target || !sourceControl || !targetControl || !listen || !admin) return { ok: false, errors };
   return {
     ok: true,
@@ -191,6 +203,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
       source,
       target,
       control: { source: sourceControl, target: targetControl },
+      targetReaders,
       appRoles: [...new Set([source.user, target.user, ...get('appRoles')!.split(',').map((r) => r.trim()).filter(Boolean)])],
       listen,
       admin,

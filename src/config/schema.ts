@@ -24,6 +24,7 @@ const opt = (s: Omit<OptionSpec, 'env' | 'flag'> & { flag?: string }): OptionSpe
 export const START_OPTIONS: readonly OptionSpec[] = [
   opt({ key: 'source', type: 'url', required: true, doc: 'Source (PostgreSQL 14) URL, postgres://user:pass@host:port/db?sslmode=disable|prefer|require; the proxy logs in to it with these credentials' }),
   opt({ key: 'target', type: 'url', required: true, doc: 'Target (PostgreSQL 15 / Aurora) URL, same form as --source' }),
+  opt({ key: 'targetReaders', type: 'string', default: '', doc: 'Comma-separated host:port of the target\'s readers (Aurora reader instances or endpoint; physical standbys of the target): reads routed to the target go to a reader that has applied the session\'s last write (its pg_last_wal_replay_lsn(), sampled with --freshness-sample-ms) and is within --max-read-staleness-ms, else to the target primary; credentials, database and TLS as --target and --target-control' }),
   opt({ key: 'sourceControl', type: 'url', doc: 'Privileged source URL for the control plane (replication, fencing, setval, gates); default --source. Its role is never fenced, so it must differ from every application role (README "Safety")' }),
   opt({ key: 'targetControl', type: 'url', doc: 'Privileged target URL for the control plane; default --target' }),
   opt({ key: 'appRoles', type: 'string', default: '', doc: 'Comma-separated application roles the write fence covers besides the proxy\'s own backend logins (the --source/--target users); see README "Safety"' }),
