@@ -43,6 +43,7 @@ import { MemoryLeaseStore, RedisLeaseStore, WriterLease } from './control/writer
 import { breakerRelay, startObservers, type Observers } from './wiring/observers.js';
 import { reloadAll, type ReloadReport } from './control/reload.js';
 import { startProject, type ProjectLayer } from './wiring/project-start.js';
+import { startTargetReaders } from './wiring/readers.js';
 
 export interface Sidecar {
   proxy: ProxyServer;
@@ -95,12 +96,14 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   }
 
   let controller: Controller | null = null;
-  // Read-your-writes by LSN and the staleness bound share one sampler of the writer's positions.
-  const book = cfg.readYourWrites || cfg.maxReadStalenessMs > 0 ? new FreshnessBook() : null;
+  // Read-your-writes by LSN, the staleness bound and the target readers share one sampler of the writer's positions.
+  const fresh = cfg.readYourWrites || cfg.maxReadStalenessMs > 0;
+  const book = fresh || cfg.targetReaders.length > 0 ? new FreshnessBook() : null;
+  const freshness = fresh && book !== null ? { book, maxStalenessMs: cfg.maxReadStalenessMs } : null;
   const router = new Router({
     policy: () => controller!.policy(),
     classifier,
-    freshness: book === null ? null : { book, maxStalenessMs: cfg.maxReadStalenessMs },
+    freshness,
     onRedirected: () => void proxy.stats.freshnessRedirects++,
     split: cfg.readSplit,
     onDiverted: () => void proxy.stats.targetDiverted++,
@@ -110,12 +113,14 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const walControl = { source: pgClientConfig(cfg.control.source), target: pgClientConfig(cfg.control.target) };
   const wal = new WalSampler({ writer: () => controller!.policy().writesTo, control: walControl, everyMs: cfg.freshnessSampleMs, applicationName: controlApplicationName('wal-sampler') });
   // The shadow service for the state in force (writes, dark reads or none), swapped as the state moves.
+  const readers = startTargetReaders(cfg, router, freshness, () => proxy.stats);
   const shadows = new ShadowLifecycle(cfg, classifier, wal, () => void proxy.stats.shadowTargetFaults++);
   const proxy = new ProxyServer({
     router,
     shadower: () => shadows.current,
     listen: cfg.listen,
-    backends: { source: cfg.source, target: cfg.target },
+    backends: { source: cfg.source, target: cfg.target, readers: readers?.backends },
+    readers: readers?.routing,
     users: users.value,
     tls: tlsHolder ?? cfg.tls,
     requireTls: cfg.requireTls,
@@ -182,6 +187,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
           control: walControl,
           everyMs: cfg.freshnessSampleMs,
           wal,
+          afterSample: readers?.afterSample,
           onSample: (ms) => {
             proxy.stats.readerStalenessMs = ms ?? Number.NaN;
             if (ms !== null && ms > proxy.stats.readerStalenessMaxMs) proxy.stats.readerStalenessMaxMs = ms;
@@ -219,6 +225,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const teardown = async (proxyMs: number | null): Promise<void> => {
     if (proxyMs !== null) await proxy.shutdown(proxyMs);
     await sampler?.stop();
+    await readers?.stop();
     await shadows.close();
     await wal.stop();
     await project?.stop();
@@ -254,6 +261,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   const registry = createRegistry(proxy.stats, (reg) => {
     registerShadowMetrics(reg, () => shadows.current);
     registerControlMetrics(reg, ctl, () => unleash);
+    readers?.metrics.register(reg, proxy.stats);
   });
   const started: Observers = await startObservers(cfg, { controller: ctl, proxy, registry });
   observers = started;

@@ -12,6 +12,8 @@ export const SqlState = {
   ProtocolViolation: '08P01',
   /** 0A000 feature_not_supported. */
   FeatureNotSupported: '0A000',
+  /** 40001 serialization_failure (on a hot standby: a read canceled by a conflict with recovery). */
+  SerializationFailure: '40001',
   /** 25006 read_only_sql_transaction: fenced backend, or a client tried to lift read-only on it. */
   ReadOnlyTransaction: '25006',
   /** 28000 invalid_authorization_specification: unknown user / method not allowed. */

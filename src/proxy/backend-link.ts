@@ -41,6 +41,12 @@ export interface LinkEvents {
 /** SQLSTATE 25006 read_only_sql_transaction: a write met a read-only link's transaction. */
 const READ_ONLY_SQL_TRANSACTION = SqlState.ReadOnlyTransaction;
 
+/**
+ * Errors only a hot standby gives a read (a target reader): 40001 canceled by a conflict with recovery, 0A000
+ * serializable mode (PostgreSQL's standby.c, predicate.c). The read runs again on the target primary.
+ */
+const STANDBY_ONLY: ReadonlySet<string> = new Set([SqlState.SerializationFailure, SqlState.FeatureNotSupported]);
+
 /** Largest reply held back for a possible retry; past it the reply streams and can no longer be retried. */
 const HOLD_LIMIT = 256 * 1024;
 
@@ -69,6 +75,8 @@ export class BackendLink extends LinkState {
     readonly secret: number,
     private readonly ev: LinkEvents,
     readonly readOnly = false,
+    /** Which of the target's readers (--target-readers) this link reaches; -1: the role's primary. */
+    readonly reader = -1,
   ) {
     super(socket);
     const types = [Backend.ReadyForQuery, Backend.ErrorResponse];
@@ -221,7 +229,7 @@ export class BackendLink extends LinkState {
       if (type === Backend.ErrorResponse) {
         const code = sqlStateOf(buf, start + 5, end);
         // A read-only link refusing a write (a writing function called from a read): retried on the writer.
-        if (this.hold !== null && this.holdFault === null && (retryOnSource(code) || (this.readOnly && code === READ_ONLY_SQL_TRANSACTION))) this.holdFault = code;
+        if (this.hold !== null && this.holdFault === null && (retryOnSource(code) || (this.readOnly && code === READ_ONLY_SQL_TRANSACTION) || (this.reader >= 0 && STANDBY_ONLY.has(code)))) this.holdFault = code;
         if (this.hold === null && isFatal(buf, start + 5, end)) this.fatalForwarded = true;
         this.ev.onError(this, code);
       }

@@ -63,7 +63,7 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
       routing,
     );
     this.startupParams = startupParams;
-    this.faults = new SessionFaults(id, deps.stats, deps.router, routing);
+    this.faults = new SessionFaults(id, deps.stats, deps.router, routing, deps.readers ?? null);
     this.frames = new FrameReader(deps.maxMessageBytes, FRONTEND_TYPES);
   }
 
@@ -153,8 +153,7 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
   }
 
   mayInterject(link: BackendLink): boolean {
-    const other = link.role === 'source' ? this.links.target : this.links.source;
-    return other === null || other.idle;
+    return this.links.othersIdle(link);
   }
 
   onLost(link: BackendLink, why: string): void {
@@ -168,7 +167,11 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
     // FATAL 57P01 is both a server shutting down and an operator's pg_terminate_backend of this session:
     // only the first is the target failing. A server that still takes logins was not shutting down.
     if (retryable && link.heldFault === SqlState.AdminShutdown) return this.retryUnlessTerminated(link);
-    if (!retired) {
+    if (link.reader >= 0) {
+      // A target reader lost: skipped for a while; not a fault of the target the breaker judges (reads go on).
+      this.deps.stats.readerFaults++;
+      this.deps.readers?.failed(link.reader);
+    } else if (!retired) {
       this.deps.stats.backendFaults[link.role]++;
       this.deps.router.backendFailed(link.role);
     } else if (link.txStatus !== TxStatus.Idle) {
@@ -176,7 +179,7 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
       log.warn({ session: this.id, backend: link.role, retired: link.retired }, 'a transaction open when writes were held did not end within the drain bound: the fence ended it');
     }
     if (retryable) {
-      log.debug({ session: this.id, why }, 'target lost during a read; retrying on the source');
+      log.debug({ session: this.id, why, reader: link.reader }, 'target lost during a read; retrying elsewhere');
       return this.onRetry(link, SqlState.ConnectionFailure);
     }
     // A cut connection may leave the statement running on the server until it next writes: stop it.
@@ -188,8 +191,8 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
       // (its fence ended the session: retired) or the link is the session's read-only helper on the
       // non-writer; never when session state cannot be rebuilt (temp table, LISTEN, advisory lock).
       // Otherwise the client learns it as it would directly: PostgreSQL's own FATAL, then the close.
-      const replayable = this.routing.pinnedTo !== link.role;
-      if (replayable && (retired || link.role !== this.deps.router.policy().writesTo)) return;
+      const replayable = this.routing.pinnedTo !== link.role || link.reader >= 0;
+      if (replayable && (retired || link.reader >= 0 || link.role !== this.deps.router.policy().writesTo)) return;
       if (link.lastErrorFrame !== null && !this.socket.destroyed) this.socket.write(link.lastErrorFrame);
       return this.close();
     }
@@ -213,12 +216,14 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
       if (r.ok) {
         // Not the target failing: the 57P01 counted as a fault when it arrived (onError) is taken back; the
         // client sees the termination, as it would directly.
-        this.deps.stats.backendFaults[link.role]--;
+        if (link.reader >= 0) this.deps.stats.readerFaults--;
+        else this.deps.stats.backendFaults[link.role]--;
         log.info({ session: this.id, backend: link.role }, 'read on the target terminated by an operator; told to the client');
         link.releaseHold();
         return this.close();
       }
-      this.deps.stats.backendFaults[link.role]++;
+      if (link.reader >= 0) this.deps.stats.readerFaults++;
+      else this.deps.stats.backendFaults[link.role]++;
       const frames = this.retryFrames;
       this.retryFrames = null;
       const to = this.faults.retryRole(link, SqlState.AdminShutdown);
@@ -256,7 +261,7 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
   replaceRetired(): void {
     for (const l of this.links.all()) {
       if (l.retired === null || !l.idle || this.routing.pinnedTo === l.role) continue;
-      this.links[l.role] = null;
+      this.links.drop(l);
       l.close();
     }
   }

@@ -76,8 +76,6 @@ export interface RouterOptions {
 
 const yes = (): boolean => true;
 
-
-
 export class Router {
   private targetDownUntil = 0;
   private readonly now: () => number;
@@ -141,7 +139,7 @@ export class Router {
    * until it has applied the writer position sampled after the change; where the reader's position is not
    * visible at all (no replication connection on the writer) there is nothing to wait for.
    */
-  private readonly flip: SessionFreshness = newSessionFreshness();
+  readonly flip: SessionFreshness = newSessionFreshness(); // read by the target readers' choice too
   private wasUniform: boolean | null = null;
 
   private freshFor(s: SessionRouting, writer: Role, now: number): boolean {

@@ -18,10 +18,12 @@ import type { ShadowTap } from './shadow-tap.js';
 import { ProxyStats } from './stats.js';
 import { checkStartupParams, type StartupParamsPolicy } from '../protocol/startup-params.js';
 import type { Role } from '../domain/role.js';
+import type { ReaderRouting } from './reader-routing.js';
 
 export interface ProxyOptions {
   listen: { host: string; port: number };
-  backends: { source: BackendTarget; target: BackendTarget };
+  backends: { source: BackendTarget; target: BackendTarget; readers?: readonly BackendTarget[] };
+  readers?: ReaderRouting | null; // the choice among backends.readers (--target-readers)
   users: UserSource;
   /** Certificate and key, or a holder whose context can be reloaded (TlsHolder). */
   tls?: { cert: Buffer; key: Buffer } | { context(): SecureContext };
@@ -216,6 +218,7 @@ export class ProxyServer {
           maxPreparedBytes: this.opts.maxPreparedBytes,
           stats: this.stats,
           router: this.opts.router,
+          readers: this.opts.readers ?? null,
           shadower: this.opts.shadower ?? (() => null),
           writesHolding: () => this.holdingWrites,
           writesHeld: (sess) => {
@@ -292,7 +295,6 @@ export class ProxyServer {
   }
 
   private holdTimer: NodeJS.Timeout | null = null;
-
   private clearHoldTimer(): void {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = null;

@@ -10,6 +10,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import type { BackendLink } from './backend-link.js';
 import type { Router, SessionRouting } from './router-glue.js';
 import type { ProxyStats } from './stats.js';
+import type { ReaderRouting } from './reader-routing.js';
 
 export class SessionFaults {
   /** The client sent a CancelRequest since its last ReadyForQuery. */
@@ -25,6 +26,7 @@ export class SessionFaults {
     private readonly stats: ProxyStats,
     private readonly router: Router,
     private readonly routing: SessionRouting,
+    private readonly readers: ReaderRouting | null = null,
   ) {}
 
   /** An ErrorResponse from `link` on its way to the client. */
@@ -35,6 +37,11 @@ export class SessionFaults {
     // On a link our own write hold retired, a 57P01 is our fence ending the session, not the server failing (on
     // the source it would raise the baseline the target's rate is judged against).
     const fenced = link.retired !== null;
+    if (link.reader >= 0) {
+      // A target reader's faults are its own count: the reads it failed go on elsewhere (see retryRole).
+      if (isServerFault(sqlstate, this.cancelRequested)) this.stats.readerFaults++;
+      return;
+    }
     const fault = link.role === 'target' ? isTargetFault(sqlstate, { backend: 'target', clientCancelled: this.cancelRequested, fenced }) : !fenced && isServerFault(sqlstate, this.cancelRequested);
     if (fault) this.stats.backendFaults[link.role]++;
   }
@@ -58,6 +65,14 @@ export class SessionFaults {
       this.routing.unitData = true;
       log.debug({ session: this.sessionId, sqlstate }, 'a read wrote on the read-only link; retrying on the writer');
       return this.router.policy().writesTo;
+    }
+    if (link.reader >= 0) {
+      // A target reader failed the read (a fault, or a standby's own refusal: a conflict with recovery): it
+      // runs on the target primary (and from there on the source if the primary fails it too).
+      this.stats.readerFallbacks++;
+      if (sqlstate !== SqlState.SerializationFailure && sqlstate !== SqlState.FeatureNotSupported) this.readers?.failed(link.reader);
+      log.debug({ session: this.sessionId, sqlstate, reader: link.reader }, 'read failed on a target reader; retrying on the target primary');
+      return 'target';
     }
     this.stats.targetFallbacks++;
     // Schema drift fails this statement, not the target: no back-off for other reads; whether it counts

@@ -32,6 +32,7 @@ import type { SessionTap } from './session-tap.js';
 import { SessionOutput } from './session-output.js';
 import type { ProxyStats } from './stats.js';
 import { isWhole, UnitAssembler } from './unit-assembler.js';
+import type { ReaderRouting } from './reader-routing.js';
 
 /** Takes the transaction's first snapshot, after which PostgreSQL refuses to make it read-write. */
 const SNAPSHOT_QUERY = queryFrame('SELECT 1');
@@ -49,6 +50,8 @@ const IDLE: SessionState = { kind: 'idle' };
 export interface ForwardDeps {
   stats: ProxyStats;
   router: Router;
+  /** The target readers' choice (--target-readers), or none. */
+  readers?: ReaderRouting | null;
   /** Bytes of named prepared statements a session may hold (the proxy keeps each to re-Parse it elsewhere). */
   maxPreparedBytes?: number;
   /** Writes are being held (write switchover / rollback pause): park a write unit until `release`. */
@@ -148,7 +151,7 @@ export abstract class SessionForwarder {
     const role = router.route(this.routing, unit);
     const refused = router.refusal(this.routing, unit, role);
     if (refused !== null) return this.refuse(unit, refused);
-    this.dispatch(unit, role);
+    this.dispatch(unit, role, this.fwd.readers?.readerFor(this.routing, role, unit) ?? -1);
   }
 
   /** busy: the frame follows the link that owes replies or holds the transaction. */
@@ -208,13 +211,13 @@ export abstract class SessionForwarder {
   }
 
   /** The wait is over: feed the held frames again, after `unit` (when given) is dispatched to `role`. */
-  protected endWait(unit: Frame[] | null = null, role: Role = 'source'): void {
+  protected endWait(unit: Frame[] | null = null, role: Role = 'source', reader = -1): void {
     const st = this.st;
     const held = st.kind === 'waiting' || st.kind === 'parked' ? st.held : [];
     if (st.kind === 'closed') return;
     this.st = IDLE;
     this.settle();
-    if (unit !== null) this.dispatch(unit, role);
+    if (unit !== null) this.dispatch(unit, role, reader);
     for (const f of held) this.onFrame(f.type, f.buf, f.start, f.end);
     this.flushRun();
     if (this.st.kind === 'idle' || this.st.kind === 'busy') {
@@ -230,8 +233,11 @@ export abstract class SessionForwarder {
     this.endWait(st.unit, this.fwd.router.route(this.routing, st.unit));
   }
 
-  /** Sends a routed unit, after connecting the backend and bringing its session state up to date. */
-  protected dispatch(unit: Frame[], role: Role): void {
+  /**
+   * Sends a routed unit, after connecting the backend and bringing its session state up to date. `reader`
+   * >= 0: the read goes to that target reader (ReaderRouting.readerFor), never a unit that writes.
+   */
+  protected dispatch(unit: Frame[], role: Role, reader = -1): void {
     const routing = this.routing;
     // A write inside a transaction already open on `role` is part of a write in flight: it must run, or the
     // hold's drain (which waits for that transaction to end) could never finish. Only new ones are parked.
@@ -246,15 +252,17 @@ export abstract class SessionForwarder {
     const policy = this.fwd.router.policy();
     // A write routed under an older state (the writer changed while a backend connected) goes to the writer.
     if (routing.unitWrite && role !== policy.writesTo && routing.pinnedTo !== role) role = policy.writesTo;
-    let link = this.links[role];
+    if (routing.unitWrite || role !== 'target') reader = -1;
+    let link = this.links.get(role, reader);
     // A link opened for the other role (the writer changed), or one the backend reports read-write although
     // it was opened read-only, is replaced before it serves this unit; not in a session pinned to it, whose
     // state there (temp tables, LISTEN) cannot be rebuilt.
-    if (link !== null && link.idle && routing.pinnedTo !== role && (link.readOnly !== (role !== policy.writesTo) || link.readWriteSeen)) {
+    if (link !== null && link.idle && routing.pinnedTo !== role && ((reader < 0 && link.readOnly !== (role !== policy.writesTo)) || link.readWriteSeen)) {
       link.close();
-      this.links[role] = link = null;
+      this.links.drop(link);
+      link = null;
     }
-    if (link === null) return this.connectThenDispatch(unit, role);
+    if (link === null) return this.connectThenDispatch(unit, role, reader);
     this.tap.unitStart(link, policy, routing.unitWrite, link.idle, routing.pinnedTo !== null);
     const catchUp = this.fwd.router.catchUp(routing, link, unit);
     if (catchUp !== null) this.out.inject(link, catchUp);
@@ -268,8 +276,18 @@ export abstract class SessionForwarder {
     this.flushRun();
   }
 
-  private connectThenDispatch(unit: Frame[], role: Role): void {
+  private connectThenDispatch(unit: Frame[], role: Role, reader: number): void {
     const router = this.fwd.router;
+    if (reader >= 0) {
+      // A reader that cannot be reached is skipped (backed off by SessionLinks); the read goes to the target primary.
+      this.wait('connect', null, []);
+      void this.links.open(role, reader).then((r) => {
+        if (this.st.kind === 'closed') return;
+        if (!r.ok) this.fwd.stats.readerFallbacks++;
+        this.endWait(unit, role, r.ok ? reader : -1);
+      });
+      return;
+    }
     if (role === 'target' && this.links.loginRefused.target !== null && router.policy().writesTo !== 'target') {
       this.fwd.stats.targetFallbacks++;
       return this.dispatch(unit, 'source');

@@ -1,8 +1,9 @@
 /**
- * A client session's backend connections: at most one link per role (source, target), opened on demand or
- * ahead of the first read (prewarm), each connect shared by whoever asks while it runs. A link to the
- * non-writer is opened read-only (DESIGN.md "Fencing"). A backend that refuses this client's role is
- * remembered, so the session keeps its reads on the writer instead of asking again.
+ * A client session's backend connections: at most one link per role (source, target) and one per target
+ * reader (--target-readers), opened on demand or ahead of the first read (prewarm), each connect shared by
+ * whoever asks while it runs. A link to the non-writer, and every reader link, is opened read-only
+ * (DESIGN.md "Fencing"). A backend that refuses this client's role is remembered, so the session keeps its
+ * reads on the writer instead of asking again.
  */
 import { log } from '../support/log.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -13,15 +14,19 @@ import type { BackendLogin } from '../auth/backend-credential.js';
 import type { BackendTarget } from '../net/database-url.js';
 import type { Router } from './router-glue.js';
 import type { ProxyStats } from './stats.js';
+import type { ReaderRouting } from './reader-routing.js';
 
 export type OpenResult = { ok: true; parameterStatus: Buffer } | { ok: false; sqlstate: string; message: string };
 
 export interface LinksDeps {
-  backends: { source: BackendTarget; target: BackendTarget };
+  /** `readers`: the target's readers, in --target-readers order (same credentials as the target). */
+  backends: { source: BackendTarget; target: BackendTarget; readers?: readonly BackendTarget[] };
   /** The role and credential to log in to both backends with; null: the URL's (one role for every client). */
   login?: BackendLogin | null;
   stats: ProxyStats;
   router: Router;
+  /** The target readers' choice, when --target-readers names any. */
+  readers?: ReaderRouting | null;
 }
 
 export class SessionLinks {
@@ -29,8 +34,11 @@ export class SessionLinks {
   target: BackendLink | null = null;
   /** A backend that refused this session's role (28xxx), by role: its reads stay on the writer. */
   readonly loginRefused: { source: string | null; target: string | null } = { source: null, target: null };
+  /** Links to the target's readers, by index in --target-readers. */
+  readonly readers: (BackendLink | null)[];
   /** Connects in progress, so a read and the prewarm never open two links to one backend. */
   private readonly opening: { source: Promise<OpenResult> | null; target: Promise<OpenResult> | null } = { source: null, target: null };
+  private readonly openingReaders: (Promise<OpenResult> | null)[];
 
   constructor(
     private readonly sessionId: number,
@@ -39,10 +47,28 @@ export class SessionLinks {
     private readonly events: LinkEvents,
     /** The session has closed: a link that connects now is closed at once. */
     private readonly closed: () => boolean,
-  ) {}
+  ) {
+    const n = deps.readers ? (deps.backends.readers?.length ?? 0) : 0;
+    this.readers = new Array<BackendLink | null>(n).fill(null);
+    this.openingReaders = new Array<Promise<OpenResult> | null>(n).fill(null);
+  }
 
-  /** Opens the link to `role` (or joins the connect in progress); the link is in place when it resolves ok. */
-  open(role: Role): Promise<OpenResult> {
+  /** The link to `role`, or to its reader `reader` (>= 0, target only). */
+  get(role: Role, reader = -1): BackendLink | null {
+    return reader < 0 ? this[role] : (this.readers[reader] ?? null);
+  }
+
+  /** Opens the link to `role` or one of its readers (or joins the connect in progress); in place when it resolves ok. */
+  open(role: Role, reader = -1): Promise<OpenResult> {
+    if (reader >= 0) {
+      const busy = this.openingReaders[reader];
+      if (busy !== null) return busy;
+      const p = this.connectReader(reader).finally(() => {
+        this.openingReaders[reader] = null;
+      });
+      this.openingReaders[reader] = p;
+      return p;
+    }
     const busy = this.opening[role];
     if (busy !== null) return busy;
     const p = this.connect(role).finally(() => {
@@ -57,6 +83,7 @@ export class SessionLinks {
     const p = this.deps.router.policy();
     if (p.writesTo !== 'source' || p.readPercent <= 0) return;
     if (this.target === null && this.opening.target === null) void this.open('target');
+    for (let i = 0; i < this.readers.length; i++) if (this.readers[i] === null && this.openingReaders[i] === null) void this.open('target', i);
   }
 
   /** The link that owes replies or holds a transaction: everything goes there until it is idle again. */
@@ -65,19 +92,51 @@ export class SessionLinks {
     if (s !== null && !s.idle) return s;
     const t = this.target;
     if (t !== null && !t.idle) return t;
+    for (const r of this.readers) if (r !== null && !r.idle) return r;
     return null;
   }
 
-  /** Forgets `link` if it is still the session's link for its role (it was lost or replaced). */
+  /** Every link but `link` is idle: an unsolicited message from `link` may go to the client now. */
+  othersIdle(link: BackendLink): boolean {
+    for (const l of this.all()) if (l !== link && !l.idle) return false;
+    return true;
+  }
+
+  /** Forgets `link` if it is still the session's link for its role or reader (it was lost or replaced). */
   drop(link: BackendLink): void {
-    if (this[link.role] === link) this[link.role] = null;
+    if (link.reader >= 0) {
+      if (this.readers[link.reader] === link) this.readers[link.reader] = null;
+    } else if (this[link.role] === link) this[link.role] = null;
   }
 
   all(): BackendLink[] {
     const out: BackendLink[] = [];
     if (this.source !== null) out.push(this.source);
     if (this.target !== null) out.push(this.target);
+    for (const r of this.readers) if (r !== null) out.push(r);
     return out;
+  }
+
+  /**
+   * A reader link, opened read-only like every link to the non-writer (a hot standby refuses writes anyway).
+   * A failure is no client's business: the reader is backed off and the read goes to the target primary.
+   */
+  private async connectReader(i: number): Promise<OpenResult> {
+    const target = this.deps.backends.readers![i];
+    const r = await connectBackend(target, { ...this.startupParams, default_transaction_read_only: 'on' }, { login: this.deps.login });
+    if (this.closed()) {
+      if (r.ok) r.value.socket.destroy();
+      return { ok: false, sqlstate: SqlState.ConnectionFailure, message: 'session closed' };
+    }
+    if (!r.ok) {
+      this.deps.stats.readerConnectFailures++;
+      this.deps.readers?.failed(i);
+      log.warn({ session: this.sessionId, reader: this.deps.readers?.name(i), code: r.error.sqlstate, err: r.error.message }, 'target reader connect failed; reads skip it for a while');
+      return { ok: false, sqlstate: r.error.sqlstate, message: r.error.message };
+    }
+    const b = r.value;
+    this.readers[i] = new BackendLink('target', target, b.socket, b.pid, b.secret, this.events, true, i);
+    return { ok: true, parameterStatus: b.parameterStatus };
   }
 
   private async connect(role: Role): Promise<OpenResult> {

@@ -51,10 +51,12 @@ export class SessionOutput {
       case Frontend.Query:
       case Frontend.FunctionCall:
         d.stats.statements[link.role]++;
+        if (link.reader >= 0) d.stats.readerStatements[link.reader] = (d.stats.readerStatements[link.reader] ?? 0) + 1;
         link.send(f, d.router.sent(d.routing, f));
         return true;
       case Frontend.Sync:
         d.stats.statements[link.role]++;
+        if (link.reader >= 0) d.stats.readerStatements[link.reader] = (d.stats.readerStatements[link.reader] ?? 0) + 1;
         link.send(f, null);
         return true;
       case Frontend.Parse:

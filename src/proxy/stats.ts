@@ -36,6 +36,14 @@ export class ProxyStats {
    * within the drain bound (the client got the server's error, never an acknowledgement).
    */
   fenceEndedTransactions = 0;
+  /** Target readers (--target-readers): statements sent to each, by index; failed logins; faults (lost, 08/53/57/58/XX). */
+  readonly readerStatements: number[] = [];
+  readerConnectFailures = 0;
+  readerFaults = 0;
+  /** Reads a reader failed (before any byte reached the client) that ran again on the target primary. */
+  readerFallbacks = 0;
+  /** Each target reader's staleness at its last sample (ms; NaN unknown), by name. */
+  readonly readerLagMs: Record<string, number> = {};
   readonly statements = { source: 0, target: 0 };
   readonly errors = { source: 0, target: 0 };
   /** Errors the backend itself caused (connection loss, SQLSTATE classes 08, 53, 57, 58, XX). */

@@ -109,3 +109,46 @@ export function pickReader(readers: readonly ReaderView[], fits: (r: ReaderView)
   }
   return -1;
 }
+
+/**
+ * The readers a sidecar routes to, with a back-off per reader after a session saw it fail (a lost or refused
+ * connection, a server fault): like the target's own back-off, so one dead reader costs each session one
+ * fallback, not one per read. Pure: the clock and the random draw come from the caller.
+ */
+export class ReaderChoice {
+  private readonly downUntil: number[];
+
+  constructor(
+    readonly views: readonly ReaderView[],
+    private readonly backoffMs = 2000,
+  ) {
+    this.downUntil = views.map(() => 0);
+  }
+
+  /** A session's link to reader `i` failed: skip it for the back-off. */
+  failed(i: number, now: number): void {
+    if (i >= 0 && i < this.downUntil.length) this.downUntil[i] = now + this.backoffMs;
+  }
+
+  /** Reader `i` is up (sampled) and not backed off. */
+  usable(i: number, now: number): boolean {
+    return this.views[i].up && now >= this.downUntil[i];
+  }
+
+  /**
+   * The reader for a read the router sends to the target, or -1 for the target primary. `main` null: no
+   * read-your-writes or staleness bound (any usable reader). `flip`: the router's wait after the state
+   * started splitting reads (every session's reads wait once for the writer position sampled then).
+   */
+  pick(s: SessionFreshness, flip: SessionFreshness, main: FreshnessBook | null, writer: Role, now: number, maxStalenessMs: number, rand: number): number {
+    if (this.views.length === 0) return -1;
+    const fits =
+      main === null
+        ? (r: ReaderView) => now >= this.downUntil[this.views.indexOf(r)]
+        : (r: ReaderView) =>
+            now >= this.downUntil[this.views.indexOf(r)] &&
+            covers(s, main, r.book, writer, now, maxStalenessMs) &&
+            (flip.need === 0 && flip.done === null ? true : covers(flip, main, r.book, writer, now, 0));
+    return pickReader(this.views, fits, rand);
+  }
+}
