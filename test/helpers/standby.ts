@@ -23,6 +23,8 @@ export interface Standby {
   /** Stop replaying (pg_wal_replay_pause) or resume: a reader that falls behind on demand. */
   pauseReplay(paused: boolean): Promise<void>;
   stop(): Promise<void>;
+  /** kill -9 of the whole server (postmaster and backends, one process group): connections reset mid-reply. */
+  kill(): Promise<void>;
 }
 
 export async function startStandby(t: Teardown, primary: EmbeddedPg): Promise<Standby> {
@@ -62,6 +64,17 @@ export async function startStandby(t: Teardown, primary: EmbeddedPg): Promise<St
       } finally {
         await c.end();
       }
+    },
+    async kill() {
+      if (pm.running() && pm.child.pid !== undefined) {
+        try {
+          process.kill(-pm.child.pid, 'SIGKILL');
+        } catch {
+          pm.child.kill('SIGKILL');
+        }
+      }
+      await pm.exited;
+      await s.stop();
     },
     stop() {
       stopping ??= (async () => {
