@@ -82,6 +82,12 @@ export function proxyDatums(cur: ProxyCounters, prev: ProxyCounters | null): Clo
     const name = metricName(key);
     for (const b of ROLES) out.push(count(name, delta(cur[key][b], prev?.[key][b]), [{ Name: 'Backend', Value: b }]));
   }
+  // Target readers (--target-readers): their faults and fallbacks, and each one's lag at the last sample.
+  const readers = Object.entries(cur.readerLagMs);
+  if (readers.length > 0) {
+    for (const key of ['readerFaults', 'readerFallbacks', 'readerConnectFailures'] as const) out.push(count(metricName(key), delta(cur[key], prev?.[key])));
+    for (const [reader, ms] of readers) if (Number.isFinite(ms)) out.push({ MetricName: 'TargetReaderLag', Value: ms, Unit: 'Milliseconds', Dimensions: [{ Name: 'Reader', Value: reader }] });
+  }
   return out;
 }
 

@@ -41,6 +41,12 @@ t.test('proxyDatums sends per-interval deltas and the current client count', asy
   t.equal(find(d2, 'ClientsActive'), 1, 'a gauge, not a delta');
   t.ok(d2.every((d) => d.Unit === 'Count'));
   t.equal(first.statements.source, 100, 'the snapshot is a copy');
+  t.notOk(d2.some((d) => d.MetricName === 'TargetReaderLag' || d.MetricName === 'ReaderFaults'), 'no reader datums without --target-readers');
+  stats.readerLagMs['r1:5432'] = 120;
+  stats.readerFaults = 2;
+  const d3 = proxyDatums(snapshotStats(stats), null);
+  t.same(d3.find((d) => d.MetricName === 'TargetReaderLag'), { MetricName: 'TargetReaderLag', Value: 120, Unit: 'Milliseconds', Dimensions: [{ Name: 'Reader', Value: 'r1:5432' }] }, 'each reader\'s lag');
+  t.equal(find(d3, 'ReaderFaults'), 2);
   t.same(
     d2.filter((d) => d.MetricName === 'BackendFaults').map((d) => d.Dimensions),
     [[{ Name: 'Backend', Value: 'source' }], [{ Name: 'Backend', Value: 'target' }]],

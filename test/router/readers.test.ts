@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { FreshnessBook, newSessionFreshness, readerFresh } from '../../src/router/freshness.js';
-import { ChainMap, covers, newReaderView, pickReader } from '../../src/router/readers.js';
+import { ChainMap, covers, newReaderView, pickReader, ReaderChoice } from '../../src/router/readers.js';
 
 t.test('chain: a reader has applied what the target had applied before the target position it replayed', async (t) => {
   const c = new ChainMap();
@@ -76,4 +76,33 @@ t.test('pick: uniformly among the readers that are up and fit; -1 when none', as
   t.equal(pickReader(rs, (r) => r.name === 'a', 0.99), 0);
   t.equal(pickReader(rs, () => false, 0.3), -1);
   t.equal(pickReader([], all, 0.3), -1);
+});
+
+t.test('choice: a reader a session saw fail is backed off (fake clock); the session\'s commit and the flip guard hold per reader', async (t) => {
+  const main = new FreshnessBook();
+  const a = newReaderView('a');
+  const b = newReaderView('b');
+  const choice = new ReaderChoice([a, b], 2000);
+  const s = newSessionFreshness();
+  const flip = newSessionFreshness();
+  tick(main, [[a.book, 100], [b.book, 100]], 100, 100, 0);
+  t.equal(choice.pick(s, flip, main, 'source', 0, 0, 0.9), 1, 'both fit: the draw picks b');
+  choice.failed(1, 10);
+  t.equal(choice.pick(s, flip, main, 'source', 10, 0, 0.9), 0, 'b backed off: a');
+  t.equal(choice.pick(s, flip, main, 'source', 2009, 0, 0.9), 0, 'still within the back-off');
+  t.equal(choice.pick(s, flip, main, 'source', 2010, 0, 0.9), 1, 'back-off over');
+  t.equal(choice.pick(s, flip, null, 'source', 2010, 0, 0.9), 1, 'without read-your-writes: by health alone');
+  main.commitSeen(s);
+  tick(main, [[a.book, 150], [b.book, 250]], 200, 200, 2020);
+  t.ok(readerFresh(s, main, 'source', 2020, 0), 'the target primary has the commit (200)');
+  t.equal(choice.pick(s, flip, main, 'source', 2020, 0, 0), 1, 'only b has it');
+  a.up = false;
+  b.up = false;
+  t.equal(choice.pick(s, flip, main, 'source', 2020, 0, 0), -1, 'none up: the target primary');
+  a.up = b.up = true;
+  main.commitSeen(flip); // the state started splitting reads: every read waits once for the writer position then
+  tick(main, [[a.book, 250], [b.book, 300]], 300, 300, 2030);
+  t.ok(readerFresh(flip, main, 'source', 2030, 0), 'the flip cleared at the primary');
+  const fresh = newSessionFreshness();
+  t.equal(choice.pick(fresh, flip, main, 'source', 2030, 0, 0), 1, 'a session with no write still waits for the flip on each reader: only b (300)');
 });
