@@ -26,5 +26,6 @@ export function describeSession(s: ClientSession, links: SessionLinks, tap: Sess
     shadow: tap.describe(),
     source: link(links.source),
     target: link(links.target),
+    ...(links.readers.length > 0 ? { readers: links.readers.map(link) } : {}),
   };
 }
