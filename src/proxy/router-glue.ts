@@ -128,7 +128,9 @@ export class Router {
 
   unitStart(s: SessionRouting, link: BackendLink, write: boolean): void {
     s.unitWrite = write || link.role === this.o.policy().writesTo;
-    // Not classified, so not known to write: covered by the flip guard in route() instead.
+    // Not classified, so not known to write: covered by the flip guard in route() instead (armed here too: the
+    // last routed unit may date from a splitting state, READS → SOURCE_PRIMARY → READS).
+    this.wasUniform = true;
     s.unitData = false;
     s.unitCut = false;
   }

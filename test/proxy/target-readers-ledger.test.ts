@@ -21,11 +21,14 @@ await replicate(source, target);
 const standby = await startStandby(t, target);
 const proxy = await startProxy(t, source.url(), target.url(), { targetReaders: `${standby.host}:${standby.port}`, state: 'READS_50PCT_AURORA' });
 
+/** Where a read ran: the reader (a standby), the target primary or the source. */
+const WHERE = "case when pg_is_in_recovery() then 'reader' when current_setting('server_version_num')::int >= 150000 then 'primary' else 'source' end as at";
+
 t.test('every acknowledged write survives; 0 own-row misses; no client error, with the reader paused, killed and the state flipping', async (t) => {
   const acked: [number, number][] = [];
   const errors: string[] = [];
   let stop = false;
-  let misses = 0;
+  const missedOn: string[] = [];
   let onReader = 0;
   let reads = 0;
   const session = async (client: number, readBack: boolean) => {
@@ -37,12 +40,13 @@ t.test('every acknowledged write survives; 0 own-row misses; no client error, wi
         await c.query('insert into ledger (client, seq) values ($1, $2)', [client, seq]);
         acked.push([client, seq]);
         if (!readBack) continue;
-        const r = await c.query('select pg_is_in_recovery() as r from ledger where client = $1 and seq = $2', [client, seq]);
+        // Now and then a read comes a moment after its write, once the readers may have it: it can go there.
+        if (seq % 3 === 0) await sleep(150);
+        const r = await c.query(`select (select count(*)::int from ledger where client = $1 and seq = $2) as n, ${WHERE}`, [client, seq]);
         reads++;
-        if (r.rowCount !== 1) misses++;
-        else if (r.rows[0].r) onReader++;
-        // A pause now and then lets the reader catch up, so reads after writes reach it too.
-        if (seq % 5 === 0) await sleep(120);
+        const at = r.rows[0].at as string;
+        if (r.rows[0].n !== 1) missedOn.push(`${at} in ${proxy.state()}`);
+        else if (at === 'reader') onReader++;
       }
     } catch (e) {
       errors.push(`${(e as { code?: string }).code}: ${(e as Error).message}`);
@@ -89,7 +93,7 @@ t.test('every acknowledged write survives; 0 own-row misses; no client error, wi
   await Promise.all(load);
 
   t.same(errors, [], 'no client saw an error');
-  t.equal(misses, 0, `0 of ${reads} reads after a write missed the row (${onReader} of them on the reader)`);
+  t.same(missedOn, [], `0 of ${reads} reads after a write missed the row (${onReader} of them on the reader)`);
   t.ok(pureOnReader > 0 && before > 0, `reads reached the reader (${pureOnReader} of ${pureReads} plain reads)`);
   t.ok(acked.length > 100, `${acked.length} acknowledged writes`);
   const rows = (await query(source.url(), 'select client, seq from ledger')).rows as { client: number; seq: number }[];
