@@ -1,9 +1,12 @@
 import { SqlState } from './sqlstate.js';
+import { USER_SETTINGS } from './user-settings.js';
 /**
  * Which startup parameters a client may pass through the proxy to the backends (issue 14 item 5). A client
- * chooses its session's presentation (encoding, date style, time zone, search_path, application name) and
- * nothing else: `replication` would open a walsender (a client created a logical slot on the source), and any
- * setting in `options` could switch the fence's read-only default off at login. Pure, never throws.
+ * chooses its session's presentation (encoding, date style, time zone, search_path, application name) and the
+ * settings any role may set for itself (user-settings.ts: statement_timeout, lock_timeout…, as PostgreSQL
+ * accepts them at login; issue 15), nothing else: `replication` would open a walsender (a client created a
+ * logical slot on the source), and default_transaction_read_only at login could switch the non-writer link's
+ * read-only default off. Pure, never throws.
  *
  * Answers follow PgBouncer (src/client.c, set_startup_options / ignore_startup_parameters): an unknown
  * parameter is refused with FATAL 08P01 "unsupported startup parameter: NAME" unless the operator lists it in
@@ -64,8 +67,9 @@ export function checkStartupParams(params: Readonly<Record<string, string>>, pol
       if (o.options !== '') out.options = o.options;
       continue;
     }
-    if (ALLOWED_STARTUP_SETTINGS.has(name)) out[key] = value;
-    else if (!policy.ignore.has(name)) return unsupported(key);
+    if (policy.ignore.has(name)) continue; // the operator's list wins, as PgBouncer's does
+    if (ALLOWED_STARTUP_SETTINGS.has(name) || USER_SETTINGS.has(name)) out[key] = value;
+    else return unsupported(key);
   }
   return { ok: true, params: out };
 }
@@ -86,8 +90,9 @@ function checkOptions(value: string, policy: StartupParamsPolicy): { ok: true; o
     if (setting === null || !setting.includes('=')) return unsupported(w, true);
     const eq = setting.indexOf('=');
     const name = setting.slice(0, eq).replace(/-/g, '_').toLowerCase();
-    if (ALLOWED_STARTUP_SETTINGS.has(name)) kept.push(`-c ${escapeOption(`${name}=${setting.slice(eq + 1)}`)}`);
-    else if (!policy.ignore.has(name)) return unsupported(name, true);
+    if (policy.ignore.has(name)) continue;
+    if (ALLOWED_STARTUP_SETTINGS.has(name) || USER_SETTINGS.has(name)) kept.push(`-c ${escapeOption(`${name}=${setting.slice(eq + 1)}`)}`);
+    else return unsupported(name, true);
   }
   return { ok: true, options: kept.join(' ') };
 }

@@ -36,3 +36,12 @@ t.test('options: only -c settings of the list; ignored ones dropped; escapes kep
   t.strictSame(check({ user: 'u', options: '-c statement_timeout=1' }), { ok: true, params: {} });
   t.strictSame(check({ user: 'u', options: '   ' }), { ok: true, params: {} });
 });
+
+t.test('settings any role may set pass, as PostgreSQL takes them at login; the ignore list wins', async (t) => {
+  t.strictSame(check({ user: 'u', idle_in_transaction_session_timeout: '3000', lock_timeout: '1s' }), { ok: true, params: { idle_in_transaction_session_timeout: '3000', lock_timeout: '1s' } });
+  t.strictSame(check({ user: 'u', options: '--default_transaction_isolation=serializable' }), { ok: true, params: { options: '-c default_transaction_isolation=serializable' } });
+  t.strictSame(check({ user: 'u', statement_timeout: '5s' }), { ok: true, params: {} }, 'listed in ignore: dropped');
+  for (const name of ['transaction_read_only', 'session_replication_role', 'log_statement', 'role', 'session_authorization', 'local_preload_libraries']) {
+    t.strictSame(check({ user: 'u', [name]: 'x' }), { ok: false, sqlstate: '08P01', message: `unsupported startup parameter: ${name}` }, name);
+  }
+});
