@@ -84,7 +84,7 @@ const relayFault = (side: 'source' | 'target', mode: RelayMode, delayMs?: number
   relay[side].set('pass');
 };
 
-const ALL: [name: string, fault: string, act: () => Promise<void>, short: boolean][] = [
+const ALL: (readonly [name: string, fault: string, act: () => Promise<void>, short: boolean])[] = [
   ['source kill -9', `postmaster SIGKILL, restarted after ${FAULT_MS} ms`, () => src.killAndRestart(FAULT_MS), true],
   ['target kill -9', `postmaster SIGKILL, restarted after ${FAULT_MS} ms`, () => tgt.killAndRestart(FAULT_MS), false],
   ['redis kill -9', `redis-server SIGKILL, restarted after ${FAULT_MS} ms`, async () => (await redis.kill9(), await sleep(FAULT_MS), await redis.start()), false],

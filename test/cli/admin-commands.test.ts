@@ -2,13 +2,13 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startAdmin, type Reply, type Route } from '../../src/control/admin-api.js';
 import { registerAdminCommands } from '../../src/cli/admin-commands.js';
 import { groupMismatches } from '../../src/cli/shadow-report.js';
 import { resolveAdminTarget } from '../../src/cli/admin-client.js';
 import { inertText, oneLine } from '../../src/cli/sanitize.js';
+import { REPO_ROOT, repoPath } from '../helpers/repo.js';
 
 const T0 = Date.parse('2025-06-01T12:00:00Z');
 const TOKEN = 'admin-secret';
@@ -415,7 +415,7 @@ t.test('status --watch polls until stopped, keeps going through an outage', asyn
 /** Runs the commands in a real node process (TypeScript loaded as tap does), as `pg-cutover` would. */
 function realCli(args: string[], env: NodeJS.ProcessEnv = {}, onStdout?: (s: string, kill: (sig: NodeJS.Signals) => void) => void) {
   const tsLoader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const entry = fileURLToPath(new URL('../../src/cli/admin-commands.ts', import.meta.url));
+  const entry = repoPath('src/cli/admin-commands.ts');
   const script = [
     "import { Command } from 'commander';",
     `const { registerAdminCommands } = await import(${JSON.stringify(entry)});`,
@@ -425,7 +425,7 @@ function realCli(args: string[], env: NodeJS.ProcessEnv = {}, onStdout?: (s: str
   ].join('\n');
   return new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
     const child = spawn(process.execPath, [...tsLoader, '--input-type=module', '-e', script, '--', ...args], {
-      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      cwd: REPO_ROOT,
       env: { PATH: process.env.PATH, TS_NODE_TRANSPILE_ONLY: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -28,7 +28,7 @@ t.test('controller: target faults while the databases record the target as fence
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, 0.001),
     stats,
     sidecarId: 'a',
-    runGate: async () => ({ gate: 1, passed: true, at: clock, criteria: [] }),
+    runGate: async () => ({ gate: 1, passed: true, at: clock, ms: 0, criteria: [] }),
     rollback: {
       drainTarget: async () => ({ waitedMs: 0, cancelled: 0 }),
       restoreSourceAfterWrites: async () => {

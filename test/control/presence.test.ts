@@ -8,14 +8,14 @@ import { freePort, startRedis } from '../helpers/servers.js';
 import { spawnSidecar, transpileCli } from '../helpers/sidecar-process.js';
 import { until } from '../helpers/wait.js';
 import { RedisPauseBus } from '../../src/control/redis-pause-bus.js';
-import { WritePause, ackVerdict, type WriteHolder } from '../../src/control/write-pause.js';
+import { WritePause, ackVerdict, type AckResult, type WriteHolder } from '../../src/control/write-pause.js';
 
 const [bin, redis] = await Promise.all([transpileCli(t), startRedis(t)]);
 // No database is needed to take part in a pause: nothing holds writes on a sidecar without clients.
 const nowhere = `postgresql://postgres:postgres@127.0.0.1:${await freePort()}/postgres`;
 
 t.test('ackVerdict: a sidecar no longer live is not waited for; a failed one still aborts', async (t) => {
-  const acks = new Map([['a', { result: 'held' as const, detail: 'drained' }]]);
+  const acks = new Map<string, { result: AckResult; detail: string }>([['a', { result: 'held', detail: 'drained' }]]);
   t.same(ackVerdict(['a', 'b'], acks, 10, 100, ['a', 'b']), { kind: 'wait', missing: ['b'] });
   t.same(ackVerdict(['a', 'b'], acks, 10, 100, ['a']), { kind: 'all-held' }, 'b expired: not waited for');
   t.match(ackVerdict(['a', 'b'], new Map([...acks, ['b', { result: 'failed' as const, detail: '1 open' }]]), 10, 100, ['a']), { kind: 'abort' }, 'a failed ack is never ignored');

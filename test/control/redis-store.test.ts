@@ -230,7 +230,7 @@ t.test('a rollback completed during a partition is written back over a ROLLBACK 
   t.match(b.current(), { state: 'SOURCE_PRIMARY', version: 3, reason: /rollback completed during a Redis outage, reconciled/ });
   await waitFor('a healthy', () => !a.health().degraded, 3000);
   t.same(a.current(), b.current(), 'a kept its SOURCE_PRIMARY');
-  t.ok((await b.audit(5)).some((e) => e.kind === 'reconcile' && /wrote back the completed rollback/.test(e.reason)), 'audited');
+  t.ok((await b.audit(5)).some((e) => e.kind === 'reconcile' && /wrote back the completed rollback/.test(e.reason ?? '')), 'audited');
 });
 
 t.test('open fails fast and clearly when Redis is not there', async (t) => {

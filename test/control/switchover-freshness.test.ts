@@ -20,7 +20,7 @@ function setup(stepsMs: number) {
     config: scaleControlConfig(DEFAULT_CONTROL_CONFIG, 1 / 86_400),
     stats: new ProxyStats(),
     sidecarId: 'a',
-    runGate: async (n) => ({ gate: n, passed: true, at: clock, criteria: [] }),
+    runGate: async (n) => ({ gate: n, passed: true, at: clock, ms: 0, criteria: [] }),
     rollback: {
       drainTarget: async () => ({ waitedMs: 0, cancelled: 0 }),
       restoreSourceAfterWrites: async () => {

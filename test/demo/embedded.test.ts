@@ -3,10 +3,11 @@ import pg from 'pg';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { freePort, startEmbeddedPostgres } from '../../src/demo/embedded.js';
 import { startPg } from '../helpers/servers.js';
+import { repoPath } from '../helpers/repo.js';
 
+import { pathToFileURL } from 'node:url';
 async function query(url: string, sql: string, password?: string): Promise<pg.QueryResult> {
   const u = new URL(url);
   if (password !== undefined) u.password = encodeURIComponent(password);
@@ -119,8 +120,8 @@ async function runFixture(mode: 'hang' | 'exit') {
   const child = spawn(
     process.execPath,
     [
-      `--import=${new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href}`,
-      fileURLToPath(new URL('../helpers/embedded-owner-fixture.ts', import.meta.url)),
+      `--import=${pathToFileURL(repoPath('node_modules/@tapjs/typescript/dist/esm/import.mjs')).href}`,
+      repoPath('test/helpers/embedded-owner-fixture.ts'),
       mode,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },

@@ -6,10 +6,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoPath } from './repo.js';
 
 export const LONG = process.env.PGCUTOVER_LONG === '1';
-const BENCH = fileURLToPath(new URL('../../bench/', import.meta.url));
+const BENCH = repoPath('bench');
 
 export interface ScenarioResult {
   name: string;

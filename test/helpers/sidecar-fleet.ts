@@ -105,7 +105,7 @@ export function ledgerWriters(p: ProxyHandle, name: string, n: number): LedgerWr
     await c?.end().catch(() => {});
   };
   const done = Promise.all(Array.from({ length: n }, (_, i) => one(i + 1)));
-  return { acked, codes, stop: async () => ((stop = true), await done) };
+  return { acked, codes, stop: async () => ((stop = true), void (await done)) };
 }
 
 /** The acknowledged writes not in `url`'s ledger. */

@@ -6,12 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { freePort, type Teardown } from './servers.js';
 import { unwatchChild, watchChild } from '../../src/demo/embedded-watchdog.js';
+import { COMPILED_ROOT, REPO_ROOT } from './repo.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = REPO_ROOT;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let transpiled: Promise<string> | null = null;
@@ -21,6 +22,13 @@ export function transpileCli(t: Teardown): Promise<string> {
   transpiled ??= (async () => {
     const out = await fs.mkdtemp(path.join(os.tmpdir(), 'pg-cutover-cli-'));
     t.teardown(() => fs.rm(out, { recursive: true, force: true }));
+    if (COMPILED_ROOT) {
+      // `npm test` compiled src/ with the tests (dist-test/src): the same sources, nothing to transpile.
+      const bin = path.join(out, 'pg-cutover.mjs');
+      const entry = pathToFileURL(path.join(COMPILED_ROOT, 'src', 'cli', 'index.js')).href;
+      await fs.writeFile(bin, `import { main } from ${JSON.stringify(entry)};\nawait main(process.argv);\n`);
+      return bin;
+    }
     await fs.writeFile(path.join(out, 'package.json'), '{"type":"module"}\n');
     await fs.symlink(path.join(ROOT, 'node_modules'), path.join(out, 'node_modules'));
     const src = path.join(ROOT, 'src');

@@ -3,11 +3,10 @@
  * graph of src/ has no cycle, and no source file grows past 350 lines. bench/import-graph.ts prints the graph.
  */
 import t from 'tap';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cycles, edgesWithin, fileImports, folderGraph, folderOf, longFiles } from '../../bench/import-graph.js';
+import { repoPath } from '../helpers/repo.js';
 
-const src = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
+const src = repoPath('src');
 
 t.test('the cycle finder finds cycles and only cycles', async (t) => {
   const g = (o: Record<string, string[]>) => new Map(Object.entries(o).map(([k, v]) => [k, new Set(v)]));

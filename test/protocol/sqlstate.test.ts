@@ -4,11 +4,11 @@
  */
 import t from 'tap';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { SqlState } from '../../src/protocol/sqlstate.js';
+import { repoPath } from '../helpers/repo.js';
 
-const src = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
+const src = repoPath('src');
 const catalogue = join(src, 'protocol', 'sqlstate.ts');
 
 function tsFiles(dir: string): string[] {

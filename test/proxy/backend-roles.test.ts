@@ -9,7 +9,7 @@
  * A wrong password is 28P01; a role missing on the target, or created there with another salt, fails that
  * role's target login with a clear 28000, without tripping anything for other clients.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,7 +110,7 @@ const READ = 'select current_user, session_user, inet_server_port() as port from
 // Classified as a write (row lock): goes where writes go, the source before WRITES_TO_AURORA.
 const WRITE = 'select current_user, session_user, inet_server_port() as port from who for update';
 
-async function checkRoles(t: Tap.Test, p: ProxyHandle, roles: string[]): Promise<void> {
+async function checkRoles(t: Test, p: ProxyHandle, roles: string[]): Promise<void> {
   const expect = (state: string) =>
     state === 'SOURCE_PRIMARY'
       ? { read: source.port, write: source.port }

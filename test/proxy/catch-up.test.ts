@@ -36,7 +36,7 @@ const types = (b: Buffer): string => {
 function session(named: Record<string, string>): SessionRouting {
   const m = new Map<string, { text: string; parse: Buffer }>();
   for (const [name, text] of Object.entries(named)) m.set(name, { text, parse: parse(name, text).buf });
-  return { point: 0, pinnedTo: null, fresh: { need: 0 } as never, unitWrite: false, unitData: false, log: new SessionStateLog(), named: m, namedBytes: 0 };
+  return { point: 0, pinnedTo: null, fresh: { need: 0 } as never, unitWrite: false, unitData: false, unitCut: false, log: new SessionStateLog(), named: m, namedBytes: 0 };
 }
 
 const noOff = () => false;

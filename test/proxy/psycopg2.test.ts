@@ -4,13 +4,13 @@
  * fixtures/psycopg2_client.py (Debian's python3-psycopg2) and come back as one JSON object.
  */
 import t from 'tap';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { runPython } from '../helpers/python.js';
+import { repoPath } from '../helpers/repo.js';
 
-const SCRIPT = fileURLToPath(new URL('./fixtures/psycopg2_client.py', import.meta.url));
+const SCRIPT = repoPath('test/proxy/fixtures/psycopg2_client.py');
 
 const source = await startPg(t, 14);
 const target = await startPg(t, 15);

@@ -8,14 +8,14 @@
  * split states the named statements move between the backends, so every answer must still be the direct one.
  */
 import t from 'tap';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
 import { runPython } from '../helpers/python.js';
 import { replicate } from '../helpers/replication.js';
+import { repoPath } from '../helpers/repo.js';
 
-const SCRIPT = fileURLToPath(new URL('./fixtures/psycopg3_client.py', import.meta.url));
+const SCRIPT = repoPath('test/proxy/fixtures/psycopg3_client.py');
 
 const STATES = ['SOURCE_PRIMARY', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA'] as const;
 const tagOf = (state: string) => state.toLowerCase().replace(/[^a-z0-9]/g, '_');

@@ -11,12 +11,12 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort, startPg } from '../helpers/servers.js';
 import { sleep, until } from './fixtures/wire.js';
+import { REPO_ROOT } from '../helpers/repo.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = REPO_ROOT;
 const CLI = join(ROOT, 'src/cli/index.ts');
 const BIN = join(ROOT, 'bin/pg-cutover.js');
 const TS_LOADER = process.execArgv.find((a) => a.includes('@tapjs/typescript')) ?? '--import=@tapjs/typescript/import';

@@ -4,18 +4,18 @@
  * releases them only once it routes by WRITES_TO_AURORA, so B's writers never meet the fenced source. A live
  * sidecar that does not acknowledge aborts the switch, and writes stay on the source.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { startRedis } from '../helpers/servers.js';
 import type { ProxyHandle } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp } from '../helpers/replication.js';
 import { LEDGER_DDL, ledgerWriters, missingFromLedger, startCutoverPair, startFleet } from '../helpers/sidecar-fleet.js';
 import { resumeNativeReplication } from '../../src/replication/native.js';
-import { ackVerdict, parsePauseMessage } from '../../src/control/write-pause.js';
+import { ackVerdict, parsePauseMessage, type AckResult } from '../../src/control/write-pause.js';
 import type { CutoverState } from '../../src/domain/states.js';
 
 t.test('ackVerdict and parsePauseMessage', async (t) => {
-  const acks = new Map([['a', { result: 'held' as const, detail: 'drained' }]]);
+  const acks = new Map<string, { result: AckResult; detail: string }>([['a', { result: 'held', detail: 'drained' }]]);
   t.same(ackVerdict(['a', 'b'], acks, 10, 100), { kind: 'wait', missing: ['b'] });
   t.same(ackVerdict(['a'], acks, 10, 100), { kind: 'all-held' });
   t.match(ackVerdict(['a', 'b'], acks, 100, 100), { kind: 'abort', reason: /sidecar\(s\) b/ });
@@ -38,7 +38,7 @@ const [a, b] = (await startFleet(t, pair, redis.url, ['sidecar-a', 'sidecar-b'])
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Each subtest starts from SHADOW_WRITES on both sidecars, whatever the one before left. */
-async function toShadowWrites(t: { ok(v: unknown, m?: string): void }): Promise<void> {
+async function toShadowWrites(t: Pick<Test, 'ok'>): Promise<void> {
   if (a.state() !== 'SOURCE_PRIMARY' && a.state() !== 'SHADOW_WRITES') {
     await a.controller.rollback('test: back to the start', 'test');
     await a.controller.rollbackDone();

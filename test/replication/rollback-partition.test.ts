@@ -4,9 +4,10 @@
  * lost). The sidecar that rolls back cannot coordinate the pause; the others keep routing writes to the target,
  * where the fence now refuses them (never acknowledged). When Redis answers again every sidecar converges on
  * the writer the databases recorded; nobody stays in a ROLLBACK no one runs. Then: every acknowledged write is
- * on the source, and forward replication makes the target equal to it.
+ * on the source, and forward replication makes the target equal to it. `npm test` runs the SIGSTOP case;
+ * `npm run test:storm` (PGCUTOVER_LONG=1) runs both.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { killableRedis } from '../helpers/chaos-kill.js';
 import type { ProxyHandle } from '../helpers/proxy.js';
 import { query, tableChecksum, waitCaughtUp } from '../helpers/replication.js';
@@ -36,7 +37,7 @@ async function until(what: string, ms: number, ok: () => boolean | Promise<boole
   return false;
 }
 
-async function toWritesOnTarget(t: { ok(v: unknown, m?: string): void; comment(m: string): void }): Promise<void> {
+async function toWritesOnTarget(t: Pick<Test, 'ok' | 'comment'>): Promise<void> {
   // Under CPU contention a breaker (fed by the fence's own refusals) may roll back on its own meanwhile: then
   // wait for that rollback, resume forward replication and walk the path again.
   for (let attempt = 1; attempt <= 3; attempt++) {
@@ -56,7 +57,9 @@ async function toWritesOnTarget(t: { ok(v: unknown, m?: string): void; comment(m
   t.ok(sidecars.every((s) => s.state() === 'WRITES_TO_AURORA'), 'every sidecar routes writes to the target');
 }
 
-for (const fault of ['SIGSTOP', 'kill -9 and restart empty'] as const) {
+// `npm test` runs the pause (where 2,606 acknowledged writes were lost in session 4); `npm run test:storm` both.
+const FAULTS = process.env.PGCUTOVER_LONG === '1' ? (['SIGSTOP', 'kill -9 and restart empty'] as const) : (['SIGSTOP'] as const);
+for (const fault of FAULTS) {
   t.test(`rollback from WRITES_TO_AURORA with Redis ${fault}: nothing lost, every sidecar converges`, async (t) => {
     await toWritesOnTarget(t);
     const ws = sidecars.map((s, i) => ledgerWriters(s, `${'abc'[i]}-${fault.slice(0, 4)}`, 2));

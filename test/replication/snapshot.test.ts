@@ -60,11 +60,11 @@ t.test('to a file; a changed archive fails verification', async (t) => {
   writeFileSync(path, bytes);
   const v = await verifySnapshot({ dest: { kind: 'file', path }, pgBinDir: BIN }, { bytes: r.bytes!, sha256: r.sha256! });
   t.notOk(v.ok, 'verification fails');
-  t.match(v.error, /SHA-256/, v.error);
+  t.match(v.error, /SHA-256/, v.error ?? '');
 });
 
 t.test('pg_dump failing fails the snapshot', async (t) => {
   const r = await takeSnapshot({ sourceUrl: source.url().replace(/\/[^/]*$/, '/nosuchdb'), pgBinDir: BIN, dest: { kind: 'file', path: join(dir, 'x.dump') } });
   t.notOk(r.ok);
-  t.match(r.error, /pg_dump exited/, r.error);
+  t.match(r.error, /pg_dump exited/, r.error ?? '');
 });
