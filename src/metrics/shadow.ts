@@ -19,9 +19,10 @@ export function registerShadowMetrics(reg: Registry, get: () => Shadower | null)
       },
     });
   g('pgcutover_shadow_sampling_rate', 'Current share of write transactions shadowed (after lag adaptation)', [], (m, sh) => m.set(sh.rate));
-  g('pgcutover_shadow_transactions_total', 'Write transactions sampled / shadowed', ['stage'], (m, sh) => {
+  g('pgcutover_shadow_transactions_total', 'Write transactions sampled / shadowed / abandoned because the target refused SET ROLE to the client\'s role', ['stage'], (m, sh) => {
     m.set({ stage: 'sampled' }, sh.stats.sampled);
     m.set({ stage: 'shadowed' }, sh.stats.shadowed);
+    m.set({ stage: 'role_refused' }, sh.stats.roleRefused);
   });
   g('pgcutover_shadow_units_total', 'Compared units (statement groups) by outcome', ['outcome'], (m, sh) => {
     m.set({ outcome: 'matched' }, sh.stats.matched);

@@ -59,7 +59,7 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
       socket,
       deps,
       (self) => new SessionLinks(id, deps, startupParams, self as ClientSession, () => self.st.kind === 'closed'),
-      () => new SessionTap({ shadower: deps.shadower, stats: deps.stats, named: routing.named, log: routing.log, startupParams }),
+      () => new SessionTap({ shadower: deps.shadower, stats: deps.stats, named: routing.named, log: routing.log, startupParams, role: deps.login?.user ?? null }),
       routing,
     );
     this.startupParams = startupParams;

@@ -20,6 +20,8 @@ export interface TapDeps {
   log: SessionStateLog;
   /** The session's named statements (the shadow re-Parses those a sampled unit uses). */
   named: Map<string, { text: string; parse: Buffer }>;
+  /** The role the session runs as on the backends when it is its own login (not the URL's): shadows act as it. */
+  role: string | null;
 }
 
 export class SessionTap {
@@ -54,9 +56,9 @@ export class SessionTap {
     const sh = this.d.shadower();
     if (sh === null) return;
     if (policy.shadow && link.role === policy.writesTo && write) {
-      this.shadow = sh.begin(this.prelude, this.d.named);
+      this.shadow = sh.begin(this.prelude, this.d.named, this.d.role);
     } else if (link.role === 'source' && !write && !policy.shadow && wasIdle && sh.darkReadRate > 0 && !pinned) {
-      this.shadow = sh.beginRead(this.prelude, this.d.named);
+      this.shadow = sh.beginRead(this.prelude, this.d.named, this.d.role);
       this.shadowIsRead = this.shadow !== null;
     }
   }

@@ -22,8 +22,12 @@ export interface TapTransaction {
 export interface ShadowTap {
   /** Share of idle-session reads to the source sampled for a dark read (0: none). */
   readonly darkReadRate: number;
-  /** A write unit in SHADOW_WRITES: a lock-step shadow transaction, or null when not sampled. */
-  begin(prelude: TapPrelude, named: TapNamed): TapTransaction | null;
+  /**
+   * A write unit in SHADOW_WRITES: a lock-step shadow transaction, or null when not sampled. `role`: the role
+   * the client's session runs as on the backends (its own login), which the shadow acts as too; null when
+   * the session uses the backend URL's login.
+   */
+  begin(prelude: TapPrelude, named: TapNamed, role: string | null): TapTransaction | null;
   /** A read unit to an idle source: a dark read, or null when not sampled. */
-  beginRead(prelude: TapPrelude, named: TapNamed): TapTransaction | null;
+  beginRead(prelude: TapPrelude, named: TapNamed, role: string | null): TapTransaction | null;
 }

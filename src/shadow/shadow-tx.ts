@@ -20,6 +20,7 @@ import { ResultCollector, type MaskRule, type UnitResult } from './results.js';
 import type { ShadowConn, UnitSink } from './shadow-conn.js';
 import type { Classifier } from '../router/classify.js';
 import { SourceTxOutcome, type SourceVerdict } from './tx-outcome.js';
+import { quoteIdent } from '../replication/sql.js';
 
 /** What an apply-mode shadow did with the source's transaction. */
 export type ApplyOutcome = 'committed' | 'partial' | 'rolled-back' | 'lost';
@@ -35,6 +36,14 @@ export interface ShadowContext {
   named: ReadonlyMap<string, { text: string; parse: Buffer }>;
   /** The shadow's own transaction start: 'BEGIN', or 'BEGIN READ ONLY' for a dark read. */
   begin: string;
+  /**
+   * The role the client's session runs as (its own login), or null for the URL's login. The shadow acts as it
+   * (SET LOCAL ROLE, undone by the shadow's own ROLLBACK or COMMIT), so privileges, row-level security and
+   * current_user defaults mean on the shadow what they meant on the source.
+   */
+  role?: string | null;
+  /** The target refused SET ROLE (the shadow's login is not a member of the role): the shadow is abandoned. */
+  onRoleRefused?(why: string): void;
   /** Commit when the source committed (apply mode); else always roll back. */
   apply: boolean;
   /**
@@ -102,7 +111,19 @@ export class ShadowTx {
     this.outcome = ctx.apply ? new SourceTxOutcome() : null;
     const prelude = ctx.prelude.map(queryFrame);
     prelude.push(queryFrame(ctx.begin));
-    this.write(Buffer.concat(prelude), prelude.map(() => null));
+    const sinks: (UnitSink | null)[] = prelude.map(() => null);
+    if (ctx.role) {
+      const role = ctx.role;
+      prelude.push(queryFrame(`SET LOCAL ROLE ${quoteIdent(role)}`));
+      sinks.push((u) => {
+        const failed = u.find((s) => !s.ok);
+        if (!failed) return;
+        const why = `SET ROLE ${role} refused on the target (${failed.sqlstate ?? 'error'})`;
+        ctx.onRoleRefused?.(why);
+        this.abandon(why);
+      });
+    }
+    this.write(Buffer.concat(prelude), sinks);
     this.timer = setTimeout(() => this.abandon(`open longer than ${ctx.capMs} ms`), ctx.capMs);
     this.timer.unref();
   }

@@ -175,6 +175,8 @@ export class Shadower {
   }
 
   private readonly active = new Map<ShadowConn, ShadowTx>();
+  /** Roles already warned about: the target login may not act as them (logged once each). */
+  private readonly roleWarned = new Set<string>();
 
   private lost(conn: ShadowConn, why: string, byUs: boolean): void {
     const i = this.free.indexOf(conn);
@@ -208,7 +210,7 @@ export class Shadower {
   }
 
   /** At the start of a write transaction on the source: a shadow for it, or null (counted by reason). */
-  begin(prelude: Prelude, named: Named): ShadowTx | null {
+  begin(prelude: Prelude, named: Named, role: string | null = null): ShadowTx | null {
     if (!this.writes) return null;
     if (this.rate <= 0 && this.o.sampleRate > 0) {
       this.stats.notShadowed['lag-budget']++;
@@ -226,7 +228,7 @@ export class Shadower {
       return null;
     }
     this.stats.shadowed++;
-    return this.open(conn, 'write', prelude, named);
+    return this.open(conn, 'write', prelude, named, role);
   }
 
   /**
@@ -234,7 +236,7 @@ export class Shadower {
    * (counted by reason). Not held back by the lag budget: a read takes no row locks, so it cannot stall the
    * apply worker; a difference while replication was moving is explained as lag-suspect all the same.
    */
-  beginRead(prelude: Prelude, named: Named): ShadowTx | null {
+  beginRead(prelude: Prelude, named: Named, role: string | null = null): ShadowTx | null {
     const d = this.stats.darkReads;
     if (Math.random() >= this.darkReadRate) {
       d.notShadowed['not-sampled']++;
@@ -247,10 +249,10 @@ export class Shadower {
       return null;
     }
     d.shadowed++;
-    return this.open(conn, 'read', prelude, named);
+    return this.open(conn, 'read', prelude, named, role);
   }
 
-  private open(conn: ShadowConn, kind: ShadowKind, prelude: Prelude, named: Named): ShadowTx {
+  private open(conn: ShadowConn, kind: ShadowKind, prelude: Prelude, named: Named, role: string | null): ShadowTx {
     const st = kind === 'write' ? this.stats : this.stats.darkReads;
     const tx = new ShadowTx(conn, {
       classifier: this.o.classifier,
@@ -261,6 +263,14 @@ export class Shadower {
       // READ ONLY: a read the classifier let through that writes after all (a volatile function, nextval,
       // which a rollback would not undo) fails on the target instead of changing it.
       begin: kind === 'read' ? 'BEGIN READ ONLY' : 'BEGIN',
+      role,
+      onRoleRefused: (why) => {
+        st.roleRefused++;
+        if (!this.roleWarned.has(role ?? '')) {
+          this.roleWarned.add(role ?? '');
+          log.warn({ role, err: why }, 'a shadow cannot act as the client\'s role on the target: grant the role to the shadow login (GRANT <role> TO <target login>); its shadows are abandoned');
+        }
+      },
       apply: kind === 'write' && this.mode === 'apply',
       onApplied: (o) => this.stats.apply.count(o),
       onCompared: (d, text, ms, startedAt, resultAt) => this.compared(kind, d, text, ms, startedAt, resultAt),

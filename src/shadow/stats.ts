@@ -36,6 +36,8 @@ export class DarkReadStats {
   compared = 0;
   matched = 0;
   abandoned = 0;
+  /** Dark reads abandoned because the target refused SET ROLE to the client's role (see ShadowContext.role). */
+  roleRefused = 0;
   readonly mismatched = zeroClasses();
   /** 'target-down': no shadow connection because the target cannot be reached (the read ran on the source). */
   readonly notShadowed = { 'not-sampled': 0, 'pool-exhausted': 0, 'target-down': 0 };
@@ -63,6 +65,8 @@ export class ShadowStats {
   matched = 0;
   compared = 0;
   abandoned = 0;
+  /** Shadows abandoned because the target refused SET ROLE to the client's role (see ShadowContext.role). */
+  roleRefused = 0;
   readonly mismatched = zeroClasses();
   readonly notShadowed = { 'not-sampled': 0, 'pool-exhausted': 0, 'lag-budget': 0, 'target-down': 0 };
   targetErrors = 0;

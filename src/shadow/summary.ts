@@ -20,6 +20,7 @@ export function shadowSummary(sh: Shadower) {
     mismatched: { ...st.mismatched },
     unexplained: st.unexplained,
     abandoned: st.abandoned,
+    roleRefused: st.roleRefused,
     notShadowed: { ...st.notShadowed },
     targetErrors: st.targetErrors,
     latencyP99Ms: p99(st.latencyMs),
@@ -35,6 +36,7 @@ export function shadowSummary(sh: Shadower) {
       mismatched: { ...dr.mismatched },
       unexplained: dr.unexplained,
       abandoned: dr.abandoned,
+      roleRefused: dr.roleRefused,
       notShadowed: { ...dr.notShadowed },
     },
   };
