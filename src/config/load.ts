@@ -193,6 +193,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
     else if (target && targetControl) {
       const name = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
       if (targetReaders.some((r) => r.name === name)) errors.push(`--target-readers: ${name} is listed twice`);
+      else if (hp.host === target.host && hp.port === target.port) errors.push(`--target-readers: ${name} is --target itself (name its readers)`);
       else targetReaders.push({ name, link: { ...target, host: hp.host, port: hp.port }, control: { ...targetControl, host: hp.host, port: hp.port } });
     }
   }

@@ -45,6 +45,11 @@ export class ReaderRouting {
     this.o.choice.failed(i, this.now());
   }
 
+  /** Reader `i` answers its samples and is not backed off (prewarm skips the others). */
+  usable(i: number): boolean {
+    return this.o.choice.usable(i, this.now());
+  }
+
   name(i: number): string {
     return this.o.choice.views[i]?.name ?? `reader ${i}`;
   }

@@ -83,7 +83,9 @@ export class SessionLinks {
     const p = this.deps.router.policy();
     if (p.writesTo !== 'source' || p.readPercent <= 0) return;
     if (this.target === null && this.opening.target === null) void this.open('target');
-    for (let i = 0; i < this.readers.length; i++) if (this.readers[i] === null && this.openingReaders[i] === null) void this.open('target', i);
+    for (let i = 0; i < this.readers.length; i++) {
+      if (this.readers[i] === null && this.openingReaders[i] === null && this.deps.readers?.usable(i) === true) void this.open('target', i);
+    }
   }
 
   /** The link that owes replies or holds a transaction: everything goes there until it is idle again. */

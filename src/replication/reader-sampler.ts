@@ -16,6 +16,24 @@ import { controlApplicationName } from './control-conn.js';
 import { ChainMap, type ReaderView } from '../router/readers.js';
 import type { LsnSample } from '../router/freshness.js';
 
+/** The target primary's WAL insert position, with the page and segment sizes walEnd needs. */
+const TARGET_POSITION =
+  "SELECT pg_current_wal_insert_lsn()::text AS t, current_setting('wal_block_size')::int AS b, pg_size_bytes(current_setting('wal_segment_size'))::text AS s";
+
+/**
+ * The end of the WAL inserted so far. On an empty page, pg_current_wal_insert_lsn() points past the page
+ * header (24 bytes, 40 at a segment's start: XLogBytePosToRecPtr), while a standby that replayed everything
+ * reports the page's start (the last record's end): an idle target right after a segment switch (as after
+ * pg_basebackup) left every reader "unknown" until the target wrote again. An offset of exactly the header
+ * means nothing is on the page yet (any record, or the rest of one, would lie past it), so the page's start is
+ * where the WAL ends.
+ */
+export function walEnd(insert: bigint, blockSize: bigint, segmentSize: bigint): bigint {
+  if (insert % segmentSize === 40n) return insert - 40n;
+  if (insert % blockSize === 24n && insert % segmentSize !== 24n) return insert - 24n;
+  return insert;
+}
+
 export interface ReaderSamplerOptions {
   readers: readonly ReaderView[];
   /** Control connection settings for each reader (same order as `readers`). */
@@ -42,21 +60,41 @@ export class ReaderSampler {
     this.now = o.now ?? Date.now;
   }
 
-  /** After a main reading (already booked in the main book). Never throws. */
+  /**
+   * After a main reading (already booked in the main book). Never throws. A query still running from an
+   * earlier reading (a reader slow to answer) is not doubled: that reader skips this reading. The sidecar
+   * does not await it, so a reader that hangs never delays the main sampler (read-your-writes).
+   */
   async afterSample(x: LsnSample): Promise<void> {
     if (this.closed) return;
-    if (x.writer === 'source') {
-      try {
-        this.target ??= await this.connect(this.o.targetControl, 'readers');
-        const r = await this.target.query('SELECT pg_current_wal_insert_lsn()::text AS t');
-        this.chain.add(parseLsn((r.rows[0] as { t: string }).t), x.readerLsn);
-      } catch (e) {
-        this.note('target primary', e);
-        void this.target?.end().catch(() => {});
-        this.target = null;
-      }
+    const work: Promise<void>[] = [];
+    if (x.writer === 'source' && !this.chainBusy) {
+      this.chainBusy = true;
+      work.push(this.sampleChain(x).finally(() => (this.chainBusy = false)));
     }
-    await Promise.all(this.o.readers.map((r, i) => this.sampleReader(r, i, x)));
+    this.o.readers.forEach((r, i) => {
+      if (this.busy[i]) return;
+      this.busy[i] = true;
+      work.push(this.sampleReader(r, i, x).finally(() => (this.busy[i] = false)));
+    });
+    await Promise.all(work);
+  }
+
+  private chainBusy = false;
+  private readonly busy: boolean[] = [];
+
+  /** Target WAL end → what the target had applied of the source, read after the main reading. */
+  private async sampleChain(x: LsnSample): Promise<void> {
+    try {
+      this.target ??= await this.connect(this.o.targetControl, 'readers');
+      const r = await this.target.query(TARGET_POSITION);
+      const row = r.rows[0] as { t: string; b: number; s: string };
+      this.chain.add(walEnd(parseLsn(row.t), BigInt(row.b), BigInt(row.s)), x.readerLsn);
+    } catch (e) {
+      this.note('target primary', e);
+      void this.target?.end().catch(() => {});
+      this.target = null;
+    }
   }
 
   private async sampleReader(r: ReaderView, i: number, x: LsnSample): Promise<void> {

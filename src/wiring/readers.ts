@@ -43,7 +43,11 @@ export function startTargetReaders(
     backends: cfg.targetReaders.map((r) => r.link),
     routing: new ReaderRouting({ choice: new ReaderChoice(views), router, freshness }),
     metrics,
-    afterSample: (x) => sampler.afterSample(x),
+    // Not awaited: a reader slow to answer must not delay the main sampler (read-your-writes, shadow lag).
+    afterSample: (x) => {
+      void sampler.afterSample(x);
+      return Promise.resolve();
+    },
     stop: () => sampler.stop(),
   };
 }

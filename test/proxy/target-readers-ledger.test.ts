@@ -24,6 +24,20 @@ const proxy = await startProxy(t, source.url(), target.url(), { targetReaders: `
 /** Where a read ran: the reader (a standby), the target primary or the source. */
 const WHERE = "case when pg_is_in_recovery() then 'reader' when current_setting('server_version_num')::int >= 150000 then 'primary' else 'source' end as at";
 
+/** The smallest histogram bucket bound holding the quantile `q` of the reader lag samples so far. */
+async function lagQuantile(q: number): Promise<{ le: number; count: number }> {
+  const text = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+  const buckets: [number, number][] = [];
+  for (const m of text.matchAll(/^pgcutover_target_reader_lag_seconds_bucket\{([^}]*)\} (\d+)/gm)) {
+    const le = /le="([^"]+)"/.exec(m[1])![1];
+    buckets.push([le === '+Inf' ? Infinity : Number(le), Number(m[2])]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const count = buckets.at(-1)?.[1] ?? 0;
+  const at = buckets.find(([, c]) => c >= q * count);
+  return { le: at?.[0] ?? Infinity, count };
+}
+
 t.test('every acknowledged write survives; 0 own-row misses; no client error, with the reader paused, killed and the state flipping', async (t) => {
   const acked: [number, number][] = [];
   const errors: string[] = [];
@@ -82,6 +96,10 @@ t.test('every acknowledged write survives; 0 own-row misses; no client error, wi
   };
   await until('reads on the reader', () => pureOnReader > 10, 20_000, 20);
   await flipAll();
+  // The seed's "replica lag < 1 s p99", read from the reader lag histogram under this load (before the pause).
+  const lag = await lagQuantile(0.99);
+  t.ok(lag.count > 0, `reader lag p99 under load: <= ${lag.le} s (${lag.count} samples)`);
+  t.ok(lag.le <= 1, 'reader lag p99 under 1 s');
   await standby.pauseReplay(true);
   await flipAll();
   await standby.pauseReplay(false);

@@ -13,7 +13,16 @@ import { until } from '../helpers/wait.js';
 import { FreshnessBook, newSessionFreshness, readerFresh } from '../../src/router/freshness.js';
 import { covers, newReaderView } from '../../src/router/readers.js';
 import { FreshnessSampler } from '../../src/replication/freshness-sampler.js';
-import { ReaderSampler } from '../../src/replication/reader-sampler.js';
+import { ReaderSampler, walEnd } from '../../src/replication/reader-sampler.js';
+
+t.test('walEnd: an insert position just past an empty page\'s header is the page\'s start (what a caught-up standby reports)', async (t) => {
+  const B = 8192n;
+  const S = 16n * 1024n * 1024n;
+  t.equal(walEnd(0x3000028n, B, S), 0x3000000n, 'segment start: 40-byte long header');
+  t.equal(walEnd(0x3002018n, B, S), 0x3002000n, 'page start: 24-byte short header');
+  t.equal(walEnd(0x3002028n, B, S), 0x3002028n, '40 bytes into an ordinary page: the rest of a record, kept');
+  t.equal(walEnd(0x3002100n, B, S), 0x3002100n, 'mid-page: as is');
+});
 
 t.test('reader positions through the chain: never ahead of what the reader really has', async (t) => {
   const source = await startPg(t, 14, { logical: true });
