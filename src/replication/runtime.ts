@@ -203,17 +203,42 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   let round: Promise<void> | null = null;
-  const pollRound = () => {
-    round ??= (async () => {
+  /** A round is wanted as soon as the one in flight ends (the writer changed while it read the old direction). */
+  let again = false;
+  const pollRound = (): Promise<void> => {
+    if (round) {
+      again = true;
+      return round;
+    }
+    round = (async () => {
       try {
         syncWriter();
+        const watched = direction;
         await Promise.all([watch?.poll(), readSlots()]);
-        feed();
+        // The writer changed while this round read the old direction: what it saw is replication no longer
+        // watched (e.g. the forward subscription the switchover just disabled, PAUSED). Not fed to the breakers:
+        // a round of the new direction follows at once.
+        if (direction === watched) feed();
+        else again = true;
       } catch (err) {
         log.warn({ err: errorText(err) }, 'replication runtime poll failed');
       }
-    })().finally(() => (round = null));
+    })().finally(() => {
+      round = null;
+      if (again && !stopped) {
+        again = false;
+        void pollRound();
+      }
+    });
     return round;
+  };
+  /**
+   * The cutover state moved the writer: follow it now and read the new direction at once, so the breakers do not
+   * hold the old direction's reading (a PAUSED forward subscription after a switchover) until the next poll.
+   */
+  const writerChanged = () => {
+    syncWriter();
+    if (!stopped) void pollRound();
   };
   const loop = () => {
     void pollRound().then(() => {
@@ -234,7 +259,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
     state: () => watch?.state() ?? o.initialState ?? 'NOT_STARTED',
     last: () => watch?.last() ?? null,
     slotRetainedBytes: () => (mode === 'native' ? slots[direction.publisher] : null),
-    writerChanged: syncWriter,
+    writerChanged,
     register(reg) {
       registerReplicationMetrics(reg, {
         lagSeconds,

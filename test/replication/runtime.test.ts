@@ -150,7 +150,31 @@ t.test('target unreachable: errors reported, nothing thrown; back when it return
 
 t.test('writer moves to the target: heartbeat and monitor follow reverse replication', async (t) => {
   await disableAndWait(d, 'pgcutover');
+  // A runtime that polls only on its own (every minute) and on a writer change: after the switchover disabled
+  // the forward subscription it reads PAUSED; the writer change must clear that at once, not a poll later
+  // (a stale PAUSED held the replication-lag breaker open and refused the next forward step, seen in the
+  // walkthrough on a loaded machine).
+  const pausedSeen: ({ since: number; why: string } | null)[] = [];
+  let writer2: 'source' | 'target' = 'source';
+  const slow = await startReplicationRuntime({
+    sourceUrl: src.url(),
+    targetUrl: dst.url(),
+    subscription: 'pgcutover',
+    heartbeat: false,
+    pollMs: 60_000,
+    session: { connectTimeoutMs: 2000, queryTimeoutMs: 3000, minBackoffMs: 100, maxBackoffMs: 400 },
+    writer: () => writer2,
+    onPaused: (p) => pausedSeen.push(p),
+  });
+  t.teardown(() => slow.stop());
+  await until('the forward subscription read as PAUSED', () => pausedSeen.at(-1) != null, 10_000);
   await startReverseReplication(s, d, dst.url());
+  writer2 = 'target';
+  const fed = pausedSeen.length;
+  slow.writerChanged();
+  await until('a reading of the reverse direction', () => pausedSeen.length > fed, 10_000);
+  t.same(pausedSeen.slice(fed), [null], 'the writer change is followed at once by a reading of the reverse subscription: not paused');
+
   writer = 'target';
   const switchedAt = Date.now();
   rt.writerChanged();
