@@ -11,6 +11,7 @@ import { USER_SETTINGS } from './user-settings.js';
  * Answers follow PgBouncer (src/client.c, set_startup_options / ignore_startup_parameters): an unknown
  * parameter is refused with FATAL 08P01 "unsupported startup parameter: NAME" unless the operator lists it in
  * --ignore-startup-parameters, which drops it silently; `options` may carry only `-c` settings of the list.
+ * Custom settings (`some.var`, a dotted name) pass as PostgreSQL accepts them (isCustomSetting).
  * An unknown database gets PostgreSQL's own 3D000.
  */
 
@@ -24,6 +25,16 @@ export const ALLOWED_STARTUP_SETTINGS: ReadonlySet<string> = new Set([
   'search_path',
   'extra_float_digits',
 ]);
+
+/**
+ * A custom (extension or placeholder) setting: two or more identifiers joined by dots, as PostgreSQL's
+ * valid_custom_variable_name requires (guc.c). PostgreSQL accepts any of them at login (postgres.js's
+ * `connection: { 'some.var': 'yay' }`). No core setting has a dot, so none of these can switch off the
+ * fence's read-only default; one the backend refuses (a superuser-only extension setting) fails that login there.
+ */
+const CUSTOM_SETTING = /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)+$/;
+export const isCustomSetting = (lowerName: string): boolean => CUSTOM_SETTING.test(lowerName);
+const allowed = (lowerName: string): boolean => ALLOWED_STARTUP_SETTINGS.has(lowerName) || USER_SETTINGS.has(lowerName) || isCustomSetting(lowerName);
 
 export interface StartupRefusal {
   ok: false;
@@ -68,7 +79,7 @@ export function checkStartupParams(params: Readonly<Record<string, string>>, pol
       continue;
     }
     if (policy.ignore.has(name)) continue; // the operator's list wins, as PgBouncer's does
-    if (ALLOWED_STARTUP_SETTINGS.has(name) || USER_SETTINGS.has(name)) out[key] = value;
+    if (allowed(name)) out[key] = value;
     else return unsupported(key);
   }
   return { ok: true, params: out };
@@ -91,7 +102,7 @@ function checkOptions(value: string, policy: StartupParamsPolicy): { ok: true; o
     const eq = setting.indexOf('=');
     const name = setting.slice(0, eq).replace(/-/g, '_').toLowerCase();
     if (policy.ignore.has(name)) continue;
-    if (ALLOWED_STARTUP_SETTINGS.has(name) || USER_SETTINGS.has(name)) kept.push(`-c ${escapeOption(`${name}=${setting.slice(eq + 1)}`)}`);
+    if (allowed(name)) kept.push(`-c ${escapeOption(`${name}=${setting.slice(eq + 1)}`)}`);
     else return unsupported(name, true);
   }
   return { ok: true, options: kept.join(' ') };

@@ -33,6 +33,11 @@ export interface SessionDeps extends ForwardDeps, LinksDeps {
   /** The shadow-write service while the state shadows writes, else null. */
   shadower(): ShadowTap | null;
   onClosed(s: ClientSession): void;
+  /**
+   * Asks to key the session by `pid` (its writer backend's process id) instead of the one drawn at login;
+   * false when another session already holds that number (then the drawn one stays).
+   */
+  rekey?(s: ClientSession, pid: number): boolean;
 }
 
 export class ClientSession extends SessionForwarder implements LinkEvents {
@@ -47,7 +52,8 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
     socket: Socket,
     readonly user: string,
     readonly params: Record<string, string>,
-    readonly pid: number,
+    /** The process id in BackendKeyData: the writer backend's own once it is connected (see start()). */
+    public pid: number,
     readonly secret: number,
     private readonly deps: SessionDeps,
   ) {
@@ -83,6 +89,11 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
     const r = await this.links.open(role);
     if (this.st.kind !== 'connecting') return;
     if (!r.ok) return this.fatal(r.sqlstate, r.message);
+    // BackendKeyData carries the writer backend's own pid, as PostgreSQL's equals pg_backend_pid(): clients
+    // use it to find or end their own session (postgres.js's listen reconnect, pg_terminate_backend(pid)).
+    // The secret stays the proxy's, so a CancelRequest still comes here and is routed to the busy link.
+    const writerPid = this.links[role]?.pid;
+    if (writerPid !== undefined && writerPid > 0 && writerPid !== this.pid && this.deps.rekey?.(this, writerPid)) this.pid = writerPid;
     this.st = { kind: 'idle' };
     this.socket.cork();
     this.socket.write(r.parameterStatus);

@@ -232,6 +232,12 @@ export class ProxyServer {
               this.stats.clientsActive--;
             }
           },
+          rekey: (s, next) => {
+            if (this.sessions.has(next) || this.sessions.get(s.pid) !== s) return false;
+            this.sessions.delete(s.pid);
+            this.sessions.set(next, s);
+            return true;
+          },
         });
         this.sessions.set(pid, session);
         this.stats.clientsActive++;

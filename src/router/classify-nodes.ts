@@ -13,7 +13,7 @@ export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = [
   'nextval', 'setval', 'currval', 'lastval',
   'pg_advisory_lock*', 'pg_advisory_xact_lock*', 'pg_try_advisory_*', 'pg_advisory_unlock*',
   'set_config', 'lo_*', 'pg_notify', 'txid_current', 'pg_current_xact_id',
-  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_switch_wal', 'pg_logical_emit_message',
+  'pg_backend_pid', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_switch_wal', 'pg_logical_emit_message',
   'pg_create_restore_point', 'pg_create_physical_replication_slot', 'pg_create_logical_replication_slot',
   'pg_drop_replication_slot', 'pg_replication_slot_advance', 'pg_stat_reset*',
 ];

@@ -45,3 +45,11 @@ t.test('settings any role may set pass, as PostgreSQL takes them at login; the i
     t.strictSame(check({ user: 'u', [name]: 'x' }), { ok: false, sqlstate: '08P01', message: `unsupported startup parameter: ${name}` }, name);
   }
 });
+
+t.test('custom dotted settings pass as PostgreSQL accepts them (postgres.js connection: {"some.var": …})', async (t) => {
+  t.strictSame(check({ user: 'u', 'some.var': 'yay', 'App.Tenant_1.x': '7' }), { ok: true, params: { 'some.var': 'yay', 'App.Tenant_1.x': '7' } });
+  t.strictSame(check({ user: 'u', options: '-c app.tenant=7' }), { ok: true, params: { options: '-c app.tenant=7' } });
+  // Not identifiers joined by dots: still refused; no core setting (read-only switches) has a dot.
+  for (const name of ['.x', 'x.', 'a..b', '1a.b', 'a.b-c']) t.match(check({ user: 'u', [name]: 'v' }), { ok: false, sqlstate: '08P01' }, name);
+  t.match(check({ user: 'u', transaction_read_only: 'off' }), { ok: false, sqlstate: '08P01' });
+});

@@ -23,7 +23,7 @@ t.equal(r.code, 0, `script ran\n${r.stderr}`);
 const out = JSON.parse(r.stdout || '{}') as Record<string, unknown>;
 
 t.test('connect (SCRAM at the proxy) and the server behind it', async (t) => {
-  t.match(out.connect, { user: 'postgres', proxy_key: true });
+  t.match(out.connect, { user: 'postgres', backend_pid: true });
   const v = (out.connect as { server_version_num: number }).server_version_num;
   t.ok(v >= 140000 && v < 150000, `PostgreSQL 14 source (${v})`);
 });
