@@ -145,19 +145,36 @@ export interface PgbenchRun {
 }
 
 export async function runPgbench(ep: Endpoint, r: PgbenchRun): Promise<PgbenchResult> {
+  return runPgbenchOn([{ ep, clients: r.clients, threads: r.clients >= 2 ? 2 : 1 }], r);
+}
+
+/**
+ * The split baselines: the clients shared between two servers (ceil(c/2) on `a`, the rest on `b`), two
+ * pgbench processes at once with one thread each (as many threads as one pgbench with `-j 2`); tps and
+ * transactions summed, latencies from both logs together.
+ */
+export async function runPgbenchSplit(a: Endpoint, b: Endpoint, r: PgbenchRun): Promise<PgbenchResult> {
+  const onA = Math.ceil(r.clients / 2);
+  const parts = [{ ep: a, clients: onA, threads: 1 }, { ep: b, clients: r.clients - onA, threads: 1 }];
+  return runPgbenchOn(parts.filter((p) => p.clients > 0), r);
+}
+
+async function runPgbenchOn(parts: { ep: Endpoint; clients: number; threads: number }[], r: PgbenchRun): Promise<PgbenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-pgbench-log-'));
   try {
-    const threads = r.clients >= 2 ? 2 : 1;
-    const args = [
-      '-n', '-T', String(r.durationSec), '-c', String(r.clients), '-j', String(threads),
+    const outs = await Promise.all(parts.map((p, i) => run('pgbench', [
+      '-n', '-T', String(r.durationSec), '-c', String(p.clients), '-j', String(p.threads),
       ...workloadArgs(r.workload),
-      '-l', `--log-prefix=${join(dir, 'tx')}`,
-      ...connArgs(ep), ep.database,
-    ];
-    const out = await run('pgbench', args, ep, (r.durationSec + 120) * 1000);
-    const parsed = parsePgbenchOutput(out);
+      '-l', `--log-prefix=${join(dir, `tx${i}`)}`,
+      ...connArgs(p.ep), p.ep.database,
+    ], p.ep, (r.durationSec + 120) * 1000)));
+    const parsed = outs.map(parsePgbenchOutput);
+    const transactions = parsed.reduce((n, p) => n + p.transactions, 0);
+    const tps = parsed.reduce((n, p) => n + p.tps, 0);
+    // pgbench's latency average is per client: weigh each process by its transactions.
+    const latencyAvgMs = parsed.reduce((n, p) => n + p.latencyAvgMs * p.transactions, 0) / Math.max(1, transactions);
     const lat = latencyFromLogs(dir);
-    return { ...parsed, logAvgMs: lat.avgMs, p99Ms: lat.p99Ms };
+    return { tps, transactions, latencyAvgMs, logAvgMs: lat.avgMs, p99Ms: lat.p99Ms };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,7 @@ export function report(
     markdownTable(rows),
   ];
   const has = (t: string): boolean => rows.some((r) => r.target === t && r.ok > 0);
-  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer'], ['pg-cutover-split', 'direct'], ['pg-cutover-split', 'pg-cutover'], ['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover-split-old', 'pg-cutover-old']];
+  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer'], ['pg-cutover-split', 'direct'], ['pg-cutover-split', 'pg-cutover'], ['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover-split-old', 'pg-cutover-old'], ['direct-split', 'direct'], ['forwarder-split', 'forwarder'], ['pg-cutover-split', 'forwarder-split']];
   const shown = pairs.filter(([a, b]) => has(a) && has(b));
   if (shown.length > 0) {
     out.push('### tps ratios', '', `| workload | clients | ${shown.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`,

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../src/demo/embedded.js';
 import {
-  pgbenchInit, psql, runPgbench, summarize, waitForBackendsBelow, waitForSql, type Endpoint, type PgbenchResult, type RunRecord,
+  pgbenchInit, psql, runPgbench, runPgbenchSplit, summarize, waitForBackendsBelow, waitForSql, type Endpoint, type PgbenchResult, type RunRecord,
 } from './pgbench.js';
 import { measureIdleMemory, type IdleMemoryResult } from './memory.js';
 import { Cleanup, say } from './cleanup.js';
@@ -87,7 +87,11 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
   if (targets.length === 0) throw new Error('no target could be started');
   if (opts.warmup > 0) {
     // Unrecorded: warms caches, PgBouncer's pool and the Node processes' JIT.
-    for (const t of targets) await runPgbench(ep(running.get(t)!.port), { workload: 'select-simple', clients: 16, durationSec: opts.warmup });
+    for (const t of targets) {
+      const r = running.get(t)!;
+      const run = { workload: 'select-simple', clients: 16, durationSec: opts.warmup } as const;
+      await (r.splitPort === undefined ? runPgbench(ep(r.port), run) : runPgbenchSplit(ep(r.port), ep(r.splitPort), run));
+    }
     say(`warmed up ${targets.join(', ')} (${opts.warmup} s each)`);
   }
 
@@ -103,7 +107,8 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
           let res: PgbenchResult | { error: string };
           const cpuBefore = cpuTicks(r.pid);
           try {
-            res = await runPgbench(ep(r.port), { workload, clients, durationSec: opts.duration });
+            const run = { workload, clients, durationSec: opts.duration };
+            res = r.splitPort === undefined ? await runPgbench(ep(r.port), run) : await runPgbenchSplit(ep(r.port), ep(r.splitPort), run);
             // The proxy's own CPU per transaction: far steadier than tps on a shared machine.
             const cpuAfter = cpuTicks(r.pid);
             if (cpuBefore !== null && cpuAfter !== null && res.transactions > 0) res.proxyCpuUsPerTx = ((cpuAfter - cpuBefore) * 1e6) / TICKS_PER_SEC / res.transactions;
@@ -123,7 +128,7 @@ async function bench(opts: Options, cleanup: Cleanup): Promise<number> {
     // A fresh instance of each, so garbage left by the pgbench runs does not
     // move the baseline; the instances used for pgbench stop first.
     for (const r of running.values()) await r.stop();
-    for (const target of targets.filter((t) => t !== 'direct')) {
+    for (const target of targets.filter((t) => t !== 'direct' && t !== 'direct-split')) {
       await waitForBackendsBelow(admin, 20);
       say(`memory: ${opts.memoryConnections} idle connections through a fresh ${target}`);
       const r = await startTarget(target, pg.host, pg.port, pg.url(db), db, cleanup, setup);

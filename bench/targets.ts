@@ -8,7 +8,7 @@ import { pgbenchInit, psql, waitForSql } from './pgbench.js';
 import { startPgbouncer } from './pgbouncer.js';
 import type { Cleanup } from './cleanup.js';
 
-export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split', 'pg-cutover-old', 'pg-cutover-split-old'] as const;
+export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split', 'pg-cutover-old', 'pg-cutover-split-old', 'direct-split', 'forwarder-split'] as const;
 /** Targets measured unless --only says otherwise (the split target starts a second server). */
 export const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'];
 export type Target = (typeof TARGETS)[number];
@@ -28,6 +28,11 @@ export interface Running {
   port: number;
   /** Process whose RSS the memory check reads (0 for direct). */
   pid: number;
+  /**
+   * The split baselines (direct-split, forwarder-split): the port on 127.0.0.1 leading to the PostgreSQL 15 the
+   * split targets read from; half the clients go there (runPgbenchSplit), none through a proxy's routing.
+   */
+  splitPort?: number;
   exited(): boolean;
   stderrTail(): string;
   /** Idempotent; also registered with Cleanup. */
@@ -115,6 +120,18 @@ export async function startTarget(t: Target, pgHost: string, pgPort: number, url
     case 'forwarder': {
       const port = await freePort();
       return spawnNode('forwarder', [join(here, 'forwarder.js'), String(port), pgHost, String(pgPort)], port, process.env, cleanup);
+    }
+    case 'direct-split': {
+      // The machine's bound for the split path: half the clients on each server, no proxy (same 2 cores, two servers).
+      const split = Number(new URL(await splitTarget(db, cleanup, setup.splitScale)).port);
+      return { port: pgPort, splitPort: split, pid: 0, exited: () => false, stderrTail: () => '', stop: async () => undefined };
+    }
+    case 'forwarder-split': {
+      // One bare forwarder process with a port per server: Node's floor for the split path.
+      const u = new URL(await splitTarget(db, cleanup, setup.splitScale));
+      const [port, split] = [await freePort(), await freePort()];
+      const r = await spawnNode('forwarder-split', [join(here, 'forwarder.js'), String(port), pgHost, String(pgPort), String(split), u.hostname, u.port], port, process.env, cleanup);
+      return { ...r, splitPort: split };
     }
     case 'pg-cutover':
     case 'pg-cutover-old': {
