@@ -126,7 +126,7 @@ export class BackendLink extends LinkState {
     const held = this.hold;
     if (held === null) return;
     this.hold = null;
-    if (held.length > 0) this.ev.onData(this, held.length === 1 ? held[0] : Buffer.concat(held));
+    if (held.length > 0) this.ev.onData(this, joined(held));
   }
 
   /**
@@ -257,8 +257,7 @@ export class BackendLink extends LinkState {
       this.ev.onLost(this, `bad frame from backend: ${bad.message}`);
       return;
     }
-    if (out.length === 1) this.ev.onData(this, out[0]);
-    else if (out.length > 1) this.ev.onData(this, Buffer.concat(out));
+    if (out.length > 0) this.ev.onData(this, joined(out));
   }
 
   /** The SQLSTATE that made the held reply retryable, or null. */
@@ -282,4 +281,20 @@ export class BackendLink extends LinkState {
 }
 
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
+
+/**
+ * The frames as one buffer. Whole frames of one received chunk lie back to back in it (a held read's reply
+ * usually arrives in one chunk): their span is a view of that chunk, not a copy; otherwise they are copied.
+ */
+function joined(views: readonly Buffer[]): Buffer {
+  const first = views[0];
+  if (views.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < views.length; i++) {
+    const v = views[i];
+    if (v.buffer !== first.buffer || v.byteOffset !== end) return Buffer.concat(views);
+    end += v.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+}
 

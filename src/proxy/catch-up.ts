@@ -20,12 +20,16 @@ export function buildCatchUp(s: SessionRouting, link: BackendLink, unit: readonl
     parts.push(queryFrame(sql));
     replies++;
   }
-  /** The link's named statements as the catch-up leaves them (name → text, null: closed). */
-  const after = new Map<string, string | null>();
-  const has = (name: string): string | undefined => (after.has(name) ? (after.get(name) ?? undefined) : link.prepared.get(name));
+  /**
+   * The link's named statements as the catch-up leaves them (name → text, null: closed). Made on first use:
+   * a unit that names no statement (every simple Query) allocates nothing here (the split path runs this per unit).
+   */
+  let after: Map<string, string | null> | null = null;
+  const has = (name: string): string | undefined => (after?.has(name) ? (after.get(name) ?? undefined) : link.prepared.get(name));
   /** Statements the unit parses itself: later frames of it use that one, never a catch-up copy (42P05). */
   let own: Set<string> | null = null;
   for (const f of unit) {
+    if (f.type !== Frontend.Parse && f.type !== Frontend.Bind && f.type !== Frontend.Describe) continue;
     const name = statementUsed(f);
     if (name === null || own?.has(name)) continue;
     const st = s.named.get(name);
@@ -35,21 +39,21 @@ export function buildCatchUp(s: SessionRouting, link: BackendLink, unit: readonl
       // The client (re)defines it here: drop a stale copy this backend still holds.
       if (have !== undefined) {
         parts.push(closeStatementFrame(name));
-        after.set(name, null);
+        (after ??= new Map()).set(name, null);
       }
       continue;
     }
     if (st === undefined || have === st.text) continue;
     if (have !== undefined) parts.push(closeStatementFrame(name));
     parts.push(st.parse);
-    after.set(name, st.text);
+    (after ??= new Map()).set(name, st.text);
   }
-  if (after.size > 0) {
+  if (after !== null && after.size > 0) {
     parts.push(SYNC_FRAME);
     replies++;
   }
   if (parts.length === 0 && session === null) return null;
-  return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), replies, session, prepared: [...after] };
+  return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), replies, session, prepared: after === null ? [] : [...after] };
 }
 
 /** The named statements `unit` parses: when it failed on a link and runs elsewhere, they do not exist there. */

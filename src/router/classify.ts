@@ -103,6 +103,8 @@ export function createClassifier(opts: ClassifierOptions = {}): Classifier {
   const maxCachedLength = opts.maxCachedLength ?? 8192;
   let hits = 0;
   let misses = 0;
+  let lastKey: string | null = null;
+  let lastAnalysis: Analysis | null = null;
   return {
     classify(sql: string): Classification {
       if (sql.length > maxCachedLength) {
@@ -110,14 +112,24 @@ export function createClassifier(opts: ClassifierOptions = {}): Classifier {
         return analyse(sql, isWriteFunction).c;
       }
       const key = shapeKey(sql);
-      const cached = cache.get(key);
-      if (cached !== undefined && !(cached.sensitive && LITERAL_DANGER.test(sql))) {
+      // The shape classified last, checked first: a session repeating one statement with other literals (a
+      // point read) skips hashing the key and the LRU's move to the front.
+      const cached = key === lastKey ? lastAnalysis : cache.get(key);
+      if (cached !== undefined && cached !== null && !(cached.sensitive && LITERAL_DANGER.test(sql))) {
         hits++;
+        lastKey = key;
+        lastAnalysis = cached;
         return cached.c;
       }
       misses++;
       const a = analyse(sql, isWriteFunction);
-      if (!(a.sensitive && LITERAL_DANGER.test(sql))) cache.set(key, a);
+      if (!(a.sensitive && LITERAL_DANGER.test(sql))) {
+        cache.set(key, a);
+        if (cache.max > 0) {
+          lastKey = key;
+          lastAnalysis = a;
+        }
+      }
       return a.c;
     },
     stats: () => ({ hits, misses, size: cache.size }),
