@@ -46,6 +46,7 @@ export function report(
     out.push('');
   }
   out.push(...targetChecks(runs, memory, opts));
+  out.push(...splitChecks(runs, opts));
   for (const [t, why] of Object.entries(unavailable)) out.push(`- ${t} was not measured: ${why.split('\n')[0]}`);
   return out.join('\n') + '\n';
 }
@@ -97,4 +98,48 @@ function targetChecks(runs: RunRecord[], memory: Record<string, IdleMemoryResult
     check(m.perConnKB <= 100, `RSS per idle connection at ${m.opened}: ${f(m.perConnKB, 1)} KB (target ≤ 100)${at}`);
   }
   return out.length > 0 ? ['### Targets (issue 3)', '', ...out, ''] : [];
+}
+
+/** One finished run's figure, or NaN. */
+function figure(runs: RunRecord[], w: Workload, c: number, t: string, round: number, k: 'tps' | 'logAvgMs'): number {
+  const r = runs.find((x) => x.workload === w && x.clients === c && x.target === t && x.round === round);
+  return r === undefined || 'error' in r ? NaN : r[k];
+}
+
+/** Median over rounds of g(round), rounds where it is finite. */
+function overRounds(opts: Options, g: (round: number) => number): number {
+  return median(Array.from({ length: opts.rounds }, (_, i) => g(i)).filter(Number.isFinite));
+}
+
+/**
+ * Issue 13's bench targets: pg-cutover against the bare forwarder, and the split path against the single-backend
+ * path, also judged against the machine's own bound for it (forwarder-split / forwarder, same rounds).
+ */
+function splitChecks(runs: RunRecord[], opts: Options): string[] {
+  const out: string[] = [];
+  const check = (ok: boolean, text: string): void => { out.push(`- ${ok ? 'PASS' : 'FAIL'} ${text}`); };
+  for (const [w, min] of [['select-simple', 0.95], ['tpcb', 0.9]] as const) {
+    if (!opts.workloads.includes(w)) continue;
+    for (const c of opts.clients) {
+      const r = tpsRatio(runs, w, c, 'pg-cutover', 'forwarder');
+      if (Number.isFinite(r)) check(r >= min, `${w} at ${c} client(s): pg-cutover ${f(r, 2)}× the bare forwarder (target ≥ ${min})`);
+    }
+  }
+  for (const w of opts.workloads) {
+    if (opts.clients.includes(1)) {
+      const lat = overRounds(opts, (i) => figure(runs, w, 1, 'pg-cutover-split', i, 'logAvgMs') / figure(runs, w, 1, 'pg-cutover', i, 'logAvgMs'));
+      if (Number.isFinite(lat)) check(lat <= 1.2, `${w} at 1 client: split path latency ${f(lat, 2)}× the single-backend path (target ≤ 1.2)`);
+    }
+    if (!opts.clients.includes(16)) continue;
+    const split = tpsRatio(runs, w, 16, 'pg-cutover-split', 'pg-cutover');
+    if (Number.isFinite(split)) check(split >= 0.85, `${w} at 16 clients: split path ${f(split, 2)}× the single-backend path's tps (target ≥ 0.85)`);
+    const tps = (t: string, i: number): number => figure(runs, w, 16, t, i, 'tps');
+    const bound = overRounds(opts, (i) => tps('forwarder-split', i) / tps('forwarder', i));
+    const judged = overRounds(opts, (i) => tps('pg-cutover-split', i) / tps('pg-cutover', i) / (tps('forwarder-split', i) / tps('forwarder', i)));
+    if (Number.isFinite(bound)) {
+      out.push(`- INFO ${w} at 16 clients: the machine's bound, a bare forwarder split over the two servers, is ${f(bound, 2)}× the forwarder on one; ` +
+        `the split path's ratio is ${f(judged, 2)}× that bound (direct-split / direct ${f(tpsRatio(runs, w, 16, 'direct-split', 'direct'), 2)})`);
+    }
+  }
+  return out.length > 0 ? ['### Targets (issue 13)', '', ...out, ''] : [];
 }
