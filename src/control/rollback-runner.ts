@@ -1,12 +1,31 @@
 /**
  * The rollback procedure of DESIGN.md, run by the sidecar whose compare-and-set committed ROLLBACK; every
  * other sidecar has already stopped sending writes to the target by following the published state.
- * Each step is appended to the audit stream with its start, end and outcome.
+ * It is a step table on the one procedure runner (replication/procedure.ts), like the switchover and the
+ * database-level rollback it calls in step 3. Each step and each attempt is appended to the audit stream with
+ * its start, end and outcome, under the numbered reason operators and the CLI read.
  */
 import { log } from '../support/log.js';
+import { runProcedure, type BlockedRetry, type ProcedureStep } from '../replication/procedure.js';
+import type { StepRecord } from '../replication/steps.js';
 import type { CutoverSnapshot } from '../domain/cutover-machine.js';
 import { STATE_POLICY } from '../domain/states.js';
 import type { StateStore } from './store.js';
+
+/** The steps, in order; one of the two step-3 steps runs, by whether writes had moved to the target. */
+export const CONTROL_ROLLBACK_STEPS = ['writes-off-target', 'drain-target', 'restore-source', 'nothing-to-restore', 'ramp-reads', 'pause-replication', 'complete'] as const;
+export type ControlRollbackStep = (typeof CONTROL_ROLLBACK_STEPS)[number];
+
+/** Each step's audit reason (DESIGN.md's numbering; the CLI's audit view and the tests read these). */
+export const ROLLBACK_AUDIT_REASON: Readonly<Record<ControlRollbackStep, string>> = {
+  'writes-off-target': '1 writes off the target (state published)',
+  'drain-target': '2 drain in-flight target transactions',
+  'restore-source': '3 reverse replication drained, sequences synced, source unfenced',
+  'nothing-to-restore': '3 no writes had moved to the target: nothing to restore',
+  'ramp-reads': '4 reads ramped back to the source',
+  'pause-replication': '5 replication paused',
+  complete: '6 rollback complete',
+};
 
 export interface RollbackHooks {
   /** Waits for in-flight transactions on the target to end (max `maxMs`), then cancels them; returns how many were cancelled. */
@@ -62,91 +81,101 @@ export interface RollbackRun {
 }
 
 export async function runRollback(r: RollbackRun): Promise<void> {
-  const step = async (name: string, fn: () => Promise<Record<string, unknown> | void>): Promise<boolean> => {
-    const started = r.now();
-    try {
-      const detail = (await fn()) ?? {};
-      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: name, detail: { started, ended: r.now(), ok: true, ...detail } });
-      return true;
-    } catch (e) {
-      const error = (e as Error).message;
-      log.error({ step: name, err: error }, 'rollback step failed');
-      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: name, detail: { started, ended: r.now(), ok: false, error } });
-      return false;
-    }
-  };
   const writesMoved = STATE_POLICY[r.from.state].writesTo === 'target';
-  await step('1 writes off the target (state published)', async () => ({ from: r.from.state, version: r.at.version, reason: r.at.reason }));
-  await step('2 drain in-flight target transactions', async () => r.hooks.drainTarget(r.drainMs ?? 30_000));
-  if (writesMoved) {
-    let reverted = false;
-    const revert = async () => {
-      reverted = await r.revert(`rollback aborted before the source was touched: writes stay on the target (${r.from.state})`);
-      if (!reverted) throw new Error(`could not put the state back to ${r.from.state}`);
-    };
-    const ok = await restoreWithRetry(r, step, revert);
-    if (!ok && reverted) {
-      log.error({ state: r.from.state }, 'rollback aborted: writes stay on the target, state restored');
+  let reverted = false;
+  const revert = async () => {
+    reverted = await r.revert(`rollback aborted before the source was touched: writes stay on the target (${r.from.state})`);
+    if (!reverted) throw new Error(`could not put the state back to ${r.from.state}`);
+  };
+  // The writer lock a blocked step 3 holds or claimed, carried to its next attempt.
+  let token: string | null = null;
+  const restore: ProcedureStep<ControlRollbackStep> = {
+    name: 'restore-source',
+    run: async () => {
+      try {
+        return await r.hooks.restoreSourceAfterWrites(revert, token);
+      } catch (e) {
+        if (e instanceof RollbackBlocked) token = e.lockToken;
+        throw e;
+      }
+    },
+  };
+  // Every step but 3 goes on after a failure: each is recorded, and what follows does not depend on it (a
+  // drain that runs out of time leaves the rest to the fence; a replication that cannot be paused is reported).
+  const steps: ProcedureStep<ControlRollbackStep>[] = [
+    { name: 'writes-off-target', mayFail: true, run: async () => ({ from: r.from.state, version: r.at.version, reason: r.at.reason }) },
+    { name: 'drain-target', mayFail: true, run: () => r.hooks.drainTarget(r.drainMs ?? 30_000) },
+    writesMoved ? restore : { name: 'nothing-to-restore', mayFail: true, run: async () => undefined },
+    {
+      name: 'ramp-reads',
+      mayFail: true,
+      run: async () => {
+        const wait = Math.max(0, r.at.since + r.rampMs - r.now()) + 20;
+        await new Promise((res) => setTimeout(res, wait));
+        return { rampMs: r.rampMs };
+      },
+    },
+    { name: 'pause-replication', mayFail: true, run: async () => ({ paused: await r.hooks.pauseReplication() }) },
+    { name: 'complete', mayFail: true, run: async () => ({ toSourcePrimary: (await finishRollback(r)).ok }) },
+  ];
+  const out = await runProcedure<ControlRollbackStep>({ steps, blocked: (e) => e instanceof RollbackBlocked, retry: waitForDatabases(r, () => token), onRecord: (rec) => audit(r, rec) }, r.now);
+  switch (out.kind) {
+    case 'done':
       return;
-    }
-    if (!ok) {
+    case 'blocked': // the state moved on while step 3 waited (waitForDatabases): nothing to undo
+      return;
+    case 'undone':
+    case 'forward':
+      if (reverted) log.error({ state: r.from.state }, 'rollback aborted: writes stay on the target, state restored');
       // Without step 3 the source may lack acknowledged writes: stay in ROLLBACK for an operator.
-      log.error('rollback halted: the source is not yet known to hold every write made on the target');
+      else log.error('rollback halted: the source is not yet known to hold every write made on the target');
       return;
-    }
-  } else {
-    await step('3 no writes had moved to the target: nothing to restore', async () => undefined);
   }
-  await step('4 reads ramped back to the source', async () => {
-    const wait = Math.max(0, r.at.since + r.rampMs - r.now()) + 20;
-    await new Promise((res) => setTimeout(res, wait));
-    return { rampMs: r.rampMs };
-  });
-  await step('5 replication paused', async () => ({ paused: await r.hooks.pauseReplication() }));
-  // The read-ramp guard is judged on the clock: retry briefly if it is a hair early.
+}
+
+async function audit(r: RollbackRun, rec: StepRecord<ControlRollbackStep>): Promise<void> {
+  const reason = ROLLBACK_AUDIT_REASON[rec.step];
+  if (!rec.ok) log.error({ step: reason, err: rec.error }, 'rollback step failed');
+  const outcome = rec.ok ? { ok: true, ...rec.data } : { ok: false, error: rec.error };
+  // The stores buffer what they cannot write; an audit that still fails must not stop a rollback.
+  await r.store
+    .appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason, detail: { started: rec.startedAt, ended: rec.startedAt + rec.ms, ...outcome } })
+    .catch((e: unknown) => log.warn({ step: reason, err: (e as Error).message }, 'rollback step not audited'));
+}
+
+/** To SOURCE_PRIMARY. The read-ramp guard is judged on the clock: retry briefly if it is a hair early. */
+async function finishRollback(r: RollbackRun): Promise<{ ok: boolean }> {
   let done = await r.finish('rollback procedure complete');
   for (let i = 0; i < 20 && !done.ok; i++) {
     await new Promise((res) => setTimeout(res, 100));
     done = await r.finish('rollback procedure complete');
   }
-  await step('6 rollback complete', async () => ({ toSourcePrimary: done.ok }));
+  return done;
 }
-
-type Step = (name: string, fn: () => Promise<Record<string, unknown> | void>) => Promise<boolean>;
 
 /**
  * Step 3, retried while a database is unreachable: the source stays fenced (the switchover's fence) and writes
  * stay held, then refused by that fence (25006), never acknowledged; each attempt is audited. It stops when the
- * state has moved on (an operator adopted the recorded writer) or the attempt ends any other way.
+ * state has moved on (an operator adopted the recorded writer); any other failure ends the run at once.
  */
-async function restoreWithRetry(r: RollbackRun, step: Step, revert: () => Promise<void>): Promise<boolean> {
+function waitForDatabases(r: RollbackRun, token: () => string | null): BlockedRetry<ControlRollbackStep> {
   const policy = r.retry ?? { firstMs: 2000, maxMs: 30_000 };
-  const sleep = r.sleep ?? ((ms: number) => new Promise<void>((res) => setTimeout(res, ms)));
   const ours = () => {
     const cur = r.store.current();
     return cur.state === 'ROLLBACK' && cur.version === r.at.version;
   };
-  let token: string | null = null;
-  for (let attempt = 1; ; attempt++) {
-    let blocked: RollbackBlocked | null = null;
-    const ok = await step('3 reverse replication drained, sequences synced, source unfenced', async () => {
-      try {
-        return await r.hooks.restoreSourceAfterWrites(revert, token);
-      } catch (e) {
-        if (e instanceof RollbackBlocked) blocked = e;
-        throw e;
-      }
-    });
-    if (ok || blocked === null) return ok;
-    token = (blocked as RollbackBlocked).lockToken;
-    const waitMs = retryDelay(policy, attempt);
-    log.warn({ attempt, waitMs, err: (blocked as RollbackBlocked).message }, 'rollback blocked: a database is unreachable; the source stays fenced, retrying');
-    await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: '3 blocked, retrying', detail: { attempt, retryInMs: waitMs, lockClaimed: token !== null } }).catch(() => undefined);
-    await sleep(waitMs);
-    if (!ours()) {
+  return {
+    delayMs: (attempt) => retryDelay(policy, attempt),
+    sleep: r.sleep ?? ((ms: number) => new Promise<void>((res) => setTimeout(res, ms))),
+    async onBlocked(_step, attempt, waitMs, err) {
+      log.warn({ attempt, waitMs, err: (err as Error).message }, 'rollback blocked: a database is unreachable; the source stays fenced, retrying');
+      await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: '3 blocked, retrying', detail: { attempt, retryInMs: waitMs, lockClaimed: token() !== null } }).catch(() => undefined);
+    },
+    async proceed(_step, attempt) {
+      if (ours()) return true;
       log.warn({ state: r.store.current().state }, 'rollback stopped: the state moved on while it waited');
       await r.store.appendAudit({ at: r.now(), by: 'rollback-runner', kind: 'rollback-step', reason: '3 abandoned: the state moved on', detail: { attempt, state: r.store.current().state } }).catch(() => undefined);
       return false;
-    }
-  }
+    },
+  };
 }

@@ -11,20 +11,26 @@ export interface StepRecord<S extends string = string> {
   readonly startedAt: number;
   readonly ms: number;
   readonly detail?: string;
+  /** What a step returned as fields (e.g. the control rollback's drain counts), for the audit log. */
+  readonly data?: Readonly<Record<string, unknown>>;
   readonly error?: string;
 }
+
+/** What a step describes its result with: a sentence (`detail`) or fields (`data`). */
+export type StepResult = string | Readonly<Record<string, unknown>> | undefined;
 
 export class StepLog<S extends string> {
   readonly records: StepRecord<S>[] = [];
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Runs one step; a throw is recorded and rethrown as a StepFailure naming the step. */
-  async run<T>(step: S, fn: () => Promise<T>, describe?: (v: T) => string | undefined): Promise<T> {
+  async run<T>(step: S, fn: () => Promise<T>, describe?: (v: T) => StepResult): Promise<T> {
     const startedAt = this.now();
     try {
       const v = await fn();
-      const detail = describe?.(v);
-      this.records.push({ step, ok: true, startedAt, ms: this.now() - startedAt, ...(detail ? { detail } : {}) });
+      const d = describe?.(v);
+      const said = typeof d === 'string' ? (d ? { detail: d } : {}) : d ? { data: d } : {};
+      this.records.push({ step, ok: true, startedAt, ms: this.now() - startedAt, ...said });
       return v;
     } catch (err) {
       const error = errorText(err);

@@ -82,3 +82,55 @@ t.test('a failure that is not an unreachable database halts in ROLLBACK at once'
   t.equal(s.finished(), 0);
   t.equal(s.store.current().state, 'ROLLBACK');
 });
+
+t.test('every step and every attempt is audited in order, with its timestamps and fields', async (t) => {
+  const s = setup(['blocked', 'ok']);
+  await runRollback(s.run);
+  const steps = (await s.store.audit(100)).filter((e) => e.kind === 'rollback-step');
+  t.same(steps.map((e) => [e.reason, e.detail?.ok]), [
+    ['1 writes off the target (state published)', true],
+    ['2 drain in-flight target transactions', true],
+    ['3 reverse replication drained, sequences synced, source unfenced', false],
+    ['3 blocked, retrying', undefined],
+    ['3 reverse replication drained, sequences synced, source unfenced', true],
+    ['4 reads ramped back to the source', true],
+    ['5 replication paused', true],
+    ['6 rollback complete', true],
+  ]);
+  t.match(steps[0]!.detail, { from: 'WRITES_TO_AURORA', version: 6, reason: 'breaker', started: Number, ended: Number });
+  t.match(steps[2]!.detail, { ok: false, error: /target unreachable/ });
+  t.match(steps[3]!.detail, { attempt: 1, retryInMs: 100, lockClaimed: true });
+  t.match(steps[4]!.detail, { ok: true, done: true });
+  t.match(steps[7]!.detail, { toSourcePrimary: true });
+});
+
+t.test('writes never moved: step 3 restores nothing; a failed drain is audited and the run goes on', async (t) => {
+  const s = setup([]);
+  s.run.from = { ...from, state: 'READS_50PCT_AURORA' };
+  s.run.hooks = { ...s.run.hooks, drainTarget: async () => Promise.reject(new Error('1 still open')) };
+  await runRollback(s.run);
+  t.same(s.tokens, [], 'the source was never restored: it never stopped being the writer');
+  t.equal(s.finished(), 1);
+  const steps = (await s.store.audit(100)).filter((e) => e.kind === 'rollback-step');
+  t.same(steps.map((e) => (e.reason ?? '').slice(0, 1)), ['1', '2', '3', '4', '5', '6']);
+  t.match(steps[1]!.detail, { ok: false, error: '1 still open' });
+  t.equal(steps[2]!.reason, '3 no writes had moved to the target: nothing to restore');
+});
+
+t.test('a failure after the state was put back (writes stay on the target) ends the run, nothing finished', async (t) => {
+  const s = setup([]);
+  let reverted = 0;
+  s.run.revert = async () => ((reverted++), true);
+  s.run.hooks = {
+    ...s.run.hooks,
+    async restoreSourceAfterWrites(revert) {
+      await revert();
+      throw new Error('fence-target: permission denied');
+    },
+  };
+  await runRollback(s.run);
+  t.equal(reverted, 1);
+  t.equal(s.finished(), 0);
+  const reasons = (await s.store.audit(100)).filter((e) => e.kind === 'rollback-step').map((e) => (e.reason ?? '').slice(0, 1));
+  t.same(reasons, ['1', '2', '3'], 'steps 4 to 6 never ran');
+});

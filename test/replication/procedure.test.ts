@@ -81,3 +81,37 @@ t.test('a blocked step leaves everything as is; the same table run again resumes
   t.equal(again.kind, 'done', 'resumed once the database answers');
   t.same(ran, ['a', 'b', 'c', 'd', 'unlock']);
 });
+
+t.test('with a retry policy a blocked step is waited out and run again in place, each attempt recorded', async (t) => {
+  const { p, ran, now } = table({});
+  const seen: string[] = [];
+  const waits: number[] = [];
+  let blockedAgain = 2;
+  const out = await runProcedure<S>({
+    ...p,
+    steps: p.steps.map((s) => (s.name === 'c' ? { ...s, run: async () => (blockedAgain-- > 0 ? Promise.reject(refused()) : s.run()) } : s)),
+    retry: { delayMs: (n) => n * 100, sleep: async (ms) => void waits.push(ms), onBlocked: (step, n) => void seen.push(`blocked ${step} ${n}`), proceed: () => true },
+    onRecord: (r) => void seen.push(`${r.step} ${r.ok ? 'ok' : 'FAIL'}`),
+  }, now);
+  t.equal(out.kind, 'done');
+  t.same(waits, [100, 200], 'one wait per blocked attempt, from the policy');
+  t.same(seen, ['a ok', 'b ok', 'c FAIL', 'blocked c 1', 'c FAIL', 'blocked c 2', 'c ok', 'd ok', 'unlock ok'], 'every record and attempt, as made, in order');
+  t.same(ran.filter((x) => x === 'a'), ['a'], 'the steps before the blocked one are not run again');
+});
+
+t.test('a retry policy that says the run no longer applies ends it as blocked, nothing undone', async (t) => {
+  const { p, ran, now } = table({ c: refused });
+  const out = await runProcedure<S>({ ...p, retry: { delayMs: () => 1, sleep: async () => undefined, proceed: () => false } }, now);
+  t.match(out, { kind: 'blocked', failedStep: 'c' });
+  t.same(ran, ['a', 'b', 'c']);
+});
+
+t.test('a mayFail step is recorded as failed and the procedure goes on; fields a step returns are kept as data', async (t) => {
+  const { p, ran, now } = table({ b: () => new Error('drain timed out') });
+  const steps = p.steps.map((s) => (s.name === 'b' ? { ...s, mayFail: true } : s.name === 'd' ? { ...s, run: async () => ({ cancelled: 2 }) } : s));
+  const out = await runProcedure<S>({ ...p, steps }, now);
+  t.equal(out.kind, 'done');
+  t.same(ran, ['a', 'b', 'c', 'unlock'], 'no undo: the failure did not stop the run');
+  t.match(out.steps.find((r) => r.step === 'b'), { ok: false, error: 'drain timed out' });
+  t.match(out.steps.find((r) => r.step === 'd'), { ok: true, data: { cancelled: 2 } });
+});
