@@ -10,7 +10,7 @@ import type { UserDirectory } from './auth/user-directory.js';
 import { openAuth } from './wiring/auth-setup.js';
 import type { TlsHolder } from './proxy/tls-context.js';
 import { backendUrl } from './net/database-url.js';
-import { connectControl, controlApplicationName } from './replication/control-conn.js';
+import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
@@ -111,7 +111,7 @@ export async function startSidecar(cfg: StartConfig, env: NodeJS.ProcessEnv = pr
   // One sampler of the writer's WAL positions feeds read-your-writes and the shadow's lag explanation; it polls
   // while either listens.
   const walControl = { source: pgClientConfig(cfg.control.source), target: pgClientConfig(cfg.control.target) };
-  const wal = new WalSampler({ writer: () => controller!.policy().writesTo, control: walControl, everyMs: cfg.freshnessSampleMs, applicationName: controlApplicationName('wal-sampler') });
+  const wal = new WalSampler({ writer: () => controller!.policy().writesTo, control: walControl, everyMs: cfg.freshnessSampleMs, purpose: 'wal-sampler' });
   // The shadow service for the state in force (writes, dark reads or none), swapped as the state moves.
   const readers = startTargetReaders(cfg, router, freshness, () => proxy.stats);
   const shadows = new ShadowLifecycle(cfg, classifier, wal, () => void proxy.stats.shadowTargetFaults++);

@@ -1,11 +1,12 @@
 /**
- * Is each backend reachable? One control connection per backend runs `select 1` at start and then every
- * interval; a failure drops the connection (the next round reconnects). /healthz reads the last answer.
+ * Is each backend reachable? One control session per backend (replication/control-server.ts) runs `select 1`
+ * at start and then every interval; a lost session reconnects on the next round, a failed connect is tried
+ * again each round (the interval is the backoff). /healthz reads the last answer.
  * Without this, /healthz said ok with both backends down: nothing looked until a client came.
  */
-import pg from 'pg';
 import { log } from '../support/log.js';
-import { controlClientConfig } from '../replication/control-conn.js';
+import { controlServer } from '../replication/control-server.js';
+import type { ControlSession } from '../replication/control-session.js';
 import { ROLES, type Role } from '../domain/role.js';
 
 export interface ProbeStatus {
@@ -26,13 +27,16 @@ export interface BackendProbeOptions {
 }
 
 export class BackendProbe {
-  private client: pg.Client | null = null;
+  // A control session: fencing leaves it alone, so a fenced database is not reported unreachable.
+  private readonly session: ControlSession;
   private last: ProbeStatus = { ok: null, at: null };
   private running: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
   constructor(private readonly o: BackendProbeOptions) {
+    const bound = { connectTimeoutMs: o.timeoutMs, queryTimeoutMs: o.timeoutMs, minBackoffMs: 0, maxBackoffMs: 0 };
+    this.session = controlServer(o.url, o.name).session('health', { ...bound, ...(o.now ? { now: o.now } : {}) });
     this.timer = setInterval(() => void this.probe(), o.intervalMs);
     this.timer.unref();
     void this.probe();
@@ -50,34 +54,21 @@ export class BackendProbe {
 
   private async round(): Promise<void> {
     const now = this.o.now ?? Date.now;
-    try {
-      if (this.client === null) {
-        // A control session: fencing leaves it alone, so a fenced database is not reported unreachable.
-        const c = new pg.Client({ ...controlClientConfig(this.o.url, { purpose: 'health', connectTimeoutMs: this.o.timeoutMs }), query_timeout: this.o.timeoutMs });
-        c.on('error', () => undefined); // a dropped connection surfaces as the next query's failure
-        this.client = c;
-        await c.connect();
-      }
-      await this.client.query('select 1');
+    const r = await this.session.ask('select 1');
+    if (r.ok) {
       if (this.last.ok === false) log.info({ backend: this.o.name }, 'backend reachable again');
       this.last = { ok: true, at: now() };
-    } catch (e) {
-      const error = (e as Error).message || String(e);
-      if (this.last.ok !== false) log.warn({ backend: this.o.name, err: error }, 'backend unreachable');
-      this.last = { ok: false, at: now(), error };
-      const c = this.client;
-      this.client = null;
-      void c?.end().catch(() => undefined);
+    } else {
+      if (this.last.ok !== false) log.warn({ backend: this.o.name, err: r.error.message, kind: r.error.kind }, 'backend unreachable');
+      this.last = { ok: false, at: now(), error: r.error.message };
     }
-    if (this.closed) await this.close();
+    if (this.closed) await this.session.close();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    const c = this.client;
-    this.client = null;
-    await c?.end().catch(() => undefined);
+    await this.session.close();
   }
 }
 

@@ -7,9 +7,15 @@
  */
 import pg from 'pg';
 import { log } from '../support/log.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { isUnreachable } from './unreachable.js';
+import { isSessionLost } from './runtime-plan.js';
 
 /** application_name prefix of control-plane sessions; fencing skips sessions that carry it. */
 export const CONTROL_APPLICATION_NAME = 'pg-cutover-control';
+
+/** A server's control login: a URL, or node-postgres settings (e.g. from net/database-url.ts pgClientConfig). */
+export type ControlLogin = string | pg.ClientConfig;
 
 /** What our replication code needs from a connection: node-postgres' Client or PoolClient. */
 export type Db = pg.Client | pg.PoolClient;
@@ -36,12 +42,12 @@ function sessionOptions(settings: Readonly<Record<string, string>> = {}): string
 }
 
 /** pg.Client config for a control session: application_name, read-only off, extra settings. */
-export function controlClientConfig(url: string, opts: ControlConnectOptions = {}): pg.ClientConfig {
+export function controlClientConfig(login: ControlLogin, opts: ControlConnectOptions = {}): pg.ClientConfig {
   return {
-    connectionString: url,
+    ...(typeof login === 'string' ? { connectionString: login } : login),
     application_name: controlApplicationName(opts.purpose),
     options: sessionOptions(opts.settings),
-    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? (typeof login === 'string' ? undefined : login.connectionTimeoutMillis) ?? 10_000,
   };
 }
 
@@ -49,10 +55,15 @@ export function controlClientConfig(url: string, opts: ControlConnectOptions = {
  * Opens a control session. A session ended by the server (e.g. a fence that did not know it, or
  * a restart) is logged, not thrown at the process: the next query on it fails and says so.
  */
-export async function connectControl(url: string, opts: ControlConnectOptions = {}): Promise<pg.Client> {
-  const c = new pg.Client(controlClientConfig(url, opts));
+export async function connectControl(login: ControlLogin, opts: ControlConnectOptions = {}): Promise<pg.Client> {
+  const c = new pg.Client(controlClientConfig(login, opts));
   c.on('error', (err) => log.warn({ err: err.message, purpose: opts.purpose }, 'control connection lost'));
-  await c.connect();
+  try {
+    await c.connect();
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    throw err;
+  }
   try {
     // Redundant with the startup option, unless something between us and the server (a pooler)
     // dropped it.
@@ -65,8 +76,8 @@ export async function connectControl(url: string, opts: ControlConnectOptions = 
 }
 
 /** A pool of control sessions (read-only off, marked), e.g. for parallel checksums. */
-export function controlPool(url: string, max: number, opts: ControlConnectOptions = {}): pg.Pool {
-  const pool = new pg.Pool({ ...controlClientConfig(url, opts), max });
+export function controlPool(login: ControlLogin, max: number, opts: ControlConnectOptions = {}): pg.Pool {
+  const pool = new pg.Pool({ ...controlClientConfig(login, opts), max });
   pool.on('error', (err) => log.warn({ err: err.message, purpose: opts.purpose }, 'idle control connection lost'));
   return pool;
 }
@@ -83,4 +94,27 @@ export function errorText(err: unknown): string {
     return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? `${err.message} (SQLSTATE ${code})` : err.message;
   }
   return String(err);
+}
+
+/**
+ * A control query's failure as a value: `unreachable` (cannot connect, or the session was lost: try again
+ * later), `timeout` (the statement ran past its bound: the server cancelled it, or no answer came), or
+ * `refused` (the server answered with an error: retrying the same query will not help).
+ */
+export interface ControlError {
+  readonly kind: 'unreachable' | 'timeout' | 'refused';
+  readonly message: string;
+  readonly sqlstate?: string;
+}
+
+/** Thrown by a control session that has no connection now (down, backing off, or closed). */
+export class ControlUnreachable extends Error {}
+
+export function controlError(err: unknown): ControlError {
+  const code = (err as { code?: unknown } | null)?.code;
+  const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? { sqlstate: code } : {};
+  const message = errorText(err);
+  if (code === SqlState.QueryCanceled || /Query read timeout/.test(message)) return { kind: 'timeout', message, ...sqlstate };
+  if (err instanceof ControlUnreachable || isSessionLost(err) || isUnreachable(err)) return { kind: 'unreachable', message, ...sqlstate };
+  return { kind: 'refused', message, ...sqlstate };
 }

@@ -8,18 +8,22 @@
  */
 import pg from 'pg';
 import { log } from '../support/log.js';
-import { controlClientConfig, errorText, type Db } from './control-conn.js';
+import { ControlUnreachable, controlClientConfig, controlError, errorText, type ControlError, type ControlLogin, type Db } from './control-conn.js';
 import { isSessionLost, reconnectDelayMs } from './runtime-plan.js';
 
 export interface ControlSessionOptions {
-  url: string;
+  /** The server's control login (control-server.ts hands it to every session of that server). */
+  login: ControlLogin;
   /** application_name suffix, e.g. `heartbeat`. */
   purpose: string;
   /** Side name for logs and errors (`source`, `target`). */
   label: string;
   /** Give up connecting after this. Default 5 s. */
   connectTimeoutMs?: number;
-  /** A query not answered in this long ends the session (a hung server or network). Default 10 s. */
+  /**
+   * A statement's bound. The server cancels it then (`statement_timeout`, 57014: the session stays); a
+   * second later with no answer at all the session is given up (a hung server or network). Default 10 s.
+   */
   queryTimeoutMs?: number;
   /** First backoff after a failed connect. Default 500 ms. */
   minBackoffMs?: number;
@@ -36,10 +40,15 @@ type Conn =
   | { readonly kind: 'up'; readonly client: pg.Client }
   | { readonly kind: 'closed' };
 
+/** A query's answer or its failure, as a value. */
+export type QueryOutcome<R> = { readonly ok: true; readonly rows: R[] } | { readonly ok: false; readonly error: ControlError };
+
 export interface ControlSession {
   /** A Db for the replication code. Only `query(text, values)` is implemented (all it uses). */
   readonly db: Db;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** Like query, with the failure as a value (never rejects). */
+  ask<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<QueryOutcome<R>>;
   connected(): boolean;
   /** Why the last connect or query failed; null after a success. */
   lastError(): string | null;
@@ -51,6 +60,7 @@ export function controlSession(o: ControlSessionOptions): ControlSession {
   const now = o.now ?? Date.now;
   const minMs = o.minBackoffMs ?? 500;
   const maxMs = o.maxBackoffMs ?? 15_000;
+  const timeoutMs = o.queryTimeoutMs ?? 10_000;
   let conn: Conn = { kind: 'down', failures: 0, retryAt: 0, error: null };
   let lastError: string | null = null;
   let chain: Promise<unknown> = Promise.resolve();
@@ -67,8 +77,8 @@ export function controlSession(o: ControlSessionOptions): ControlSession {
 
   const connect = async (failures: number): Promise<pg.Client> => {
     const client = new pg.Client({
-      ...controlClientConfig(o.url, { purpose: o.purpose, connectTimeoutMs: o.connectTimeoutMs ?? 5_000 }),
-      query_timeout: o.queryTimeoutMs ?? 10_000,
+      ...controlClientConfig(o.login, { purpose: o.purpose, connectTimeoutMs: o.connectTimeoutMs ?? 5_000, settings: { statement_timeout: String(timeoutMs) } }),
+      query_timeout: timeoutMs + 1000,
       keepAlive: true,
     });
     // Without listeners an 'error' from an idle socket would be thrown at the process.
@@ -85,7 +95,7 @@ export function controlSession(o: ControlSessionOptions): ControlSession {
       const msg = errorText(err);
       const n = failures + 1;
       conn = { kind: 'down', failures: n, retryAt: now() + reconnectDelayMs(n, minMs, maxMs), error: msg };
-      throw new Error(`cannot connect to the ${o.label}: ${msg}`);
+      throw new ControlUnreachable(`cannot connect to the ${o.label}: ${msg}`);
     }
     // Setup that fails (e.g. DDL refused) is the caller's problem to report, not a reason to drop
     // a working session: the queries that need it will fail and say why.
@@ -103,11 +113,11 @@ export function controlSession(o: ControlSessionOptions): ControlSession {
         return conn.client;
       case 'down': {
         const wait = conn.retryAt - now();
-        if (wait > 0) throw new Error(`${o.label} unreachable (${conn.error ?? 'unknown'}); next attempt in ${wait} ms`);
+        if (wait > 0) throw new ControlUnreachable(`${o.label} unreachable (${conn.error ?? 'unknown'}); next attempt in ${wait} ms`);
         return connect(conn.failures);
       }
       case 'closed':
-        throw new Error(`${o.label} ${o.purpose} session closed`);
+        throw new ControlUnreachable(`${o.label} ${o.purpose} session closed`);
       default: {
         const never: never = conn;
         throw new Error(`unknown session state ${String(never)}`);
@@ -137,6 +147,12 @@ export function controlSession(o: ControlSessionOptions): ControlSession {
       const p = chain.then(() => run<R>(text, values));
       chain = p.catch(() => undefined);
       return p;
+    },
+    ask<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<QueryOutcome<R>> {
+      return session.query<R>(text, values).then(
+        (r) => ({ ok: true as const, rows: r.rows }),
+        (err: unknown) => ({ ok: false as const, error: controlError(err) }),
+      );
     },
     connected: () => conn.kind === 'up',
     lastError: () => lastError ?? (conn.kind === 'down' ? conn.error : null),

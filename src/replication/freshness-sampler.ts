@@ -7,7 +7,6 @@
  */
 import type pg from 'pg';
 import { log } from '../support/log.js';
-import { controlApplicationName } from './control-conn.js';
 import { WalSampler, type WalListener, type WalReading } from './wal-sampler.js';
 import type { FreshnessBook, LsnSample } from '../router/freshness.js';
 import type { Role } from '../domain/role.js';
@@ -38,7 +37,7 @@ export class FreshnessSampler implements WalListener {
 
   constructor(private readonly o: FreshnessSamplerOptions) {
     this.owned = o.wal === undefined;
-    this.wal = o.wal ?? new WalSampler({ writer: o.writer, control: o.control, everyMs: o.everyMs, applicationName: controlApplicationName('freshness'), now: o.now });
+    this.wal = o.wal ?? new WalSampler({ writer: o.writer, control: o.control, everyMs: o.everyMs, purpose: 'freshness', now: o.now });
   }
 
   start(): void {

@@ -9,10 +9,11 @@
  *
  * A reader whose query fails is marked down (the router skips it) until a reading succeeds again.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { log } from '../support/log.js';
 import { parseLsn } from './lsn.js';
-import { controlApplicationName } from './control-conn.js';
+import { controlServer, type SessionTuning } from './control-server.js';
+import type { ControlSession } from './control-session.js';
 import { ChainMap, type ReaderView } from '../router/readers.js';
 import type { LsnSample } from '../router/freshness.js';
 
@@ -49,15 +50,19 @@ export interface ReaderSamplerOptions {
 
 export class ReaderSampler {
   private readonly chain = new ChainMap();
-  private readonly clients: (pg.Client | null)[];
-  private target: pg.Client | null = null;
+  // Control sessions (control-server.ts): each reconnects on its own, with backoff, statement-bounded.
+  private readonly sessions: ControlSession[];
+  private readonly target: ControlSession;
   private readonly failing = new Set<string>();
   private closed = false;
   private readonly now: () => number;
 
   constructor(private readonly o: ReaderSamplerOptions) {
-    this.clients = o.readers.map(() => null);
     this.now = o.now ?? Date.now;
+    const timeout = o.queryTimeoutMs ?? 2000;
+    const tuning: SessionTuning = { connectTimeoutMs: timeout, queryTimeoutMs: timeout, minBackoffMs: 100, maxBackoffMs: 2000, now: this.now };
+    this.target = controlServer(o.targetControl, 'target').session('readers', tuning);
+    this.sessions = o.readers.map((r, i) => controlServer(o.readerControl[i]!, r.name).session('reader', tuning));
   }
 
   /**
@@ -85,70 +90,38 @@ export class ReaderSampler {
 
   /** Target WAL end → what the target had applied of the source, read after the main reading. */
   private async sampleChain(x: LsnSample): Promise<void> {
-    try {
-      this.target ??= await this.connect(this.o.targetControl, 'readers');
-      const r = await this.target.query(TARGET_POSITION);
-      const row = r.rows[0] as { t: string; b: number; s: string };
-      this.chain.add(walEnd(parseLsn(row.t), BigInt(row.b), BigInt(row.s)), x.readerLsn);
-    } catch (e) {
-      this.note('target primary', e);
-      void this.target?.end().catch(() => {});
-      this.target = null;
-    }
+    const r = await this.target.ask<{ t: string; b: number; s: string }>(TARGET_POSITION);
+    if (!r.ok) return this.note('target primary', r.error.message);
+    const row = r.rows[0]!;
+    this.chain.add(walEnd(parseLsn(row.t), BigInt(row.b), BigInt(row.s)), x.readerLsn);
   }
 
   private async sampleReader(r: ReaderView, i: number, x: LsnSample): Promise<void> {
-    try {
-      let c = this.clients[i];
-      if (c === null) {
-        c = await this.connect(this.o.readerControl[i], 'reader');
-        this.clients[i] = c;
-      }
-      const res = await c.query('SELECT pg_last_wal_replay_lsn()::text AS p');
-      const p = (res.rows[0] as { p: string | null }).p;
-      const replay = p === null ? null : parseLsn(p);
-      const applied = replay === null ? null : x.writer === 'source' ? this.chain.appliedAt(replay) : replay;
-      const at = this.now();
-      r.book.add({ seq: x.seq, writer: x.writer, writerLsn: x.writerLsn, readerLsn: applied, at });
-      if (!r.up || this.failing.has(r.name)) log.info({ reader: r.name }, 'target reader answering again');
-      r.up = true;
-      this.failing.delete(r.name);
-      this.o.onLag?.(r.name, r.book.staleness(at));
-    } catch (e) {
+    const res = await this.sessions[i]!.ask<{ p: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS p');
+    if (!res.ok) {
       r.up = false;
-      this.note(r.name, e);
-      const c = this.clients[i];
-      this.clients[i] = null;
-      void c?.end().catch(() => {});
+      this.note(r.name, res.error.message);
+      return;
     }
+    const p = res.rows[0]!.p;
+    const replay = p === null ? null : parseLsn(p);
+    const applied = replay === null ? null : x.writer === 'source' ? this.chain.appliedAt(replay) : replay;
+    const at = this.now();
+    r.book.add({ seq: x.seq, writer: x.writer, writerLsn: x.writerLsn, readerLsn: applied, at });
+    if (!r.up || this.failing.has(r.name)) log.info({ reader: r.name }, 'target reader answering again');
+    r.up = true;
+    this.failing.delete(r.name);
+    this.o.onLag?.(r.name, r.book.staleness(at));
   }
 
-  private async connect(cfg: pg.ClientConfig, what: string): Promise<pg.Client> {
-    const timeout = this.o.queryTimeoutMs ?? 2000;
-    const c = new pg.Client({
-      ...cfg,
-      application_name: controlApplicationName(what),
-      connectionTimeoutMillis: timeout,
-      query_timeout: timeout,
-    });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-    } catch (e) {
-      void c.end().catch(() => {});
-      throw e;
-    }
-    return c;
-  }
-
-  private note(who: string, e: unknown): void {
+  private note(who: string, err: string): void {
     if (this.closed || this.failing.has(who)) return;
     this.failing.add(who);
-    log.warn({ reader: who, err: (e as Error).message }, 'target reader sample failed; reads skip it until it answers');
+    log.warn({ reader: who, err }, 'target reader sample failed; reads skip it until it answers');
   }
 
   async stop(): Promise<void> {
     this.closed = true;
-    await Promise.all([this.target, ...this.clients].map((c) => c?.end().catch(() => {})));
+    await Promise.all([this.target, ...this.sessions].map((c) => c.close()));
   }
 }

@@ -92,7 +92,7 @@ export async function startReplicationRuntime(o: ReplicationRuntimeOptions): Pro
   const mode: 'native' | 'dms' | 'none' = o.dms ? 'dms' : o.subscription ? 'native' : 'none';
   const urls: PerSide<string> = { source: o.sourceUrl, target: o.targetUrl };
   const session = (side: Role, purpose: string, onConnect?: ControlSessionOptions['onConnect']) =>
-    controlSession({ url: urls[side], purpose, label: side, now, ...o.session, ...(onConnect ? { onConnect } : {}) });
+    controlSession({ login: urls[side], purpose, label: side, now, ...o.session, ...(onConnect ? { onConnect } : {}) });
 
   let writer: Role = o.writer();
   let direction: WatchedDirection = directionFor(writer, names);

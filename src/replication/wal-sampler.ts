@@ -9,9 +9,11 @@
  * Read-your-writes (freshness-sampler.ts) and the shadow's lag explanation (shadow/lag-window.ts) both listen
  * to it: one connection, one reconnect and stop path. It polls only while someone listens.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { log } from '../support/log.js';
 import { parseLsn } from './lsn.js';
+import { controlServer } from './control-server.js';
+import type { ControlSession } from './control-session.js';
 import type { Role } from '../domain/role.js';
 
 const SAMPLE_SQL = `SELECT pg_current_wal_insert_lsn()::text AS i, pg_current_wal_lsn()::text AS c,
@@ -34,7 +36,7 @@ export interface WalListener {
   beforeSample?(): void;
   /** Each answer; the next sample waits for a returned promise. */
   onSample(r: WalReading): void | Promise<void>;
-  /** A failed sample (the connection is dropped and opened again next time). */
+  /** A failed sample (a lost session reconnects on the next one, control-session.ts). */
   onError?(err: Error, writer: Role): void;
 }
 
@@ -44,13 +46,15 @@ export interface WalSamplerOptions {
   /** Control connection settings per backend. */
   control: Record<Role, pg.ClientConfig>;
   everyMs: number;
-  applicationName: string;
+  /** application_name suffix after `pg-cutover-control:` (control-conn.ts), e.g. `wal-sampler`. */
+  purpose: string;
   now?: () => number;
 }
 
 export class WalSampler {
-  private client: pg.Client | null = null;
-  private clientRole: Role | null = null;
+  /** The writer's control session (control-server.ts: reconnect with backoff, statement bound). */
+  private session: ControlSession | null = null;
+  private sessionRole: Role | null = null;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private closed = false;
@@ -81,21 +85,27 @@ export class WalSampler {
   }
 
   private drop(): void {
-    const c = this.client;
-    this.client = null;
-    this.clientRole = null;
-    void c?.end().catch(() => {});
+    const c = this.session;
+    this.session = null;
+    this.sessionRole = null;
+    void c?.close();
   }
 
-  private async connect(role: Role): Promise<pg.Client> {
-    if (this.client !== null && this.clientRole === role) return this.client;
+  private sessionFor(role: Role): ControlSession {
+    if (this.session !== null && this.sessionRole === role) return this.session;
     this.drop();
-    const c = new pg.Client({ ...this.o.control[role], application_name: this.o.applicationName });
-    c.on('error', () => {});
-    await c.connect();
-    this.client = c;
-    this.clientRole = role;
-    return c;
+    // A failed connect is retried after everyMs, doubling to a second: readings resume within a second of the
+    // writer answering again, and a writer that is down is not hammered every few milliseconds.
+    const bound = Math.max(5000, this.o.everyMs * 50);
+    this.session = controlServer(this.o.control[role], role).session(this.o.purpose, {
+      connectTimeoutMs: bound,
+      queryTimeoutMs: bound,
+      minBackoffMs: this.o.everyMs,
+      maxBackoffMs: 1000,
+      now: this.now,
+    });
+    this.sessionRole = role;
+    return this.session;
   }
 
   private async sample(): Promise<void> {
@@ -104,16 +114,15 @@ export class WalSampler {
     const writer = this.o.writer();
     const listeners = [...this.listeners];
     try {
-      const c = await this.connect(writer);
+      const c = this.sessionFor(writer);
       for (const l of listeners) l.beforeSample?.();
-      const r = await c.query(SAMPLE_SQL);
-      const row = r.rows[0] as { i: string; c: string; r: string | null };
+      const r = await c.query<{ i: string; c: string; r: string | null }>(SAMPLE_SQL);
+      const row = r.rows[0]!;
       const reading: WalReading = { at: this.now(), writer, insertLsn: parseLsn(row.i), writeLsn: parseLsn(row.c), replayLsn: row.r === null ? null : parseLsn(row.r) };
       for (const l of listeners) await l.onSample(reading);
     } catch (e) {
       if (!this.closed) for (const l of listeners) l.onError?.(e as Error, writer);
       else log.debug({ err: (e as Error).message }, 'wal sample cut by stop');
-      this.drop();
     } finally {
       this.busy = false;
     }
@@ -123,8 +132,8 @@ export class WalSampler {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    const c = this.client;
-    this.client = null;
-    await c?.end().catch(() => {});
+    const c = this.session;
+    this.session = null;
+    await c?.close();
   }
 }

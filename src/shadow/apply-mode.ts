@@ -13,19 +13,19 @@
  * Not detectable from the catalog: a target fed by AWS DMS or another external tool. Whoever turns apply
  * mode on owns that check.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { pgClientConfig, type BackendTarget } from '../net/database-url.js';
+import { controlServer } from '../replication/control-server.js';
 
 export type ApplyModeCheck = { ok: true } | { ok: false; reason: string };
 
 /** Connects to the target (a control URL or target settings) and says whether apply mode may run there. */
 export async function checkApplyModeAllowed(target: string | BackendTarget): Promise<ApplyModeCheck> {
-  const cfg: pg.ClientConfig =
-    typeof target === 'string' ? { connectionString: target, application_name: 'pg-cutover-control:apply-check', connectionTimeoutMillis: 10_000 } : pgClientConfig(target, 'pg-cutover-control:apply-check');
-  const c = new pg.Client(cfg);
-  c.on('error', () => {});
+  // A connection of its own (control-server.ts `connect`): one check at start, then ended.
+  const server = controlServer(typeof target === 'string' ? target : pgClientConfig(target), 'target');
+  let c: pg.Client | null = null;
   try {
-    await c.connect();
+    c = await server.connect('apply-check', { connectTimeoutMs: 10_000 });
     const rec = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r');
     if (rec.rows[0].r) return { ok: false, reason: 'the target is a hot standby (pg_is_in_recovery()): apply mode writes to the target, only for one nothing replicates into' };
     const subs = await c.query<{ subname: string; datname: string | null }>(
@@ -43,6 +43,6 @@ export async function checkApplyModeAllowed(target: string | BackendTarget): Pro
     // Fail closed: without the check, apply mode does not start.
     return { ok: false, reason: `could not check the target for replication: ${(e as Error).message}` };
   } finally {
-    await c.end().catch(() => {});
+    await c?.end().catch(() => {});
   }
 }

@@ -115,7 +115,7 @@ export class Shadower {
     this.rate = this.writes ? this.o.sampleRate : 0;
     // The sidecar's WAL sampler when given (one for read-your-writes and this), else one of its own on the source.
     const login = pgClientConfig(opts.control?.source ?? opts.source);
-    const wal = opts.wal ?? new WalSampler({ writer: () => 'source', control: { source: login, target: login }, everyMs: 20, applicationName: 'pg-cutover-lsn' });
+    const wal = opts.wal ?? new WalSampler({ writer: () => 'source', control: { source: login, target: login }, everyMs: 20, purpose: 'lsn' });
     this.wal = { sampler: wal, owned: opts.wal === undefined, unlisten: wal.listen(this.sampler) };
     if (this.writes) {
       this.adaptTimer = setInterval(() => this.adapt(), 100);
