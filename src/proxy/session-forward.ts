@@ -139,7 +139,7 @@ export abstract class SessionForwarder {
       // Not with dark reads on: they need each unit classified to find the reads (SOURCE_PRIMARY). Not while
       // writes are held: a write must be found to be parked (issue 14: one went straight to the source).
       const role = router.uniform(this.routing);
-      const link = role === null ? null : this.links[role];
+      const link = role === null || (role === 'target' && this.fwd.readers?.routesTarget() === true) ? null : this.links[role];
       if (link !== null && !link.readOnly && router.ready(this.routing, link)) {
         router.unitStart(this.routing, link, false);
         router.watchPins(this.routing, link, f);
@@ -266,9 +266,9 @@ export abstract class SessionForwarder {
     this.tap.unitStart(link, policy, routing.unitWrite, link.idle, routing.pinnedTo !== null);
     const catchUp = this.fwd.router.catchUp(routing, link, unit);
     if (catchUp !== null) this.out.inject(link, catchUp);
-    // A read on the target is held back until its ReadyForQuery so it can be retried on the source; not one
+    // A read on the non-writer or a reader is held back until its ReadyForQuery so it can be retried elsewhere; not one
     // ended by Flush: its replies are due now and no ReadyForQuery may come before the client's next move.
-    if (role !== policy.writesTo && isWhole(unit)) {
+    if ((role !== policy.writesTo || reader >= 0) && isWhole(unit)) {
       this.retryFrames = unit;
       link.holdReply();
     }

@@ -81,8 +81,8 @@ export class SessionLinks {
   /** The target link opens now if the state splits reads and it is neither open nor opening. */
   prewarm(): void {
     const p = this.deps.router.policy();
-    if (p.writesTo !== 'source' || p.readPercent <= 0) return;
-    if (this.target === null && this.opening.target === null) void this.open('target');
+    if (p.readPercent <= 0) return;
+    if (p.writesTo === 'source' && this.target === null && this.opening.target === null) void this.open('target');
     for (let i = 0; i < this.readers.length; i++) {
       if (this.readers[i] === null && this.openingReaders[i] === null && this.deps.readers?.usable(i) === true) void this.open('target', i);
     }

@@ -137,18 +137,34 @@ export class ReaderChoice {
 
   /**
    * The reader for a read the router sends to the target, or -1 for the target primary. `main` null: no
-   * read-your-writes or staleness bound (any usable reader). `flip`: the router's wait after the state
-   * started splitting reads (every session's reads wait once for the writer position sampled then).
+   * read-your-writes or staleness bound (any usable reader). `guards`: router-wide waits every session's
+   * reads pass once: after the state started splitting reads (writes went unclassified before), after the
+   * writer changed (a session's write in the old writer's terms says nothing of a reader's position).
    */
-  pick(s: SessionFreshness, flip: SessionFreshness, main: FreshnessBook | null, writer: Role, now: number, maxStalenessMs: number, rand: number): number {
+  pick(s: SessionFreshness, guards: readonly SessionFreshness[], main: FreshnessBook | null, writer: Role, now: number, maxStalenessMs: number, rand: number): number {
     if (this.views.length === 0) return -1;
     const fits =
       main === null
         ? (r: ReaderView) => now >= this.downUntil[this.views.indexOf(r)]
         : (r: ReaderView) =>
-            now >= this.downUntil[this.views.indexOf(r)] &&
-            covers(s, main, r.book, writer, now, maxStalenessMs) &&
-            (flip.need === 0 && flip.done === null ? true : covers(flip, main, r.book, writer, now, 0));
+            now >= this.downUntil[this.views.indexOf(r)] && covers(s, main, r.book, writer, now, maxStalenessMs) && guards.every((g) => guardCovers(g, main, r.book, writer, now));
     return pickReader(this.views, fits, rand);
   }
+}
+
+/**
+ * A router-wide wait (see ReaderChoice.pick) covered by a reader's book? Its sample must be in the writer's
+ * terms now: one taken as the writer changed is replaced by the next (the wait is armed again).
+ */
+export function guardCovers(g: SessionFreshness, main: FreshnessBook, reader: FreshnessBook, writer: Role, now: number): boolean {
+  if (g.need === 0 && g.done === null) return true;
+  if (g.need > 0) {
+    const at = main.sampleFor(g.need);
+    if (at === null) return false;
+    if (at.writer !== writer) {
+      main.commitSeen(g);
+      return false;
+    }
+  }
+  return covers(g, main, reader, writer, now, 0);
 }

@@ -17,6 +17,7 @@ import { sleep, until } from '../helpers/wait.js';
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15, { logical: true });
 await query(source.url(), 'create table ryw (id bigint generated always as identity primary key, v text not null)');
+await query(source.url(), 'create table kv (k text primary key, v text not null)');
 await replicate(source, target);
 const standby = await startStandby(t, target);
 const readers = `${standby.host}:${standby.port}`;
@@ -121,6 +122,47 @@ t.test('the staleness bound skips a lagging reader', async (t) => {
   await until('reads return once it is back within the bound', async () => (await c.query(WHERE)).rows[0].at === 'reader', 20_000, 20);
   writing = false;
   await writer;
+});
+
+t.test('from WRITES_TO_AURORA on, reads go to the readers too; a write made before the writer changed is read back', async (t) => {
+  const c = await client(t, proxy);
+  const other = await client(t, proxy);
+  await standby.pauseReplay(true);
+  t.teardown(() => standby.pauseReplay(false).catch(() => {}));
+  // Written on the source, applied by the target primary, not by the paused reader; then the writer changes.
+  await c.query("insert into kv (k, v) values ('before', 'source')");
+  await until('the target primary has it', async () => (await query(target.url(), "select 1 from kv where k = 'before'")).rowCount === 1, 20_000, 20);
+  await proxy.setState('WRITES_TO_AURORA', 'test');
+  t.teardown(() => proxy.setState('READS_100PCT_AURORA', 'test'));
+  const r = await c.query(`select v, (${WHERE}) as at from kv where k = 'before'`);
+  t.equal(r.rowCount, 1, `the write made before the writer changed is read back (${r.rows[0]?.at})`);
+  let misses = 0;
+  const at: Record<string, number> = {};
+  for (let i = 0; i < 100; i++) {
+    await c.query({ text: 'insert into kv (k, v) values ($1, $2)', values: [`w${i}`, 'target'] });
+    if (i % 10 === 0) await sleep(150);
+    const q = await c.query({ text: `select v, (${WHERE}) as at from kv where k = $1`, values: [`w${i}`] });
+    if (q.rowCount !== 1) misses++;
+    else at[q.rows[0].at] = (at[q.rows[0].at] ?? 0) + 1;
+  }
+  t.equal(misses, 0, `0 of 100 reads after writes on the target missed their row, reader paused (${JSON.stringify(at)})`);
+  t.notOk(at.reader, 'none read from the paused reader');
+  await standby.pauseReplay(false);
+  let back = 0;
+  let missesAfter = 0;
+  await until('reads after writes reach the reader', async () => {
+    const k = `r${back}-${Math.random()}`;
+    await c.query({ text: 'insert into kv (k, v) values ($1, $2)', values: [k, 'target'] });
+    await sleep(150);
+    const q = await c.query({ text: `select v, (${WHERE}) as at from kv where k = $1`, values: [k] });
+    if (q.rowCount !== 1) missesAfter++;
+    else if (q.rows[0].at === 'reader') back++;
+    return back >= 3;
+  }, 30_000, 20);
+  t.equal(missesAfter, 0, 'none missed meanwhile');
+  const seen = await tally(other, 20);
+  t.ok((seen.reader ?? 0) > 0, `a session that does not write reads from the reader (${JSON.stringify(seen)})`);
+  await proxy.setState('READS_100PCT_AURORA', 'test');
 });
 
 t.test('a reader killed mid-load: no client error, reads move to the primary', async (t) => {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { FreshnessBook, newSessionFreshness, readerFresh } from '../../src/router/freshness.js';
-import { ChainMap, covers, newReaderView, pickReader, ReaderChoice } from '../../src/router/readers.js';
+import { ChainMap, covers, guardCovers, newReaderView, pickReader, ReaderChoice } from '../../src/router/readers.js';
 
 t.test('chain: a reader has applied what the target had applied before the target position it replayed', async (t) => {
   const c = new ChainMap();
@@ -86,23 +86,46 @@ t.test('choice: a reader a session saw fail is backed off (fake clock); the sess
   const s = newSessionFreshness();
   const flip = newSessionFreshness();
   tick(main, [[a.book, 100], [b.book, 100]], 100, 100, 0);
-  t.equal(choice.pick(s, flip, main, 'source', 0, 0, 0.9), 1, 'both fit: the draw picks b');
+  t.equal(choice.pick(s, [flip], main, 'source', 0, 0, 0.9), 1, 'both fit: the draw picks b');
   choice.failed(1, 10);
-  t.equal(choice.pick(s, flip, main, 'source', 10, 0, 0.9), 0, 'b backed off: a');
-  t.equal(choice.pick(s, flip, main, 'source', 2009, 0, 0.9), 0, 'still within the back-off');
-  t.equal(choice.pick(s, flip, main, 'source', 2010, 0, 0.9), 1, 'back-off over');
-  t.equal(choice.pick(s, flip, null, 'source', 2010, 0, 0.9), 1, 'without read-your-writes: by health alone');
+  t.equal(choice.pick(s, [flip], main, 'source', 10, 0, 0.9), 0, 'b backed off: a');
+  t.equal(choice.pick(s, [flip], main, 'source', 2009, 0, 0.9), 0, 'still within the back-off');
+  t.equal(choice.pick(s, [flip], main, 'source', 2010, 0, 0.9), 1, 'back-off over');
+  t.equal(choice.pick(s, [flip], null, 'source', 2010, 0, 0.9), 1, 'without read-your-writes: by health alone');
   main.commitSeen(s);
   tick(main, [[a.book, 150], [b.book, 250]], 200, 200, 2020);
   t.ok(readerFresh(s, main, 'source', 2020, 0), 'the target primary has the commit (200)');
-  t.equal(choice.pick(s, flip, main, 'source', 2020, 0, 0), 1, 'only b has it');
+  t.equal(choice.pick(s, [flip], main, 'source', 2020, 0, 0), 1, 'only b has it');
   a.up = false;
   b.up = false;
-  t.equal(choice.pick(s, flip, main, 'source', 2020, 0, 0), -1, 'none up: the target primary');
+  t.equal(choice.pick(s, [flip], main, 'source', 2020, 0, 0), -1, 'none up: the target primary');
   a.up = b.up = true;
   main.commitSeen(flip); // the state started splitting reads: every read waits once for the writer position then
   tick(main, [[a.book, 250], [b.book, 300]], 300, 300, 2030);
   t.ok(readerFresh(flip, main, 'source', 2030, 0), 'the flip cleared at the primary');
   const fresh = newSessionFreshness();
-  t.equal(choice.pick(fresh, flip, main, 'source', 2030, 0, 0), 1, 'a session with no write still waits for the flip on each reader: only b (300)');
+  t.equal(choice.pick(fresh, [flip], main, 'source', 2030, 0, 0), 1, 'a session with no write still waits for the flip on each reader: only b (300)');
+});
+
+t.test('writer guard: armed as the writer changes, a sample still in the old writer\'s terms arms it again; a reader passes it once it has the new writer\'s position', async (t) => {
+  const main = new FreshnessBook();
+  const r = newReaderView('r');
+  const g = newSessionFreshness();
+  const at = (writer: 'source' | 'target', w: number, rl: number, ms: number) => {
+    const seq = main.begin();
+    main.add({ seq, writer, writerLsn: BigInt(w), readerLsn: BigInt(w), at: ms });
+    r.book.add({ seq, writer, writerLsn: BigInt(w), readerLsn: BigInt(rl), at: ms });
+  };
+  at('source', 100, 100, 0);
+  t.ok(guardCovers(g, main, r.book, 'target', 0), 'not armed: passes');
+  main.commitSeen(g); // the writer became the target
+  t.notOk(guardCovers(g, main, r.book, 'target', 1), 'no sample since');
+  const before = g.need;
+  at('source', 110, 110, 2); // taken as the writer changed, still labelled source
+  t.notOk(guardCovers(g, main, r.book, 'target', 2), 'an old-writer sample does not count');
+  t.ok(g.need > before, 'the guard waits for the next sample instead');
+  at('target', 5000, 4000, 3);
+  t.notOk(guardCovers(g, main, r.book, 'target', 3), 'reader behind the new writer position');
+  at('target', 5100, 5000, 4);
+  t.ok(guardCovers(g, main, r.book, 'target', 4), 'reader reached it');
 });
