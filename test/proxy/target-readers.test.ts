@@ -67,6 +67,15 @@ t.test('reads reach the reader, with the session state replayed there; writes ne
   t.match(m, /pgcutover_target_reader_statements_total\{reader="127\.0\.0\.1:\d+"\} [1-9]/, 'reader statements exported');
 });
 
+t.test('a read a hot standby refuses (serializable mode) runs on the target primary: the client sees its result', async (t) => {
+  const c = await client(t, proxy);
+  await c.query("set default_transaction_isolation = 'serializable'");
+  const fallbacks = proxy.proxy.stats.readerFallbacks;
+  const r = await c.query(`${WHERE}, current_setting('default_transaction_isolation') as iso`);
+  t.same(r.rows[0], { at: 'primary', iso: 'serializable' }, 'answered by the target primary, no 0A000');
+  t.ok(proxy.proxy.stats.readerFallbacks > fallbacks, 'counted as a reader fallback');
+});
+
 t.test('insert-then-select misses 0 of N with the reader paused; reads return when it resumes', async (t) => {
   const c = await client(t, proxy);
   const other = await client(t, proxy);
