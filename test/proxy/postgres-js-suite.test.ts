@@ -7,7 +7,8 @@
  *  - a custom setting as a startup parameter (`connection: { 'some.var': 'yay' }`) is accepted, as PostgreSQL
  *    accepts any dotted name at login (the proxy refused it: FATAL 08P01 unsupported startup parameter);
  *  - postgres.js's Describe-first insert of 50,000 rows (Parse/Describe/Flush, then one ~500 kB Bind with
- *    50,000 parameters, Execute, Sync) hung in READS_50PCT: the backend waited for the rest of the Bind.
+ *    50,000 parameters, Execute, Sync; its 'big query body') completes in every state as directly (the suite's
+ *    run timed out there under load, as it did directly; this pins the frames down without the load).
  */
 import t from 'tap';
 import pg from 'pg';
@@ -110,34 +111,47 @@ t.test('a custom dotted setting in the StartupMessage is set for the session, as
   }
 });
 
+/** Type letters (and CommandComplete tags) of the complete backend messages in `raw`, from `at`. */
+function frames(raw: Buffer, at: number): string[] {
+  const out: string[] = [];
+  while (at + 5 <= raw.length) {
+    const len = raw.readInt32BE(at + 1);
+    if (at + 1 + len > raw.length) break;
+    const type = String.fromCharCode(raw[at]);
+    out.push(type === 'C' ? `C ${raw.subarray(at + 5, at + len).toString()}` : type);
+    at += 1 + len;
+  }
+  return out;
+}
+
 /** Parse+Describe(S)+Flush, wait for the statement's description, then Bind (n parameters)+Execute+Sync: postgres.js. */
-async function describeFirstInsert(port: number, n: number, describe = true): Promise<string[]> {
+async function describeFirstInsert(port: number, n: number): Promise<string[]> {
   const w = await Wire.connect(port);
   t.teardown(() => w.destroy());
   w.send(startupPacket({ user: 'raw', database: 'postgres' }));
   await w.waitFor((m) => m.name === 'readyForQuery');
+  // pg-protocol reads ParameterDescription's count as signed: scan the replies' frames here instead.
+  w.rawOnly();
+  const from = w.raw.length;
+  const until = async (pred: (f: string[]) => boolean) => {
+    for (let i = 0; i < 1000 && !pred(frames(w.raw, from)) && !w.closed; i++) await new Promise((r) => setTimeout(r, 20));
+    return frames(w.raw, from);
+  };
   const text = `insert into big_bind (x) values ${Array.from({ length: n }, (_, i) => `($${i + 1})`).join(',')}`;
-  const from = w.messages.length;
-  // (pg-protocol, which parses the replies here, reads ParameterDescription's count as signed: Describe only below 32,768.)
-  const parse = frame('P', Buffer.concat([cstr('big'), cstr(text), int16(0)]));
-  w.send(Buffer.concat([parse, ...(describe ? [frame('D', Buffer.concat([Buffer.from('S'), cstr('big')]))] : []), frame('H')]));
-  await w.waitFor((m) => m.name === (describe ? 'noData' : 'parseComplete') || m.name === 'error', 10_000, from);
+  w.send(Buffer.concat([frame('P', Buffer.concat([cstr('big'), cstr(text), int16(0)])), frame('D', Buffer.concat([Buffer.from('S'), cstr('big')])), frame('H')]));
+  await until((f) => f.includes('n') || f.includes('E'));
   const count = Buffer.alloc(2);
   count.writeUInt16BE(n);
   const vals = Array.from({ length: n }, (_, i) => Buffer.concat([int32(String(i).length), Buffer.from(String(i))]));
   w.send(Buffer.concat([frame('B', Buffer.concat([cstr(''), cstr('big'), int16(0), count, ...vals, int16(0)])), frame('E', Buffer.concat([cstr(''), int32(0)])), frame('S')]));
-  await w.waitFor((m) => m.name === 'readyForQuery', 20_000, from);
-  return w.messages.slice(from).map((m) => (m.name === 'commandComplete' ? `${m.name} ${(m as unknown as { text: string }).text}` : m.name));
+  return until((f) => f.includes('Z'));
 }
 
-t.test('a Describe-first insert with a 30,000-parameter Bind completes in every state, as directly', async (t) => {
-  const direct = await describeFirstInsert(source.port, 30_000);
-  t.same(direct, ['parseComplete', 'parameterDescription', 'noData', 'bindComplete', 'commandComplete INSERT 0 30000', 'readyForQuery']);
-  const direct50k = await describeFirstInsert(source.port, 50_000, false);
-  t.same(direct50k, ['parseComplete', 'bindComplete', 'commandComplete INSERT 0 50000', 'readyForQuery']);
+t.test('a Describe-first insert with a 50,000-parameter Bind completes in every state, as directly', async (t) => {
+  const direct = await describeFirstInsert(source.port, 50_000);
+  t.same(direct, ['1', 't', 'n', '2', 'C INSERT 0 50000', 'Z']);
   for (const state of ['SOURCE_PRIMARY', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA'] as const) {
     await proxy.setState(state, 'test');
-    t.same(await describeFirstInsert(proxy.listen.port, 30_000), direct, state);
-    t.same(await describeFirstInsert(proxy.listen.port, 50_000, false), direct50k, `${state}, 50,000 parameters`);
+    t.same(await describeFirstInsert(proxy.listen.port, 50_000), direct, state);
   }
 });
