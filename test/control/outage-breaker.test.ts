@@ -16,17 +16,7 @@ import { query, tableChecksum, waitCaughtUp, waitSynced } from '../helpers/repli
 import { resumeNativeReplication, setupNativeReplication } from '../../src/replication/native.js';
 import type { CutoverState } from '../../src/domain/states.js';
 import { DEFAULT_REVERSE_SUBSCRIPTION } from '../../src/replication/reverse.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, ms: number, ok: () => boolean | Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await sleep(100);
-  }
-  t.comment(`timed out waiting for ${what}`);
-  return false;
-}
+import { holdsWithin, sleep } from '../helpers/wait.js';
 
 const source = await startPg(t, 14, { logical: true });
 const target = await startPg(t, 15, { logical: true });
@@ -51,6 +41,39 @@ const proxy = await startProxy(t, appUrl(source.port), appUrl(target.port), {
   sidecarId: 'outage-test',
 }, { PGCUTOVER_USERS: JSON.stringify({ users: [{ name: 'app', password: 'app', method: 'scram-sha-256' }] }) });
 
+/**
+ * One pooled client writing the ledger through the proxy until `stopped()`: each acknowledged insert is booked in
+ * `acked`; a duplicate key means an earlier attempt did land; on any other failure it counts the SQLSTATE (or
+ * `connection`) in `codes`, backs off, and reconnects.
+ */
+async function ledgerClient(id: number, o: { acked: string[]; codes?: Map<string, number>; backoffMs: number; stopped: () => boolean }): Promise<void> {
+  let seq = 0;
+  while (!o.stopped()) {
+    const c = new pg.Client({ connectionString: proxy.url('postgres', 'app', 'app'), connectionTimeoutMillis: 2000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      while (!o.stopped()) {
+        seq++;
+        try {
+          await c.query('insert into ledger (client, seq) values ($1, $2)', [id, seq]);
+          o.acked.push(`${id}:${seq}`);
+        } catch (e) {
+          if ((e as { code?: string }).code === '23505') continue; // an earlier attempt did land
+          throw e;
+        }
+        await sleep(20);
+      }
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'connection';
+      o.codes?.set(code, (o.codes.get(code) ?? 0) + 1);
+      await sleep(o.backoffMs);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+}
+
 type Audit = { entries: { kind: string; by: string; reason?: string; detail?: Record<string, unknown> }[] };
 const audit = async () => ((await (await fetch(`${proxy.adminUrl}/audit?limit=500`)).json()) as Audit).entries;
 
@@ -58,50 +81,23 @@ t.test('target killed in WRITES_TO_AURORA: the breaker trips, the rollback waits
   const acked: string[] = [];
   const codes = new Map<string, number>();
   let stop = false;
-  /** One pooled client: on failure it backs off 1 s (a typical pool retry), then reconnects. */
-  const client = async (id: number) => {
-    let seq = 0;
-    while (!stop) {
-      const c = new pg.Client({ connectionString: proxy.url('postgres', 'app', 'app'), connectionTimeoutMillis: 2000 });
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        while (!stop) {
-          seq++;
-          try {
-            await c.query('insert into ledger (client, seq) values ($1, $2)', [id, seq]);
-            acked.push(`${id}:${seq}`);
-          } catch (e) {
-            if ((e as { code?: string }).code === '23505') continue; // an earlier attempt did land
-            throw e;
-          }
-          await sleep(20);
-        }
-      } catch (e) {
-        const code = (e as { code?: string }).code ?? 'connection';
-        codes.set(code, (codes.get(code) ?? 0) + 1);
-        await sleep(1000);
-      } finally {
-        await c.end().catch(() => {});
-      }
-    }
-  };
-  const pool = [1, 2, 3].map(client);
+  // On failure each client backs off 1 s (a typical pool retry), then reconnects.
+  const pool = [1, 2, 3].map((id) => ledgerClient(id, { acked, codes, backoffMs: 1000, stopped: () => stop }));
   for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES', 'WRITES_TO_AURORA'] as CutoverState[]) {
     const o = await proxy.controller.transition({ to, reason: 'outage test', force: true, by: 'test' });
     t.ok(o.ok, `${to}: ${o.ok ? 'ok' : o.reason}`);
   }
-  await until('writes acknowledged on the target', 20_000, () => acked.length >= 30);
+  await holdsWithin(t, 'writes acknowledged on the target', 20_000, () => acked.length >= 30);
   const before = acked.length;
   t.ok(before > 0, `writes acknowledged on the target before the outage (${before})`);
 
   targetProcess.kill();
-  t.ok(await until('the breaker rollback', 60_000, () => proxy.controller.snapshot().state === 'ROLLBACK'), 'the error-rate breaker rolled back');
+  t.ok(await holdsWithin(t, 'the breaker rollback', 60_000, () => proxy.controller.snapshot().state === 'ROLLBACK'), 'the error-rate breaker rolled back');
   const trip = (await audit()).find((e) => e.kind === 'breaker' && e.by === 'breaker:error-rate');
   t.ok(trip, 'breaker trip audited');
 
   // Blocked: step 3 retried (audited), the state stays ROLLBACK, and the source refuses application writes.
-  t.ok(await until('two blocked attempts', 30_000, async () => (await audit()).filter((e) => e.reason === '3 blocked, retrying').length >= 2), 'step 3 retried while the target is down');
+  t.ok(await holdsWithin(t, 'two blocked attempts', 30_000, async () => (await audit()).filter((e) => e.reason === '3 blocked, retrying').length >= 2), 'step 3 retried while the target is down');
   t.equal(proxy.controller.snapshot().state, 'ROLLBACK', 'still in ROLLBACK while the target is down: the source is not known to hold every write');
   const direct = await query(appUrl(source.port), 'insert into ledger (client, seq) values (99, 1)').then(() => 'written', (e: { code?: string }) => e.code ?? 'error');
   t.ok(direct === '25006' || direct === '42501', `the source is still fenced for the application role (${direct})`);
@@ -110,9 +106,9 @@ t.test('target killed in WRITES_TO_AURORA: the breaker trips, the rollback waits
   const ackedWhileDown = acked.length;
 
   await targetProcess.restart();
-  t.ok(await until('the rollback to finish', 90_000, () => proxy.controller.snapshot().state === 'SOURCE_PRIMARY'), 'the rollback finished by itself once the target answered');
+  t.ok(await holdsWithin(t, 'the rollback to finish', 90_000, () => proxy.controller.snapshot().state === 'SOURCE_PRIMARY'), 'the rollback finished by itself once the target answered');
   await proxy.controller.rollbackDone();
-  await until('writes on the source', 20_000, () => acked.length > ackedWhileDown + 10);
+  await holdsWithin(t, 'writes on the source', 20_000, () => acked.length > ackedWhileDown + 10);
   stop = true;
   await Promise.all(pool);
   t.comment(`acknowledged ${acked.length} (${before} before the kill); refused ${JSON.stringify([...codes])}`);
@@ -133,48 +129,27 @@ t.test('target killed in WRITES_TO_AURORA: the breaker trips, the rollback waits
 t.test('target killed mid-rollback (fenced, source still catching up): the rollback waits, undoes nothing, resumes, 0 lost', async (t) => {
   const acked: string[] = [];
   let stop = false;
-  const writer = async (id: number) => {
-    let seq = 0;
-    while (!stop) {
-      const c = new pg.Client({ connectionString: proxy.url('postgres', 'app', 'app'), connectionTimeoutMillis: 2000 });
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        while (!stop) {
-          seq++;
-          await c.query('insert into ledger (client, seq) values ($1, $2)', [id, seq]).then(() => acked.push(`${id}:${seq}`), (e: { code?: string }) => {
-            if (e.code !== '23505') throw e;
-          });
-          await sleep(20);
-        }
-      } catch {
-        await sleep(300);
-      } finally {
-        await c.end().catch(() => {});
-      }
-    }
-  };
-  await until('the forward apply worker', 20_000, async () => (await query(target.url(), `select 1 from pg_stat_subscription where subname = '${setup.value.subscription}' and relid is null and pid is not null`)).rowCount === 1);
+  await holdsWithin(t, 'the forward apply worker', 20_000, async () => (await query(target.url(), `select 1 from pg_stat_subscription where subname = '${setup.value.subscription}' and relid is null and pid is not null`)).rowCount === 1);
   for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES', 'WRITES_TO_AURORA'] as CutoverState[]) {
     const o = await proxy.controller.transition({ to, reason: 'outage test 2', force: true, by: 'test' });
     t.ok(o.ok, `${to}: ${o.ok ? 'ok' : o.reason}`);
   }
-  const pool = [11, 12].map(writer);
-  await until('writes on the target', 20_000, () => acked.length >= 20);
+  const pool = [11, 12].map((id) => ledgerClient(id, { acked, backoffMs: 300, stopped: () => stop }));
+  await holdsWithin(t, 'writes on the target', 20_000, () => acked.length >= 20);
   // Reverse replication stops: what the target acknowledges from now on is not on the source yet.
   await query(source.url(), `alter subscription ${DEFAULT_REVERSE_SUBSCRIPTION} disable`);
   const base = acked.length;
-  await until('more writes on the target only', 20_000, () => acked.length >= base + 20);
+  await holdsWithin(t, 'more writes on the target only', 20_000, () => acked.length >= base + 20);
   t.ok((await proxy.controller.rollback('test: mid-rollback outage', 'test')).ok, 'rollback started');
-  t.ok(await until('the target fenced by the rollback', 20_000, async () => ((await query(target.url(), 'select count(*)::int as n from pgcutover_control.fence')).rows[0] as { n: number }).n === 1), 'the rollback fenced the target and waits for the source to catch up');
+  t.ok(await holdsWithin(t, 'the target fenced by the rollback', 20_000, async () => ((await query(target.url(), 'select count(*)::int as n from pgcutover_control.fence')).rows[0] as { n: number }).n === 1), 'the rollback fenced the target and waits for the source to catch up');
   targetProcess.kill();
-  t.ok(await until('a blocked attempt', 60_000, async () => (await audit()).filter((e) => e.reason === '3 blocked, retrying').length >= 2), 'blocked: retried');
+  t.ok(await holdsWithin(t, 'a blocked attempt', 60_000, async () => (await audit()).filter((e) => e.reason === '3 blocked, retrying').length >= 2), 'blocked: retried');
   t.equal(proxy.controller.snapshot().state, 'ROLLBACK', 'still ROLLBACK: nothing undone half-blind');
   const direct = await query(appUrl(source.port), 'insert into ledger (client, seq) values (98, 1)').then(() => 'written', (e: { code?: string }) => e.code ?? 'error');
   t.ok(direct === '25006' || direct === '42501', `the source is still fenced (${direct})`);
   await targetProcess.restart();
   await query(source.url(), `alter subscription ${DEFAULT_REVERSE_SUBSCRIPTION} enable`);
-  t.ok(await until('the rollback to finish', 120_000, () => proxy.controller.snapshot().state === 'SOURCE_PRIMARY'), 'the rollback resumed and finished');
+  t.ok(await holdsWithin(t, 'the rollback to finish', 120_000, () => proxy.controller.snapshot().state === 'SOURCE_PRIMARY'), 'the rollback resumed and finished');
   await proxy.controller.rollbackDone();
   stop = true;
   await Promise.all(pool);

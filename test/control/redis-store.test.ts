@@ -7,16 +7,9 @@ import { decideTransition, transitionAudit, type CutoverSnapshot, type Transitio
 import { RedisStore, type RedisStoreOptions } from '../../src/control/redis-store.js';
 import type { StateStore } from '../../src/control/store.js';
 import { startRedis, type Teardown } from '../helpers/servers.js';
+import { until } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, ms = 5000) => until(what, cond, ms, 10);
 
 async function open(t: Teardown, url: string, opts: Partial<RedisStoreOptions> = {}): Promise<RedisStore> {
   const s = await RedisStore.open({ url, pollMs: 100, ...opts });
@@ -68,6 +61,25 @@ async function partitionable(t: Teardown, port: number) {
       cut = false;
     },
   };
+}
+
+/** Redis back on the same port with nothing in it (no persistence): a restart that lost its data. */
+function restartEmpty(t: Teardown, port: number): void {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  t.teardown(() => void child.kill('SIGKILL'));
+}
+
+/** Sidecar a reaches Redis through a hop the test cuts, b directly; both at READS_10PCT_AURORA (version 1), then a is cut off. */
+async function partitionedPair(t: Teardown) {
+  const redis = await startRedis(t);
+  const net1 = await partitionable(t, redis.port);
+  const a = await open(t, net1.url);
+  const b = await open(t, redis.url);
+  await transition(b, 'READS_10PCT_AURORA');
+  await waitFor('a follows', () => a.current().version === 1);
+  net1.cut();
+  await waitFor('a degraded', () => a.health().degraded);
+  return { net1, a, b };
 }
 
 t.test('creates the state key once and shares it', async (t) => {
@@ -154,8 +166,7 @@ t.test('Redis killed mid-run: degraded, last state kept, rollback local; restart
   t.equal(b.current().state, 'READS_10PCT_AURORA', 'b cannot know yet');
 
   // Same port, no persistence: Redis comes back empty.
-  const child = spawn('redis-server', ['--port', String(redis.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  t.teardown(() => void child.kill('SIGKILL'));
+  restartEmpty(t, redis.port);
   await waitFor('a reconciled', () => !a.health().degraded, 8000);
   await waitFor('b sees the rollback', () => b.current().state === 'ROLLBACK', 3000);
   t.match(b.current(), { state: 'ROLLBACK', version: 2, reason: 'to ROLLBACK' });
@@ -174,8 +185,7 @@ t.test('Redis restarted empty with no local change: the last known state is rest
   await transition(a, 'READS_50PCT_AURORA');
   await redis.stop();
   await waitFor('degraded', () => a.health().degraded);
-  const child = spawn('redis-server', ['--port', String(redis.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  t.teardown(() => void child.kill('SIGKILL'));
+  restartEmpty(t, redis.port);
   await waitFor('healthy', () => !a.health().degraded, 8000);
   const raw = new Redis(redis.url);
   t.teardown(() => raw.disconnect());
@@ -186,15 +196,7 @@ t.test('Redis restarted empty with no local change: the last known state is rest
 });
 
 t.test('partitioned sidecar rolls back while others moved on: the rollback wins when it heals', async (t) => {
-  const redis = await startRedis(t);
-  const net1 = await partitionable(t, redis.port);
-  const a = await open(t, net1.url);
-  const b = await open(t, redis.url);
-  await transition(b, 'READS_10PCT_AURORA');
-  await waitFor('a follows', () => a.current().version === 1);
-
-  net1.cut();
-  await waitFor('a degraded', () => a.health().degraded);
+  const { net1, a, b } = await partitionedPair(t);
   t.match(await transition(b, 'READS_50PCT_AURORA'), { ok: true, snapshot: { version: 2 } }, 'b, still connected, moves on');
   t.match(await transition(a, 'ROLLBACK', 'breaker:error-rate'), { ok: true, local: true, snapshot: { version: 2 } });
 
@@ -210,15 +212,7 @@ t.test('partitioned sidecar rolls back while others moved on: the rollback wins 
 t.test('a rollback completed during a partition is written back over a ROLLBACK committed meanwhile, not replaced by it', async (t) => {
   // Issue 14 (rollback-partition): the sidecar that ran the rollback to SOURCE_PRIMARY while cut off adopted the
   // ROLLBACK another one committed in Redis meanwhile, and a second rollback ran.
-  const redis = await startRedis(t);
-  const net1 = await partitionable(t, redis.port);
-  const a = await open(t, net1.url);
-  const b = await open(t, redis.url);
-  await transition(b, 'READS_10PCT_AURORA');
-  await waitFor('a follows', () => a.current().version === 1);
-
-  net1.cut();
-  await waitFor('a degraded', () => a.health().degraded);
+  const { net1, a, b } = await partitionedPair(t);
   t.match(await transition(a, 'ROLLBACK', 'breaker:error-rate'), { ok: true, local: true, snapshot: { version: 2 } });
   const rb = a.current();
   const done: CutoverSnapshot = { ...rb, state: 'SOURCE_PRIMARY', version: 3, since: Date.now(), reason: 'rollback procedure complete', readPercent: 0 };

@@ -11,3 +11,17 @@ export async function until<T>(what: string, fn: () => T | undefined | null | fa
     await sleep(pollMs);
   }
 }
+
+/**
+ * Polls `ok` every `pollMs` for up to `ms`: true once it holds; false, with a comment naming `what`, if it never
+ * did. For `t.ok(await holdsWithin(t, ...), ...)` and waits whose outcome a later assertion judges.
+ */
+export async function holdsWithin(t: { comment(m: string): void }, what: string, ms: number, ok: () => boolean | Promise<boolean>, pollMs = 100): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await sleep(pollMs);
+  }
+  t.comment(`timed out waiting for ${what}`);
+  return false;
+}

@@ -15,8 +15,8 @@ import { LEDGER_DDL, ledgerWriters, missingFromLedger, startCutoverPair, startFl
 import { resumeNativeReplication } from '../../src/replication/native.js';
 import type { CutoverState } from '../../src/domain/states.js';
 import { BREAKER_NAMES } from '../../src/domain/breaker.js';
+import { holdsWithin, sleep } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pair = await startCutoverPair(t, {
   prepare: (url) => query(url, LEDGER_DDL).then(() => undefined),
   tables: ['ledger'],
@@ -27,16 +27,6 @@ const redis = await killableRedis(t);
 const sidecars = await startFleet(t, pair, redis.url, ['a', 'b', 'c']);
 const [a] = sidecars as [ProxyHandle, ProxyHandle, ProxyHandle];
 
-async function until(what: string, ms: number, ok: () => boolean | Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await sleep(100);
-  }
-  t.comment(`timed out waiting for ${what}`);
-  return false;
-}
-
 async function toWritesOnTarget(t: Pick<Test, 'ok' | 'comment'>): Promise<void> {
   // Under CPU contention a breaker (fed by the fence's own refusals) may roll back on its own meanwhile: then
   // wait for that rollback, resume forward replication and walk the path again.
@@ -44,14 +34,14 @@ async function toWritesOnTarget(t: Pick<Test, 'ok' | 'comment'>): Promise<void> 
     // The refusals of the previous round (the fence at work) may have latched the error-rate breaker: an
     // operator resets it before going forward again.
     for (const s of sidecars) for (const b of BREAKER_NAMES) s.controller.breakers.reset(b);
-    await until('every sidecar on SOURCE_PRIMARY', 60_000, () => sidecars.every((s) => s.state() === 'SOURCE_PRIMARY'));
+    await holdsWithin(t, 'every sidecar on SOURCE_PRIMARY', 60_000, () => sidecars.every((s) => s.state() === 'SOURCE_PRIMARY'));
     await resumeNativeReplication(target.url(), { subscription: pair.subscription });
     for (const to of ['READS_10PCT_AURORA', 'READS_50PCT_AURORA', 'READS_100PCT_AURORA', 'SHADOW_WRITES', 'WRITES_TO_AURORA'] as CutoverState[]) {
-      await until('the forward apply worker', 10_000, async () => (await query(target.url(), `select 1 from pg_stat_subscription where subname = 'pgcutover' and relid is null and pid is not null`)).rowCount === 1);
+      await holdsWithin(t, 'the forward apply worker', 10_000, async () => (await query(target.url(), `select 1 from pg_stat_subscription where subname = 'pgcutover' and relid is null and pid is not null`)).rowCount === 1);
       const o = await a.controller.transition({ to, reason: 'test', force: true, by: 'test' });
       if (!o.ok) t.comment(`→ ${to} refused: ${o.reason}`);
     }
-    if (await until('every sidecar in WRITES_TO_AURORA', 10_000, () => sidecars.every((s) => s.state() === 'WRITES_TO_AURORA'))) break;
+    if (await holdsWithin(t, 'every sidecar in WRITES_TO_AURORA', 10_000, () => sidecars.every((s) => s.state() === 'WRITES_TO_AURORA'))) break;
     t.comment(`attempt ${attempt}: ${sidecars.map((s) => s.state()).join(', ')}`);
   }
   t.ok(sidecars.every((s) => s.state() === 'WRITES_TO_AURORA'), 'every sidecar routes writes to the target');
@@ -76,7 +66,7 @@ for (const fault of FAULTS) {
     await sleep(1000);
     if (fault === 'SIGSTOP') redis.signal('SIGCONT');
     else await redis.start();
-    const converged = await until('convergence', 60_000, () => sidecars.every((s) => s.state() === 'SOURCE_PRIMARY'));
+    const converged = await holdsWithin(t, 'convergence', 60_000, () => sidecars.every((s) => s.state() === 'SOURCE_PRIMARY'));
     t.ok(converged, `every sidecar converged on SOURCE_PRIMARY (${sidecars.map((s) => s.state()).join(', ')})`);
     await sleep(1000);
     t.ok(sidecars.every((s) => s.state() === 'SOURCE_PRIMARY'), 'and stays there: no ROLLBACK left that no one runs');
