@@ -5,7 +5,7 @@
  * own `reason`/`error`, or a server error); nothing throws. Reply bodies are the server's own types
  * (src/control/admin-dto.ts, imported for types only: nothing loads at run time).
  */
-import type { AuditReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from '../control/admin-dto.js';
+import type { AuditReply, BreakerResetReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from '../control/admin-dto.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9187';
 /** Environment variables read when the flags are absent (the same ones `pg-cutover start` reads). */
@@ -62,6 +62,8 @@ export interface AdminClient {
   state(): Promise<AdminResult<StateReply>>;
   transition(req: { to: string; reason?: string; force?: boolean }): Promise<AdminResult<TransitionReply>>;
   rollback(req: { reason: string }): Promise<AdminResult<TransitionReply>>;
+  /** Close a breaker by hand (the error-rate breaker latches after a trip); `reason` goes to the audit log. */
+  resetBreaker(name: string, reason: string): Promise<AdminResult<BreakerResetReply>>;
   gate(n: 1 | 2 | 3): Promise<AdminResult<GateReport>>;
   audit(opts?: { limit?: number }): Promise<AdminResult<AuditReply>>;
   shadowMismatches(opts?: { limit?: number }): Promise<AdminResult<MismatchPage>>;
@@ -120,6 +122,7 @@ export function createAdminClient(target: AdminTarget, opts: AdminClientOptions 
     state: () => call('GET', '/state'),
     transition: (req) => call('POST', '/transition', { to: req.to, reason: req.reason, force: req.force ?? false }),
     rollback: (req) => call('POST', '/rollback', { reason: req.reason }),
+    resetBreaker: (name, reason) => call('POST', `/breakers/${encodeURIComponent(name)}/reset`, { reason }),
     // POST runs the gate (GET /gates/:n only reads the last result); the empty object is for the JSON content type.
     gate: (n) => call('POST', `/gates/${encodeURIComponent(String(n))}`, {}),
     audit: (o = {}) => call('GET', o.limit === undefined ? '/audit' : `/audit?limit=${o.limit}`),

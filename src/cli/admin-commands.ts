@@ -175,6 +175,23 @@ export function registerAdminCommands(program: Command, ioOverride: Partial<Admi
       }),
     );
 
+  const breaker = program.command('breaker').description('Circuit breakers (their readings: pg-cutover status)');
+  breaker.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride((e) => io.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage));
+  prepare(breaker.command('reset').description('Close a breaker by hand: the error-rate breaker latches after it trips until reset (audited)'))
+    .argument('<name>', 'error-rate, replication-lag, target-cpu or replication-error')
+    .requiredOption('--reason <text>', 'why (recorded in the audit log)')
+    .action(
+      run(async (c, o, name) => {
+        const reason = (o as CommonOpts & { reason: string }).reason;
+        if (!reason.trim()) return fail('--reason must not be empty', EXIT.usage);
+        const r = await c.resetBreaker(name, reason);
+        if (!r.ok) return failed(r, o, `breaker reset ${name}`);
+        if (o.json) printJson(r.body);
+        else io.out(`breaker ${oneLine(r.body.reset)} reset (was ${r.body.was})\n`);
+        return EXIT.ok;
+      }),
+    );
+
   prepare(program.command('writer').description('The writer the databases recorded; adopt it now, or clear a dead run\'s writer lock (README "Safety")'))
     .argument('[action]', 'show (default), adopt or unlock', 'show')
     .option('--reason <text>', 'why (recorded in the audit log; required for adopt and unlock)')

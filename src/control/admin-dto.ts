@@ -52,6 +52,12 @@ export interface BreakerRow {
   readonly threshold: number;
 }
 
+/** POST /breakers/:name/reset: the breaker closed, and what it was before. */
+export interface BreakerResetReply {
+  readonly reset: string;
+  readonly was: 'open' | 'closed';
+}
+
 /** GET /healthz (200 ok, 503 degraded: the same body). */
 export interface HealthReply {
   readonly status: 'ok' | 'degraded';

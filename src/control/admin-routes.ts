@@ -16,7 +16,7 @@ import { shadowSummary } from '../shadow/summary.js';
 import { healthVerdict, type ProbeStatus } from './backend-probe.js';
 import { STATE_MEANING, type StateMeaning } from '../domain/guarantees.js';
 import type { Role } from '../domain/role.js';
-import type { AuditReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from './admin-dto.js';
+import type { AuditReply, BreakerResetReply, GateReport, HealthReply, MismatchPage, RefusalReply, StateReply, TransitionReply } from './admin-dto.js';
 
 export interface AdminDeps {
   controller: Controller;
@@ -129,12 +129,16 @@ export function adminRoutes(d: AdminDeps): Route[] {
       method: 'POST',
       path: '/breakers/:name/reset',
       mutates: true,
-      handler: ({ params }) => {
+      handler: async ({ params, body, actor }) => {
         const name = params.name as BreakerName;
         if (!BREAKER_NAMES.includes(name)) return { status: 400, body: { error: `no breaker ${JSON.stringify(params.name)}; breakers: ${BREAKER_NAMES.join(', ')}` } };
         // The error-rate breaker latches after a rollback until an operator has understood the cause.
+        const was = d.controller.breakers.isOpen(name) ? 'open' : 'closed';
         d.controller.breakers.reset(name);
-        return { status: 200, body: { reset: name } };
+        const b = (body ?? {}) as { reason?: unknown; note?: unknown; by?: unknown };
+        const reason = str(b.reason) ? b.reason.slice(0, 500) : 'reset by an operator';
+        await d.store.appendAudit({ at: Date.now(), by: auditActor(actor, b), kind: 'breaker', reason: `${name} reset: ${reason}`, detail: { name, was } });
+        return { status: 200, body: { reset: name, was } satisfies BreakerResetReply };
       },
     },
     {

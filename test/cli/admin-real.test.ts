@@ -119,6 +119,27 @@ t.test('rollback, then the audit log shows the transition and each rollback step
   t.ok(Array.isArray(j.entries) && j.entries.length <= 5 && j.entries.every((e: { at: unknown; by: unknown; kind: unknown }) => typeof e.at === 'number' && typeof e.by === 'string' && typeof e.kind === 'string'));
 });
 
+t.test('breaker reset: closes an open breaker, says what it was, audits who and why; an unknown name is refused', async (t) => {
+  const b = sidecar.controller.breakers;
+  b.observeReplicationError('cli test: apply worker stopped');
+  b.evaluate();
+  t.ok(b.isOpen('replication-error'), 'the breaker is open');
+  t.teardown(() => b.observeReplicationError(null));
+  const r = await cli(['breaker', 'reset', 'replication-error', '--reason', 'cli reset test']);
+  t.equal(r.code, 0, r.err);
+  t.equal(r.out, 'breaker replication-error reset (was open)\n');
+  t.notOk(b.isOpen('replication-error'), 'closed by the reset');
+  const audit = JSON.parse((await cli(['audit', '--json', '--limit', '20'])).out) as { entries: { kind: string; by: string; reason?: string; detail?: Record<string, unknown> }[] };
+  t.match(audit.entries.find((e) => e.kind === 'breaker' && /^replication-error reset/.test(e.reason ?? '')), { by: /^operator:/, reason: 'replication-error reset: cli reset test', detail: { name: 'replication-error', was: 'open' } });
+  const j = await cli(['breaker', 'reset', 'error-rate', '--reason', 'json', '--json']);
+  t.same(JSON.parse(j.out), { reset: 'error-rate', was: 'closed' });
+  const bad = await cli(['breaker', 'reset', 'nope', '--reason', 'x']);
+  t.not(bad.code, 0, 'refused');
+  t.match(bad.err, /no breaker "nope"; breakers: error-rate, replication-lag, target-cpu, replication-error/);
+  const noReason = await cli(['breaker', 'reset', 'error-rate']);
+  t.not(noReason.code, 0, 'a reset needs a reason');
+});
+
 t.test('shadow report with no shadower yet', async (t) => {
   const r = await cli(['shadow', 'report']);
   t.equal(r.code, 0, r.err);
