@@ -27,4 +27,11 @@ export function closeStatementFrame(name: string): Buffer {
   return b;
 }
 
+/** Describe ('D') of a named prepared statement. */
+export function describeStatementFrame(name: string): Buffer {
+  const b = closeStatementFrame(name);
+  b[0] = Frontend.Describe;
+  return b;
+}
+
 export const SYNC_FRAME: Buffer = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);

@@ -199,6 +199,11 @@ export class BackendLink extends LinkState {
     }
   }
 
+  /** The first ErrorResponse among the replies to the proxy's own bytes since it was last cleared (plan-check.ts). */
+  swallowedError: Buffer | null = null;
+  /** The proxy's own bytes in flight are a probe the session waits for: their ReadyForQuery is reported. */
+  probing = false;
+
   /** Fields of the last ErrorResponse received while idle (the server's reason for closing). */
   lastError = '';
   /** That ErrorResponse as PostgreSQL sent it, to pass on when the client must learn of the session's end. */
@@ -219,10 +224,16 @@ export class BackendLink extends LinkState {
         return;
       }
       if (this.swallowing > 0) {
+        if (type === Backend.ErrorResponse && this.swallowedError === null) this.swallowedError = Buffer.from(view);
         if (type === Backend.ReadyForQuery) {
           this.swallowing--;
           this.ready(buf[start + 5] as TxStatus);
           this.readySeen--; // the client's session saw nothing
+          // ... unless it waits for this answer (plan-check.ts's probe): then it must hear of it.
+          if (this.probing && this.swallowing === 0) {
+            this.probing = false;
+            this.readySeen++;
+          }
         }
         return;
       }

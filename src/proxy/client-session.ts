@@ -141,12 +141,14 @@ export class ClientSession extends SessionForwarder implements LinkEvents {
     this.tap.ready(link);
     this.settle();
     const st = this.st;
-    if (st.kind === 'waiting' && st.on === 'answer' && st.link === link && link.pending === 0 && !link.inUnit) this.endWait();
+    // The unit this link answered is done before a unit waiting for it is dispatched (possibly to another link,
+    // after plan-check.ts's probe): its retry frames must not be cleared by this answer.
     if (link.idle) {
       this.retryFrames = null;
       this.deps.router.unitDone(this.routing, link);
-      if (this.draining) this.maybeFinishDrain();
     }
+    if (st.kind === 'waiting' && st.on === 'answer' && st.link === link && link.pending === 0 && !link.inUnit) this.endWait();
+    if (link.idle && this.draining) this.maybeFinishDrain();
   }
 
   onError(link: BackendLink, sqlstate: string): void {

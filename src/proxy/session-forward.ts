@@ -32,6 +32,7 @@ import type { SessionTap } from './session-tap.js';
 import { SessionOutput } from './session-output.js';
 import type { ProxyStats } from './stats.js';
 import { isWhole, UnitAssembler } from './unit-assembler.js';
+import { planChanged, planProbe, statementToCheck } from './plan-check.js';
 import type { ReaderRouting } from './reader-routing.js';
 
 /** Takes the transaction's first snapshot, after which PostgreSQL refuses to make it read-write. */
@@ -68,6 +69,8 @@ export abstract class SessionForwarder {
   private readonly units = new UnitAssembler();
   /** Frames of the last read unit sent to the target, kept until its reply arrives so it can be retried. */
   protected retryFrames: Frame[] | null = null;
+  /** The statement whose cached plan was just probed on the other link (plan-check.ts), for the unit held meanwhile. */
+  private planChecked: string | null = null;
 
   protected readonly links: SessionLinks;
   protected readonly tap: SessionTap;
@@ -263,6 +266,7 @@ export abstract class SessionForwarder {
       link = null;
     }
     if (link === null) return this.connectThenDispatch(unit, role, reader);
+    if (this.checkPlan(unit, link, role)) return;
     this.tap.unitStart(link, policy, routing.unitWrite, link.idle, routing.pinnedTo !== null);
     const catchUp = this.fwd.router.catchUp(routing, link, unit);
     if (catchUp !== null) this.out.inject(link, catchUp);
@@ -303,6 +307,26 @@ export abstract class SessionForwarder {
       }
       this.fatal(r.sqlstate, r.message);
     });
+  }
+
+  /** plan-check.ts: true while the unit waits for the probe, or when it was answered with the backend's 0A000. */
+  private checkPlan(unit: Frame[], link: BackendLink, role: Role): boolean {
+    const other = role === 'source' ? this.links.target : this.links.source;
+    const name = statementToCheck(unit, link, other, this.routing.named);
+    const probed = this.planChecked;
+    this.planChecked = null;
+    if (name === null || other === null) return false;
+    if (probed !== name) {
+      this.out.inject(other, planProbe(other, name));
+      this.planChecked = name;
+      this.wait('answer', other, unit);
+      return true;
+    }
+    const changed = planChanged(other);
+    if (changed === null) return false;
+    this.socket.write(changed);
+    this.socket.write(enc.readyForQuery(TxStatus.Idle));
+    return true;
   }
 
   /** Answers a refused unit ourselves: ErrorResponse, then ReadyForQuery (its Query or Sync ended it). */
