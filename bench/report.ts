@@ -18,7 +18,7 @@ export function report(
     markdownTable(rows),
   ];
   const has = (t: string): boolean => rows.some((r) => r.target === t && r.ok > 0);
-  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer'], ['pg-cutover-split', 'direct'], ['pg-cutover-split', 'pg-cutover'], ['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover-split-old', 'pg-cutover-old'], ['direct-split', 'direct'], ['forwarder-split', 'forwarder'], ['pg-cutover-split', 'forwarder-split']];
+  const pairs: [string, string][] = [['pg-cutover', 'direct'], ['pg-cutover', 'pgbouncer'], ['pg-cutover', 'forwarder'], ['forwarder', 'pgbouncer'], ['pg-cutover-split', 'direct'], ['pg-cutover-split', 'pg-cutover'], ['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover-split-old', 'pg-cutover-old'], ['direct-split', 'direct'], ['forwarder-split', 'forwarder'], ['pg-cutover-split', 'forwarder-split'], ['pg-cutover-split-hash', 'pg-cutover']];
   const shown = pairs.filter(([a, b]) => has(a) && has(b));
   if (shown.length > 0) {
     out.push('### tps ratios', '', `| workload | clients | ${shown.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`,
@@ -66,7 +66,7 @@ function cpuTable(runs: RunRecord[], opts: Options, targets: readonly string[]):
     median(runs.flatMap((r) => (r.workload === w && r.clients === c && r.target === t && 'proxyCpuUsPerTx' in r && r.proxyCpuUsPerTx !== undefined ? [r.proxyCpuUsPerTx] : [])));
   const shown = targets.filter((t) => opts.workloads.some((w) => opts.clients.some((c) => Number.isFinite(cpu(w, c, t)))));
   if (shown.length === 0) return [];
-  const ratios: [string, string][] = [['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover', 'forwarder'], ['pg-cutover-split', 'pg-cutover']];
+  const ratios: [string, string][] = [['pg-cutover', 'pg-cutover-old'], ['pg-cutover-split', 'pg-cutover-split-old'], ['pg-cutover', 'forwarder'], ['pg-cutover-split', 'pg-cutover'], ['pg-cutover-split-hash', 'pg-cutover']];
   const rs = ratios.filter(([a, b]) => shown.includes(a) && shown.includes(b));
   const out = ['### Proxy CPU per transaction (µs, median over rounds)', '',
     `| workload | clients | ${shown.join(' | ')}${rs.map(([a, b]) => ` | ${a} / ${b}`).join('')} |`, `|---|---:|${[...shown, ...rs].map(() => '---:').join('|')}|`];

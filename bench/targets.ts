@@ -8,7 +8,7 @@ import { pgbenchInit, psql, waitForSql } from './pgbench.js';
 import { startPgbouncer } from './pgbouncer.js';
 import type { Cleanup } from './cleanup.js';
 
-export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split', 'pg-cutover-old', 'pg-cutover-split-old', 'direct-split', 'forwarder-split'] as const;
+export const TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover', 'pg-cutover-split', 'pg-cutover-old', 'pg-cutover-split-old', 'direct-split', 'forwarder-split', 'pg-cutover-split-hash'] as const;
 /** Targets measured unless --only says otherwise (the split target starts a second server). */
 export const DEFAULT_TARGETS = ['direct', 'pgbouncer', 'forwarder', 'pg-cutover'];
 export type Target = (typeof TARGETS)[number];
@@ -141,11 +141,14 @@ export async function startTarget(t: Target, pgHost: string, pgPort: number, url
       return spawnNode(t, args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
     }
     case 'pg-cutover-split':
-    case 'pg-cutover-split-old': {
-      // READS_50PCT_AURORA (or --split-state): half the reads go to a PostgreSQL 15 holding the same pgbench data.
+    case 'pg-cutover-split-old':
+    case 'pg-cutover-split-hash': {
+      // READS_50PCT_AURORA (or --split-state): half the reads go to a PostgreSQL 15 holding the same pgbench data;
+      // -hash: split by session (--read-split session-hash), so a session's reads stay on one backend.
       const target = await splitTarget(db, cleanup, setup.splitScale);
       const [port, admin] = [await freePort(), await freePort()];
-      const args = [...nodeArgs(t, setup), '--source', url, '--target', target, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', setup.splitState];
+      const hash = t === 'pg-cutover-split-hash' ? ['--read-split', 'session-hash'] : [];
+      const args = [...nodeArgs(t, setup), '--source', url, '--target', target, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--state', setup.splitState, ...hash];
       return spawnNode(t, args, port, { ...process.env, PGCUTOVER_LOG_LEVEL: 'warn' }, cleanup);
     }
     default: { const never: never = t; throw new Error(`unknown target ${String(never)}`); }
