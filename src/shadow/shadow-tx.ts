@@ -21,6 +21,10 @@ import type { ShadowConn, UnitSink } from './shadow-conn.js';
 import type { Classifier } from '../router/classify.js';
 import { SourceTxOutcome, type SourceVerdict } from './tx-outcome.js';
 import { quoteIdent } from '../replication/sql.js';
+import { log } from '../support/log.js';
+
+/** Roles whose refused SET ROLE was logged (once per role per process). */
+const warnedRoles = new Set<string>();
 
 /** What an apply-mode shadow did with the source's transaction. */
 export type ApplyOutcome = 'committed' | 'partial' | 'rolled-back' | 'lost';
@@ -119,6 +123,10 @@ export class ShadowTx {
         const failed = u.find((s) => !s.ok);
         if (!failed) return;
         const why = `SET ROLE ${role} refused on the target (${failed.sqlstate ?? 'error'})`;
+        if (!warnedRoles.has(role)) {
+          warnedRoles.add(role);
+          log.warn({ role, err: why }, 'a shadow cannot act as the client\'s role on the target: grant the role to the shadow login (GRANT <role> TO <target login>); its shadows are abandoned');
+        }
         ctx.onRoleRefused?.(why);
         this.abandon(why);
       });

@@ -175,8 +175,6 @@ export class Shadower {
   }
 
   private readonly active = new Map<ShadowConn, ShadowTx>();
-  /** Roles already warned about: the target login may not act as them (logged once each). */
-  private readonly roleWarned = new Set<string>();
 
   private lost(conn: ShadowConn, why: string, byUs: boolean): void {
     const i = this.free.indexOf(conn);
@@ -212,12 +210,9 @@ export class Shadower {
   /** At the start of a write transaction on the source: a shadow for it, or null (counted by reason). */
   begin(prelude: Prelude, named: Named, role: string | null = null): ShadowTx | null {
     if (!this.writes) return null;
-    if (this.rate <= 0 && this.o.sampleRate > 0) {
-      this.stats.notShadowed['lag-budget']++;
-      return null;
-    }
-    if (Math.random() >= this.rate) {
-      this.stats.notShadowed['not-sampled']++;
+    const skip = this.rate <= 0 && this.o.sampleRate > 0 ? 'lag-budget' : Math.random() >= this.rate ? 'not-sampled' : null;
+    if (skip !== null) {
+      this.stats.notShadowed[skip]++;
       return null;
     }
     this.stats.sampled++;
@@ -264,13 +259,7 @@ export class Shadower {
       // which a rollback would not undo) fails on the target instead of changing it.
       begin: kind === 'read' ? 'BEGIN READ ONLY' : 'BEGIN',
       role,
-      onRoleRefused: (why) => {
-        st.roleRefused++;
-        if (!this.roleWarned.has(role ?? '')) {
-          this.roleWarned.add(role ?? '');
-          log.warn({ role, err: why }, 'a shadow cannot act as the client\'s role on the target: grant the role to the shadow login (GRANT <role> TO <target login>); its shadows are abandoned');
-        }
-      },
+      onRoleRefused: () => st.roleRefused++,
       apply: kind === 'write' && this.mode === 'apply',
       onApplied: (o) => this.stats.apply.count(o),
       onCompared: (d, text, ms, startedAt, resultAt) => this.compared(kind, d, text, ms, startedAt, resultAt),
