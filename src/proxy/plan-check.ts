@@ -16,8 +16,10 @@ import type { CatchUp } from './link-state.js';
 import type { BackendLink } from './backend-link.js';
 import { statementUsed } from './catch-up.js';
 import { isWhole } from './unit-assembler.js';
+import { SqlState } from '../protocol/sqlstate.js';
 
-const CACHED_PLAN_CHANGED = '0A000';
+/** PostgreSQL's "cached plan must not change result type" is 0A000 feature_not_supported. */
+const CACHED_PLAN_CHANGED = SqlState.FeatureNotSupported;
 
 /** The statement `unit` uses that `link` would re-Parse while `other` still holds its cached plan, or null. */
 export function statementToCheck(unit: readonly Frame[], link: BackendLink, other: BackendLink | null, named: ReadonlyMap<string, { text: string }>): string | null {
