@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { EmbeddedPg } from './servers.js';
+import { startPg, type EmbeddedPg, type Teardown } from './servers.js';
 
 const exec = promisify(execFile);
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -60,4 +60,21 @@ export async function waitCaughtUp(source: EmbeddedPg, timeoutMs = 30_000, db = 
 export async function tableChecksum(url: string, table: string, key: string): Promise<string> {
   const r = await query(url, `select md5(coalesce(string_agg(t::text, '|' order by ${key}), '')) as h, count(*)::int as n from ${table} t`);
   return `${r.rows[0].n}:${r.rows[0].h}`;
+}
+
+/**
+ * PostgreSQL 14 → 15 natively replicating table `ryw` (identity key, text `v`) whose apply is throttled on the
+ * target (an ALWAYS trigger sleeps 60 ms per applied row), so replication lag stays above 50 ms while a
+ * read-your-writes loop runs (issue 15 item 1).
+ */
+export async function startSlowApplyPair(t: Teardown): Promise<{ source: EmbeddedPg; target: EmbeddedPg }> {
+  const source = await startPg(t, 14, { logical: true });
+  const target = await startPg(t, 15);
+  await query(source.url(), 'create table ryw (id bigint generated always as identity primary key, v text not null)');
+  await replicate(source, target);
+  await query(target.url(), `
+    create function slow_apply() returns trigger language plpgsql as $$ begin perform pg_sleep(0.06); return new; end $$;
+    create trigger slow_apply before insert on ryw for each row execute function slow_apply();
+    alter table ryw enable always trigger slow_apply;`);
+  return { source, target };
 }

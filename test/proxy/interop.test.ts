@@ -10,24 +10,14 @@
  */
 import t, { type Test } from 'tap';
 import pg from 'pg';
-import { startPg } from '../helpers/servers.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startRawPair } from '../helpers/raw-pair.js';
 import { cstr, frame, int16, int32, query, Wire, type Msg } from './fixtures/wire.js';
 
-const source = await startPg(t, 14, { authMethod: 'trust' });
-const target = await startPg(t, 15, { authMethod: 'trust' });
-const USERS = { PGCUTOVER_USERS: JSON.stringify({ users: [{ name: 'postgres', password: 'postgres' }, { name: 'raw', method: 'trust' }] }) };
-const proxy = await startProxy(t, source.url(), target.url(), {}, USERS);
-
-for (const s of [source, target]) {
-  const c = new pg.Client({ connectionString: s.url() });
-  await c.connect();
-  await c.query('create role raw login superuser');
-  await c.query("create table interop_data (id int primary key, v text, n numeric)");
-  await c.query("insert into interop_data select g, 'row ' || g, g * 1.5 from generate_series(1, 50) g");
-  await c.query('create table interop_copy (id int, v text)');
-  await c.end();
-}
+const { source, proxy } = await startRawPair(t, [
+  'create table interop_data (id int primary key, v text, n numeric)',
+  "insert into interop_data select g, 'row ' || g, g * 1.5 from generate_series(1, 50) g",
+  'create table interop_copy (id int, v text)',
+]);
 
 /** pg-cursor's protocol use, as a node-postgres Submittable: Parse/Bind/Describe/Flush, then Execute(rows)/Flush per page. */
 class MiniCursor {

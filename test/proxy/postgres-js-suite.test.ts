@@ -12,21 +12,10 @@
  */
 import t from 'tap';
 import pg from 'pg';
-import { startPg } from '../helpers/servers.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startRawPair } from '../helpers/raw-pair.js';
 import { cstr, frame, int16, int32, startupPacket, Wire } from './fixtures/wire.js';
 
-const source = await startPg(t, 14, { authMethod: 'trust' });
-const target = await startPg(t, 15, { authMethod: 'trust' });
-const USERS = { PGCUTOVER_USERS: JSON.stringify({ users: [{ name: 'postgres', password: 'postgres' }, { name: 'raw', method: 'trust' }] }) };
-const proxy = await startProxy(t, source.url(), target.url(), {}, USERS);
-for (const s of [source, target]) {
-  const c = new pg.Client({ connectionString: s.url() });
-  await c.connect();
-  await c.query('create role raw login superuser');
-  await c.query('create table big_bind (x int)');
-  await c.end();
-}
+const { source, proxy } = await startRawPair(t, ['create table big_bind (x int)']);
 
 async function client(url: string): Promise<pg.Client & { processID?: number }> {
   const c = new pg.Client({ connectionString: url });

@@ -8,19 +8,11 @@
  */
 import t from 'tap';
 import pg from 'pg';
-import { startPg } from '../helpers/servers.js';
 import { startProxy } from '../helpers/proxy.js';
-import { query, replicate } from '../helpers/replication.js';
+import { startSlowApplyPair } from '../helpers/replication.js';
 import type { CutoverState } from '../../src/domain/states.js';
 
-const source = await startPg(t, 14, { logical: true });
-const target = await startPg(t, 15);
-await query(source.url(), 'create table ryw (id bigint generated always as identity primary key, v text not null)');
-await replicate(source, target);
-await query(target.url(), `
-  create function slow_apply() returns trigger language plpgsql as $$ begin perform pg_sleep(0.06); return new; end $$;
-  create trigger slow_apply before insert on ryw for each row execute function slow_apply();
-  alter table ryw enable always trigger slow_apply;`);
+const { source, target } = await startSlowApplyPair(t);
 const proxy = await startProxy(t, source.url(), target.url());
 
 const SERVER = "select current_setting('server_version_num')::int / 10000 as major";
