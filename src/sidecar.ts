@@ -10,7 +10,6 @@ import type { UserDirectory } from './auth/user-directory.js';
 import { openAuth } from './wiring/auth-setup.js';
 import type { TlsHolder } from './proxy/tls-context.js';
 import { backendUrl } from './net/database-url.js';
-import { connectControl } from './replication/control-conn.js';
 import { startAdmin, type Route } from './control/admin-api.js';
 import { createRegistry } from './metrics/registry.js';
 import { Router } from './proxy/router-glue.js';
