@@ -72,11 +72,7 @@ export class ProxyServer {
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    const refuse = (code: string, message: string) => {
-      socket.end(enc.errorResponse({ severity: 'FATAL', code, message }));
-      // A client that never closes its side would otherwise keep the socket, and server.close() in shutdown, forever.
-      setTimeout(() => socket.destroy(), 1000).unref();
-    };
+    const refuse = (code: string, message: string) => refuseLogin(socket, code, message);
     if (this.stopping) return refuse(SqlState.AdminShutdown, 'the proxy is shutting down');
     if (this.sessions.size >= this.opts.maxClients) {
       this.stats.clientsRejected++;
@@ -158,18 +154,14 @@ export class ProxyServer {
             ? [SqlState.AdminShutdown, 'the proxy is shutting down']
             : [SqlState.TooManyConnections, `sorry, too many clients already (max_clients=${this.opts.maxClients})`];
           if (!this.stopping) this.stats.clientsRejected++;
-          r.socket.end(enc.errorResponse({ severity: 'FATAL', code, message }));
-          setTimeout(() => r.socket.destroy(), 1000).unref();
-          return;
+          return refuseLogin(r.socket, code, message);
         }
         // Only allow-listed startup parameters reach the backends (issue 14 item 5).
         const checked = checkStartupParams(r.params, this.startupPolicy);
         if (!checked.ok) {
           if (checked.sqlstate === SqlState.ProtocolViolation) this.stats.protocolErrors++;
           log.info({ user: r.user, code: checked.sqlstate, msg: checked.message }, 'client startup parameters refused');
-          r.socket.end(enc.errorResponse({ severity: 'FATAL', code: checked.sqlstate, message: checked.message }));
-          setTimeout(() => r.socket.destroy(), 1000).unref();
-          return;
+          return refuseLogin(r.socket, checked.sqlstate, checked.message);
         }
         const backendLogin = backendLoginFor(this.opts.backendLogin ?? 'auto', r.entry, credentialFromLogin(r.entry, r.scram), this.opts.backends.source);
         const id = this.nextId++;
@@ -318,4 +310,11 @@ export class ProxyServer {
     for (const s of [...this.sessions.values()]) s.fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command');
     await closed;
   }
+}
+
+/** FATAL `code` to a client at login, then the socket closes shortly after. */
+function refuseLogin(socket: net.Socket, code: string, message: string): void {
+  socket.end(enc.errorResponse({ severity: 'FATAL', code, message }));
+  // A client that never closes its side would otherwise keep the socket, and server.close() in shutdown, forever.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -60,22 +60,9 @@ export class SessionLinks {
 
   /** Opens the link to `role` or one of its readers (or joins the connect in progress); in place when it resolves ok. */
   open(role: Role, reader = -1): Promise<OpenResult> {
-    if (reader >= 0) {
-      const busy = this.openingReaders[reader];
-      if (busy !== null) return busy;
-      const p = this.connectReader(reader).finally(() => {
-        this.openingReaders[reader] = null;
-      });
-      this.openingReaders[reader] = p;
-      return p;
-    }
-    const busy = this.opening[role];
-    if (busy !== null) return busy;
-    const p = this.connect(role).finally(() => {
-      this.opening[role] = null;
-    });
-    this.opening[role] = p;
-    return p;
+    return reader >= 0
+      ? joinOrStart(this.openingReaders, reader, () => this.connectReader(reader))
+      : joinOrStart(this.opening, role, () => this.connect(role));
   }
 
   /** The target link opens now if the state splits reads and it is neither open nor opening. */
@@ -171,4 +158,15 @@ export class SessionLinks {
     this[role] = new BackendLink(role, target, b.socket, b.pid, b.secret, this.events, readOnly);
     return { ok: true, parameterStatus: b.parameterStatus };
   }
+}
+
+/** The connect in progress under `key` in `inFlight`, or a new one from `start`, kept there until it settles. */
+function joinOrStart<K extends string | number>(inFlight: Record<K, Promise<OpenResult> | null>, key: K, start: () => Promise<OpenResult>): Promise<OpenResult> {
+  const busy = inFlight[key];
+  if (busy !== null) return busy;
+  const p = start().finally(() => {
+    inFlight[key] = null;
+  });
+  inFlight[key] = p;
+  return p;
 }
